@@ -1,0 +1,5 @@
+"""patchring: declarative configuration and patch orchestration for Linux fleets."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m orchestrator` runs the `patchring` command."""
+
+from orchestrator.cli.entry import run
+
+run()

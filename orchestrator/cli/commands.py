@@ -1,0 +1,100 @@
+"""The policy commands: validate, explain, schema, plan, apply. Each body delegates to the core."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from orchestrator.cli.console import Output
+from orchestrator.cli.project import load, select
+from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("validate", parents=[common], help="check every policy and inventory file")
+    p.set_defaults(handler=cmd_validate)
+    p = sub.add_parser("explain", parents=[common],
+                       help="show a host's resolved desired state and where each value came from")  # fmt: skip
+    p.add_argument("host")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_explain)
+    p = sub.add_parser("schema", help="print the JSON Schema of policy files (for editors)")
+    p.set_defaults(handler=cmd_schema)
+    for name, handler, text in (("plan", cmd_plan, "show what would change, per host and ring"),
+                                ("apply", cmd_apply, "converge hosts to their desired state")):  # fmt: skip
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--ring", help="only hosts of this ring")
+        p.add_argument("--host", help="only this host")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(handler=handler)
+    sub.choices["plan"].add_argument(
+        "--detailed-exitcode", action="store_true",
+        help="exit 2 when changes are pending (0 when none), as Terraform does")  # fmt: skip
+
+
+def cmd_validate(args: argparse.Namespace, output: Output) -> int:
+    project = load(args.repo, args.inventory)
+    hosts = len(project.desired)
+    resources = sum(len(d.resources) for d in project.desired.values())
+    output.text(f"OK: {len(project.policies)} policies, {hosts} hosts, "
+                f"{resources} resources resolved, no errors\n")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.policy import explain_host
+    from orchestrator.report.explain import explain_document, render_explain_text
+
+    project = load(args.repo, args.inventory)
+    explanation = explain_host(project, args.host)
+    if output.json_mode:
+        output.document(explain_document(explanation))
+    else:
+        output.text(render_explain_text(explanation))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.policy import policy_json_schema
+
+    output.document(policy_json_schema())
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.engine import plan_hosts
+    from orchestrator.report.plan import plan_document, render_plan_text
+
+    selection = select(args.repo, args.inventory, args.ring, args.host)
+    with output.progress("Reading hosts", len(selection.fleet)) as progress:
+        plans = plan_hosts(selection.fleet, progress)
+    if output.json_mode:
+        output.document(plan_document(plans, selection.rings, _source(args)))
+    else:
+        output.text(render_plan_text(plans, selection.rings))
+    if any(p.status in {"unreachable", "failed"} for p in plans.values()):
+        return EXIT_HOSTS_FAILED
+    if args.detailed_exitcode and any(p.changes for p in plans.values()):
+        return EXIT_CHANGES_PRESENT
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.engine import apply_hosts
+    from orchestrator.report.plan import apply_document, render_apply_text
+
+    selection = select(args.repo, args.inventory, args.ring, args.host)
+    with output.progress("Applying", len(selection.fleet) * 2) as progress:
+        results = apply_hosts(selection.fleet, progress)
+    if output.json_mode:
+        output.document(apply_document(results, selection.rings, _source(args)))
+    else:
+        output.text(render_apply_text(results))
+    failed = any(r.status in {"failed", "unreachable"} for r in results.values())
+    return EXIT_HOSTS_FAILED if failed else EXIT_OK
+
+
+def _source(args: argparse.Namespace) -> dict[str, Any]:
+    from orchestrator.gitops import describe_source
+
+    return describe_source(args.repo)

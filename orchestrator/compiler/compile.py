@@ -1,0 +1,227 @@
+"""The compiler: one function per resource kind, and the order they run in.
+
+`compile_host(desired)` compiles every resource (golden tests, contracts, `explain`);
+`compile_host(desired, only=ids)` compiles just the resources that differ on a host, which is
+what the engine hands pyinfra, so a host that needs nothing gets no operation at all.
+Packages that change together are installed in one apt call: one dpkg run instead of many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+
+from orchestrator.compiler.opspec import OpSpec
+from orchestrator.drift.expected import (
+    SYSCTL_PERSIST_FILE,
+    expected_files,
+    normalize_mode,
+    unit_name,
+)
+from orchestrator.model.desired import DesiredState, Resource
+from orchestrator.model.policy import (
+    Command,
+    Deploy,
+    Directory,
+    File,
+    Package,
+    Patch,
+    Service,
+    Sysctl,
+    User,
+)
+
+APT_INSTALL_ARGS = "--allow-downgrades --allow-change-held-packages"
+
+
+def compile_host(desired: DesiredState, only: Collection[str] | None = None) -> tuple[OpSpec, ...]:
+    """Ordered operation specs for the host; with `only`, for those resource ids alone."""
+    chosen = [r for r in desired.resources if only is None or r.id in only]
+    specs: list[OpSpec] = []
+    specs += _apt_sources(chosen)
+    specs += _apt_update(chosen)
+    for kind in ("user", "directory"):
+        specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
+    specs += _packages(chosen)
+    for kind in ("file", "sysctl", "command", "deploy", "service"):
+        specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
+    specs += _restarts(chosen)
+    return tuple(specs)
+
+
+def _op(resource: Resource, operation: str, description: str, **args: object) -> OpSpec:
+    return OpSpec(
+        operation=operation,
+        args={k: v for k, v in args.items() if v is not None},
+        resource_ids=(resource.id,),
+        policy=resource.policy,
+        location=resource.location,
+        description=description,
+    )
+
+
+def _put(resource: Resource) -> Iterator[OpSpec]:
+    for want in expected_files(resource):
+        yield OpSpec(
+            operation="files.put",
+            args={
+                "dest": want.path,
+                "user": want.owner,
+                "group": want.group,
+                "mode": normalize_mode(want.mode),
+                "create_remote_dir": True,
+            },
+            content=want.content,
+            resource_ids=(resource.id,),
+            policy=resource.policy,
+            location=resource.location,
+            description=f"file {want.path}",
+        )
+
+
+def _apt_sources(chosen: list[Resource]) -> list[OpSpec]:
+    return [op for r in chosen if r.kind == "apt_repository" for op in _put(r)]
+
+
+def _apt_update(chosen: list[Resource]) -> list[OpSpec]:
+    """Refresh package lists when a source changed or packages are about to change."""
+    triggers = [r for r in chosen if r.kind in {"apt_repository", "package", "patch"}]
+    if not triggers:
+        return []
+    first = triggers[0]
+    return [
+        OpSpec(
+            operation="apt.update",
+            resource_ids=tuple(r.id for r in triggers),
+            policy=first.policy,
+            location=first.location,
+            description="refresh apt package lists",
+        )
+    ]
+
+
+def _packages(chosen: list[Resource]) -> list[OpSpec]:
+    """Installs, removals and holds, each batched into one call."""
+    install: list[tuple[str, Resource]] = []
+    latest: list[tuple[str, Resource]] = []
+    remove: list[tuple[str, Resource]] = []
+    hold: list[tuple[str, Resource]] = []
+    pinned = {r.spec.name for r in chosen if isinstance(r.spec, Package) and r.spec.version}
+    for r in chosen:
+        spec = r.spec
+        if isinstance(spec, Package):
+            if spec.state == "absent":
+                remove.append((spec.name, r))
+            elif spec.state == "latest":
+                latest.append((spec.name, r))
+            else:
+                install.append((f"{spec.name}={spec.version}" if spec.version else spec.name, r))
+            if spec.hold:
+                hold.append((spec.name, r))
+        elif isinstance(spec, Patch) and spec.package not in pinned:
+            install.append((f"{spec.package}={spec.fixed}", r))
+    ops: list[OpSpec] = []
+    if install:
+        ops.append(_batch(install, "apt.packages", "install packages",
+                          extra_install_args=APT_INSTALL_ARGS))  # fmt: skip
+    if latest:
+        ops.append(_batch(latest, "apt.packages", "upgrade packages to latest", latest=True,
+                          extra_install_args=APT_INSTALL_ARGS))  # fmt: skip
+    if remove:
+        ops.append(_batch(remove, "apt.packages", "remove packages", present=False))
+    if hold:
+        names = " ".join(dict.fromkeys(name for name, _ in hold))
+        ops.append(_batch([], "server.shell", "hold packages", resources=[r for _, r in hold],
+                          commands=[f"apt-mark hold {names}"]))  # fmt: skip
+    return ops
+
+
+def _batch(
+    items: list[tuple[str, Resource]],
+    operation: str,
+    description: str,
+    resources: list[Resource] | None = None,
+    **args: object,
+) -> OpSpec:
+    resources = resources or [r for _, r in items]
+    names = list(dict.fromkeys(name for name, _ in items))
+    if names:
+        args = {"packages": names, **args}
+    return OpSpec(
+        operation=operation,
+        args=args,
+        resource_ids=tuple(dict.fromkeys(r.id for r in resources)),
+        policy=resources[0].policy,
+        location=resources[0].location,
+        description=f"{description}: {', '.join(names)}" if names else description,
+    )
+
+
+def _restarts(chosen: list[Resource]) -> list[OpSpec]:
+    """Services named in `restart:` of files that change, each restarted once, last."""
+    ops: dict[str, OpSpec] = {}
+    for r in chosen:
+        if isinstance(r.spec, File):
+            for service in r.spec.restart:
+                unit = unit_name(service)
+                if unit in ops:
+                    ids = (*ops[unit].resource_ids, r.id)
+                    ops[unit] = ops[unit].model_copy(update={"resource_ids": ids})
+                else:
+                    ops[unit] = _op(r, "systemd.service", f"restart {service} ({r.spec.path} "
+                                    "changed)", service=unit, running=True, restarted=True)  # fmt: skip
+    return list(ops.values())
+
+
+def _directory(r: Resource) -> Iterator[OpSpec]:
+    assert isinstance(r.spec, Directory)
+    s = r.spec
+    yield _op(r, "files.directory", f"directory {s.path}", path=s.path, present=True,
+              user=s.owner, group=s.group, mode=normalize_mode(s.mode))  # fmt: skip
+
+
+def _service(r: Resource) -> Iterator[OpSpec]:
+    assert isinstance(r.spec, Service)
+    s = r.spec
+    yield _op(r, "systemd.service", f"service {s.name}", service=unit_name(s.name),
+              running=s.running, enabled=s.enabled)  # fmt: skip
+
+
+def _sysctl(r: Resource) -> Iterator[OpSpec]:
+    assert isinstance(r.spec, Sysctl)
+    s = r.spec
+    yield _op(r, "server.sysctl", f"sysctl {s.key} = {s.value}", key=s.key, value=s.value,
+              persist=True, persist_file=SYSCTL_PERSIST_FILE)  # fmt: skip
+
+
+def _user(r: Resource) -> Iterator[OpSpec]:
+    assert isinstance(r.spec, User)
+    s = r.spec
+    groups = list(s.groups) if s.groups else None
+    yield _op(r, "server.user", f"user {s.name}", user=s.name, present=s.present, uid=s.uid,
+              group=s.group, groups=groups, append=True if groups else None, home=s.home,
+              shell=s.shell, system=s.system)  # fmt: skip
+
+
+def _command(r: Resource) -> Iterator[OpSpec]:
+    assert isinstance(r.spec, Command)
+    yield _op(r, "server.shell", f"command {r.spec.name}", commands=[r.spec.run])
+
+
+def _deploy(r: Resource) -> Iterator[OpSpec]:
+    assert isinstance(r.spec, Deploy)
+    yield _op(r, f"deploy:{r.spec.use}", f"deploy {r.spec.name}", **r.spec.args)
+
+
+_COMPILERS: dict[str, Callable[[Resource], Iterator[OpSpec]]] = {
+    "file": _put,
+    "directory": _directory,
+    "service": _service,
+    "sysctl": _sysctl,
+    "user": _user,
+    "command": _command,
+    "deploy": _deploy,
+}
+
+
+def _compile_one(resource: Resource) -> Iterator[OpSpec]:
+    return _COMPILERS[resource.kind](resource)

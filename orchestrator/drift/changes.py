@@ -1,0 +1,257 @@
+"""Comparing a desired state with what the probe saw: the list of resources that differ.
+
+Pure and total: every resource yields either no change or a `ResourceChange` saying what would
+happen, in words a technician reads in a plan (`acme-agent 1.0-1 -> 1.0-2`, a unified diff).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Literal
+
+from debian.debian_support import version_compare
+
+from orchestrator.drift.expected import (
+    ExpectedFile,
+    expected_files,
+    normalize_mode,
+    normalize_sysctl,
+    unit_name,
+)
+from orchestrator.drift.observed import Observation, ObservedPackage, ObservedPath
+from orchestrator.model.base import Frozen
+from orchestrator.model.desired import DesiredState, Resource
+from orchestrator.model.policy import (
+    Command,
+    Deploy,
+    Directory,
+    Package,
+    Patch,
+    Service,
+    Sysctl,
+    User,
+)
+
+Action = Literal[
+    "install", "upgrade", "downgrade", "reinstall", "remove", "hold",
+    "create", "update", "chmod", "chown",
+    "start", "stop", "enable", "disable",
+    "set", "run", "delegate",
+]  # fmt: skip
+
+
+class ResourceChange(Frozen):
+    """What converging one resource would do on one host."""
+
+    resource_id: str
+    policy: str
+    actions: tuple[Action, ...]
+    summary: str
+    diff: str = ""
+
+
+def diff_host(desired: DesiredState, observed: Observation) -> tuple[ResourceChange, ...]:
+    """Every resource of the host that differs from what was observed, in converge order."""
+    changes = []
+    for resource in desired.resources:
+        change = diff_resource(resource, observed, desired)
+        if change is not None:
+            changes.append(change)
+    return tuple(changes)
+
+
+def diff_resource(
+    resource: Resource, observed: Observation, desired: DesiredState | None = None
+) -> ResourceChange | None:
+    spec = resource.spec
+    result: tuple[tuple[Action, ...], str, str] | None
+    if isinstance(spec, Package):
+        result = _diff_package(spec, observed.packages.get(spec.name))
+    elif isinstance(spec, Patch):
+        result = _diff_patch(spec, observed.packages.get(spec.package), desired)
+    elif isinstance(spec, Directory):
+        result = _diff_directory(spec, observed.paths.get(spec.path))
+    elif isinstance(spec, Service):
+        result = _diff_service(spec, observed)
+    elif isinstance(spec, Sysctl):
+        result = _diff_sysctl(spec, observed)
+    elif isinstance(spec, User):
+        result = _diff_user(spec, observed)
+    elif isinstance(spec, Command):
+        satisfied = observed.commands_satisfied.get(spec.name, False)
+        result = None if satisfied else (("run",), f"run: {spec.run}", "")
+    elif isinstance(spec, Deploy):
+        result = (("delegate",), f"deploy {spec.use} (its own operations decide)", "")
+    else:
+        result = _diff_files(expected_files(resource), observed)
+    if result is None:
+        return None
+    actions, summary, diff = result
+    return ResourceChange(
+        resource_id=resource.id, policy=resource.policy, actions=actions, summary=summary, diff=diff
+    )
+
+
+_Result = tuple[tuple[Action, ...], str, str] | None
+
+
+def _diff_package(spec: Package, seen: ObservedPackage | None) -> _Result:
+    seen = seen or ObservedPackage(name=spec.name)
+    have = seen.version if seen.installed or seen.broken else None
+    if spec.state == "absent":
+        return (("remove",), f"{spec.name} {have} -> absent", "") if have else None
+    target = spec.version
+    if spec.state == "latest":
+        target = seen.candidate or None
+    actions: list[Action] = []
+    summary = ""
+    if have is None:
+        actions.append("install")
+        summary = f"{spec.name} (absent) -> {target or 'installed'}"
+    elif seen.broken:
+        actions.append("reinstall")
+        state = seen.status.rsplit(" ", 1)[-1]
+        summary = f"{spec.name} {have} ({state}) -> {target or have}"
+    elif target is not None and have != target:
+        actions.append("upgrade" if version_compare(have, target) < 0 else "downgrade")
+        summary = f"{spec.name} {have} -> {target}"
+    if spec.hold and not seen.held:
+        actions.append("hold")
+        summary = summary or f"{spec.name} {have}: hold"
+    return (tuple(actions), summary, "") if actions else None
+
+
+def _diff_patch(spec: Patch, seen: ObservedPackage | None, desired: DesiredState | None) -> _Result:
+    if seen is None or seen.version is None or not (seen.installed or seen.broken):
+        return None  # not installed: the advisory does not apply to this host
+    if seen.installed and version_compare(seen.version, spec.fixed) >= 0:
+        return None
+    if desired is not None and _pinned_elsewhere(desired, spec.package):
+        return None  # a package pin on the same package converges it (and is >= fixed)
+    return (("upgrade",), f"{spec.package} {seen.version} -> {spec.fixed} ({spec.advisory})", "")
+
+
+def _pinned_elsewhere(desired: DesiredState, package: str) -> bool:
+    return any(
+        isinstance(r.spec, Package) and r.spec.name == package and r.spec.version is not None
+        for r in desired.resources
+    )
+
+
+def _diff_files(files: tuple[ExpectedFile, ...], observed: Observation) -> _Result:
+    actions: list[Action] = []
+    summaries: list[str] = []
+    diffs: list[str] = []
+    for want in files:
+        seen = observed.paths.get(want.path) or ObservedPath(path=want.path)
+        result = _diff_one_file(want, seen)
+        if result is not None:
+            actions += [a for a in result[0] if a not in actions]
+            summaries.append(result[1])
+            diffs.append(result[2])
+    if not actions:
+        return None
+    return tuple(actions), "; ".join(summaries), "".join(diffs)
+
+
+def _diff_one_file(want: ExpectedFile, seen: ObservedPath) -> _Result:
+    if seen.kind != "file":
+        what = "(absent)" if seen.kind == "missing" else f"({seen.kind})"
+        diff = _unified("", want.content, want.path)
+        return ("create",), f"{want.path} {what} -> created, mode {want.mode}", diff
+    actions: list[Action] = []
+    notes: list[str] = []
+    diff = ""
+    if seen.sha256 != want.sha256:
+        actions.append("update")
+        notes.append("content")
+        diff = _unified(seen.content, want.content, want.path)
+    notes += _attribute_notes(seen, want.owner, want.group, want.mode, actions)
+    if not actions:
+        return None
+    return tuple(actions), f"{want.path}: {', '.join(notes)}", diff
+
+
+def _attribute_notes(
+    seen: ObservedPath, owner: str, group: str, mode: str, actions: list[Action]
+) -> list[str]:
+    notes = []
+    if (seen.owner, seen.group) != (owner, group):
+        actions.append("chown")
+        notes.append(f"owner {seen.owner}:{seen.group} -> {owner}:{group}")
+    if seen.mode is None or normalize_mode(seen.mode) != normalize_mode(mode):
+        actions.append("chmod")
+        notes.append(f"mode {seen.mode} -> {normalize_mode(mode)}")
+    return notes
+
+
+def _unified(old: str | None, new: str, path: str) -> str:
+    if old is None:
+        return f"--- {path}\n+++ {path}\n(current content too large to show)\n"
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"{path} (current)", path
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)  # fmt: skip
+
+
+def _diff_directory(spec: Directory, seen: ObservedPath | None) -> _Result:
+    seen = seen or ObservedPath(path=spec.path)
+    if seen.kind != "directory":
+        return ("create",), f"{spec.path}/ ({seen.kind}) -> created, mode {spec.mode}", ""
+    actions: list[Action] = []
+    notes = _attribute_notes(seen, spec.owner, spec.group, spec.mode, actions)
+    return (tuple(actions), f"{spec.path}/: {', '.join(notes)}", "") if actions else None
+
+
+_ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "generated", "indirect"}
+
+
+def _diff_service(spec: Service, observed: Observation) -> _Result:
+    seen = observed.services.get(unit_name(spec.name))
+    active = seen is not None and seen.active_state in {"active", "reloading", "activating"}
+    enabled = seen is not None and seen.unit_file_state in _ENABLED_STATES
+    steps: list[tuple[Action, str]] = []
+    if spec.running != active:
+        state = seen.active_state if seen else "not-found"
+        steps.append(("start" if spec.running else "stop", f"{state} -> "
+                      + ("running" if spec.running else "stopped")))  # fmt: skip
+    if spec.enabled != enabled:
+        state = (seen.unit_file_state if seen else "") or "not-found"
+        steps.append(("enable" if spec.enabled else "disable", f"{state} -> "
+                      + ("enabled" if spec.enabled else "disabled")))  # fmt: skip
+    if not steps:
+        return None
+    return tuple(a for a, _ in steps), f"{spec.name}: " + ", ".join(n for _, n in steps), ""
+
+
+def _diff_sysctl(spec: Sysctl, observed: Observation) -> _Result:
+    seen = observed.sysctls.get(spec.key)
+    want = normalize_sysctl(spec.value)
+    have = seen.value if seen else None
+    if have is not None and normalize_sysctl(have) == want and seen and seen.persisted:
+        return None
+    if have is not None and normalize_sysctl(have) == want:
+        return ("set",), f"{spec.key} = {want} (persist)", ""
+    return ("set",), f"{spec.key} {have if have is not None else '(unknown)'} -> {want}", ""
+
+
+def _diff_user(spec: User, observed: Observation) -> _Result:
+    seen = observed.users.get(spec.name)
+    if not spec.present:
+        return (("remove",), f"user {spec.name} -> absent", "") if seen and seen.exists else None
+    if seen is None or not seen.exists:
+        return ("create",), f"user {spec.name} (absent) -> created", ""
+    checks: list[tuple[str, Callable[[], bool], object, object]] = [
+        ("uid", lambda: spec.uid is not None and seen.uid != spec.uid, seen.uid, spec.uid),
+        ("home", lambda: spec.home is not None and seen.home != spec.home, seen.home, spec.home),
+        ("shell", lambda: spec.shell is not None and seen.shell != spec.shell, seen.shell,
+         spec.shell),
+        ("group", lambda: spec.group is not None and seen.group != spec.group, seen.group,
+         spec.group),
+        ("groups", lambda: not set(spec.groups) <= set(seen.groups), ",".join(seen.groups),
+         ",".join(spec.groups)),
+    ]  # fmt: skip
+    notes = [f"{name} {have} -> {want}" for name, differs, have, want in checks if differs()]
+    return (("update",), f"user {spec.name}: {', '.join(notes)}", "") if notes else None

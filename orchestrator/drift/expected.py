@@ -1,0 +1,76 @@
+"""The concrete things on disk a resource stands for: one place that the probe, the comparison
+and the compiler all read, so they cannot disagree about paths, contents or modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from orchestrator.model.base import Frozen
+from orchestrator.model.desired import Resource
+from orchestrator.model.policy import AptRepository, Directory, File
+
+SYSCTL_PERSIST_FILE = "/etc/sysctl.d/90-patchring.conf"
+APT_KEYRING_DIR = "/etc/apt/keyrings"
+APT_SOURCES_DIR = "/etc/apt/sources.list.d"
+
+
+class ExpectedFile(Frozen):
+    path: str
+    content: str
+    owner: str = "root"
+    group: str = "root"
+    mode: str = "0644"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+def apt_key_path(repo: AptRepository) -> str:
+    return f"{APT_KEYRING_DIR}/{repo.name}.asc"
+
+
+def apt_repository_files(repo: AptRepository) -> tuple[ExpectedFile, ExpectedFile]:
+    """The keyring file and the sources file that make an apt repository present."""
+    key = repo.key if repo.key.endswith("\n") else repo.key + "\n"
+    line = (
+        f"deb [signed-by={apt_key_path(repo)}] {repo.url} {repo.suite} "
+        f"{' '.join(repo.components)}\n"
+    )
+    return (
+        ExpectedFile(path=apt_key_path(repo), content=key),
+        ExpectedFile(path=f"{APT_SOURCES_DIR}/{repo.name}.list", content=line),
+    )
+
+
+def expected_files(resource: Resource) -> tuple[ExpectedFile, ...]:
+    """Regular files a resource manages, with their exact content."""
+    spec = resource.spec
+    if isinstance(spec, AptRepository):
+        return apt_repository_files(spec)
+    if isinstance(spec, File):
+        content = resource.content if resource.content is not None else spec.content or ""
+        return (
+            ExpectedFile(
+                path=spec.path, content=content, owner=spec.owner, group=spec.group, mode=spec.mode
+            ),
+        )
+    return ()
+
+
+def expected_directory(resource: Resource) -> Directory | None:
+    return resource.spec if isinstance(resource.spec, Directory) else None
+
+
+def normalize_mode(mode: str) -> str:
+    """'0640' and '640' name the same mode; stat prints the short form."""
+    return format(int(mode, 8), "o")
+
+
+def unit_name(service: str) -> str:
+    return service if "." in service else f"{service}.service"
+
+
+def normalize_sysctl(value: str) -> str:
+    return " ".join(value.split())

@@ -1,0 +1,277 @@
+"""One shell script per host that reports everything a desired state depends on.
+
+The engine runs `build_probe_script(desired)` as a single remote command and hands its output to
+`parse_probe_output`. Records are tab-separated lines `kind<TAB>key<TAB>fields...`; content of
+files whose hash differs from the desired one comes base64-encoded, so plans show real diffs
+without a second round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from shlex import quote
+
+from orchestrator.drift.expected import (
+    SYSCTL_PERSIST_FILE,
+    expected_directory,
+    expected_files,
+    normalize_sysctl,
+    unit_name,
+)
+from orchestrator.drift.observed import (
+    Observation,
+    ObservedPackage,
+    ObservedPath,
+    ObservedService,
+    ObservedSysctl,
+    ObservedUser,
+)
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.policy import Command, Package, Patch, Service, Sysctl, User
+
+PROBE_VERSION = "1"
+MAX_DIFF_BYTES = 262144
+END_MARKER = "patchring-probe-end"
+
+# Shell functions shared by every probe. Kept POSIX sh: hosts run dash.
+_PRELUDE = r"""
+export LC_ALL=C
+pf() {
+  if [ -f "$1" ] && [ ! -L "$1" ]; then
+    h=$(sha256sum "$1" | cut -d' ' -f1)
+    printf 'path\t%s\tfile\t%s\t%s\n' "$1" "$h" "$(stat --printf '%U\t%G\t%a' "$1")"
+    if [ "$h" != "$2" ] && [ "$(stat -c %s "$1")" -le MAXB ]; then
+      printf 'content\t%s\t' "$1"; base64 -w0 "$1"; echo
+    fi
+  elif [ -d "$1" ]; then printf 'path\t%s\tdirectory\t-\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a' "$1")"
+  elif [ -e "$1" ] || [ -L "$1" ]; then printf 'path\t%s\tother\n' "$1"
+  else printf 'path\t%s\tmissing\n' "$1"; fi
+}
+usr() {
+  if e=$(getent passwd "$1"); then
+    printf 'user\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(echo "$e" | cut -d: -f3)" \
+      "$(id -gn "$1")" "$(id -Gn "$1" | tr ' ' ',')" "$(echo "$e" | cut -d: -f6)" \
+      "$(echo "$e" | cut -d: -f7)"
+  else printf 'user\t%s\t-\n' "$1"; fi
+}
+""".replace("MAXB", str(MAX_DIFF_BYTES))
+
+
+def build_probe_script(desired: DesiredState) -> str:
+    """The whole probe for one host: one remote command, whatever the number of resources."""
+    parts = [f"echo 'patchring-probe {PROBE_VERSION}'", _PRELUDE]
+    parts += _package_lines(desired)
+    for resource in desired.resources:
+        parts += [f"pf {quote(f.path)} {f.sha256}" for f in expected_files(resource)]
+        directory = expected_directory(resource)
+        if directory is not None:
+            parts.append(f"pf {quote(directory.path)} -")
+    parts += _service_lines(desired)
+    for resource in desired.resources:
+        spec = resource.spec
+        if isinstance(spec, Sysctl):
+            parts.append(_sysctl_line(spec))
+        elif isinstance(spec, User):
+            parts.append(f"usr {quote(spec.name)}")
+        elif isinstance(spec, Command):
+            parts.append(_command_line(spec))
+    parts.append(f"echo {END_MARKER}")
+    return "\n".join(parts) + "\n"
+
+
+def _package_lines(desired: DesiredState) -> list[str]:
+    names: list[str] = []
+    latest: list[str] = []
+    for resource in desired.resources:
+        spec = resource.spec
+        if isinstance(spec, Package | Patch):
+            name = spec.name if isinstance(spec, Package) else spec.package
+            if name not in names:
+                names.append(name)
+            if isinstance(spec, Package) and spec.state == "latest":
+                latest.append(name)
+    if not names:
+        return []
+    fmt = r"pkg\t${Package}\t${Version}\t${Status}\n"
+    lines = [f"dpkg-query -W -f='{fmt}' {_words(names)} 2>/dev/null"]
+    for name in latest:
+        lines.append(
+            f"printf 'candidate\\t%s\\t%s\\n' {quote(name)} "
+            f'"$(apt-cache policy {quote(name)} | sed -n "s/^ *Candidate: *//p")"'
+        )
+    return lines
+
+
+def _service_lines(desired: DesiredState) -> list[str]:
+    units = [unit_name(r.spec.name) for r in desired.resources if isinstance(r.spec, Service)]
+    if not units:
+        return []
+    props = "Id,LoadState,ActiveState,UnitFileState"
+    return [f"systemctl show -p {props} {_words(units)} | sed 's/^/svc\\t/'"]
+
+
+def _sysctl_line(spec: Sysctl) -> str:
+    value = normalize_sysctl(spec.value)
+    pattern = "^" + spec.key.replace(".", r"\.") + "[[:space:]]*=[[:space:]]*" + value + "$"
+    persisted = f"grep -Eq {quote(pattern)} {SYSCTL_PERSIST_FILE} 2>/dev/null"
+    return (
+        f"printf 'sysctl\\t%s\\t%s\\t%s\\n' {quote(spec.key)} "
+        f"\"$(sysctl -n {quote(spec.key)} 2>/dev/null | tr '\\t' ' ')\" "
+        f'"$({persisted} && echo yes || echo no)"'
+    )
+
+
+def _command_line(spec: Command) -> str:
+    name = quote(spec.name)
+    if spec.creates is not None:
+        test = f"[ -e {quote(spec.creates)} ]"
+    else:
+        test = f"sh -c {quote(spec.unless or 'false')} >/dev/null 2>&1 </dev/null"
+    return f"if {test}; then printf 'cmd\\t%s\\tyes\\n' {name}; else printf 'cmd\\t%s\\tno\\n' {name}; fi"
+
+
+def _words(items: Iterable[str]) -> str:
+    return " ".join(quote(item) for item in items)
+
+
+class ProbeOutputError(ValueError):
+    """The probe's output was cut short or is not what this version of patchring writes."""
+
+
+def parse_probe_output(text: str) -> Observation:
+    """Turn probe output into an Observation; raises ProbeOutputError if it is incomplete."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != f"patchring-probe {PROBE_VERSION}":
+        raise ProbeOutputError("probe output does not start with the expected header")
+    if END_MARKER not in (line.strip() for line in lines[-3:]):
+        raise ProbeOutputError("probe output was cut short")
+    acc = _Accumulator()
+    for line in lines[1:]:
+        fields = line.split("\t")
+        handler = _HANDLERS.get(fields[0])
+        if handler is not None and len(fields) >= 2:
+            handler(acc, fields[1:])
+    return acc.build()
+
+
+class _Accumulator:
+    def __init__(self) -> None:
+        self.packages: dict[str, ObservedPackage] = {}
+        self.candidates: dict[str, str] = {}
+        self.paths: dict[str, ObservedPath] = {}
+        self.contents: dict[str, str] = {}
+        self.services: dict[str, dict[str, str]] = {}
+        self.current_service: dict[str, str] | None = None
+        self.users: dict[str, ObservedUser] = {}
+        self.sysctls: dict[str, ObservedSysctl] = {}
+        self.commands: dict[str, bool] = {}
+
+    def build(self) -> Observation:
+        packages = {
+            name: pkg.model_copy(update={"candidate": self.candidates.get(name)})
+            for name, pkg in self.packages.items()
+        }
+        for name, candidate in self.candidates.items():
+            packages.setdefault(name, ObservedPackage(name=name, candidate=candidate or None))
+        paths = {
+            path: obs.model_copy(update={"content": self.contents.get(path)})
+            for path, obs in self.paths.items()
+        }
+        services = {
+            props["Id"]: ObservedService(
+                name=props["Id"],
+                load_state=props.get("LoadState", "not-found"),
+                active_state=props.get("ActiveState", "inactive"),
+                unit_file_state=props.get("UnitFileState", ""),
+            )
+            for props in self.services.values()
+        }
+        return Observation(
+            packages=packages,
+            paths=paths,
+            services=services,
+            users=self.users,
+            sysctls=self.sysctls,
+            commands_satisfied=self.commands,
+        )
+
+
+def _on_pkg(acc: _Accumulator, f: list[str]) -> None:
+    if len(f) >= 3:
+        acc.packages[f[0]] = ObservedPackage(name=f[0], version=f[1] or None, status=f[2])
+
+
+def _on_candidate(acc: _Accumulator, f: list[str]) -> None:
+    candidate = f[1] if len(f) > 1 else ""
+    acc.candidates[f[0]] = "" if candidate == "(none)" else candidate
+
+
+def _on_path(acc: _Accumulator, f: list[str]) -> None:
+    path, kind = f[0], f[1] if len(f) > 1 else "missing"
+    if kind in {"file", "directory"} and len(f) >= 6:
+        acc.paths[path] = ObservedPath(
+            path=path,
+            kind=kind,
+            sha256=None if f[2] == "-" else f[2],
+            owner=f[3],
+            group=f[4],
+            mode=f[5],
+        )
+    else:
+        acc.paths[path] = ObservedPath(path=path, kind=kind if kind == "other" else "missing")
+
+
+def _on_content(acc: _Accumulator, f: list[str]) -> None:
+    try:
+        acc.contents[f[0]] = base64.b64decode(f[1] if len(f) > 1 else "").decode(errors="replace")
+    except (binascii.Error, ValueError):
+        return
+
+
+def _on_svc(acc: _Accumulator, f: list[str]) -> None:
+    key, _, value = f[0].partition("=")
+    if key == "Id":
+        acc.current_service = {"Id": value}
+        acc.services[value] = acc.current_service
+    elif acc.current_service is not None and key:
+        acc.current_service[key] = value
+
+
+def _on_user(acc: _Accumulator, f: list[str]) -> None:
+    name = f[0]
+    if len(f) >= 6 and f[1] != "-":
+        acc.users[name] = ObservedUser(
+            name=name,
+            exists=True,
+            uid=int(f[1]) if f[1].isdigit() else None,
+            group=f[2],
+            groups=tuple(g for g in f[3].split(",") if g),
+            home=f[4],
+            shell=f[5],
+        )
+    else:
+        acc.users[name] = ObservedUser(name=name)
+
+
+def _on_sysctl(acc: _Accumulator, f: list[str]) -> None:
+    value = f[1] if len(f) > 1 and f[1] != "" else None
+    persisted = len(f) > 2 and f[2] == "yes"
+    acc.sysctls[f[0]] = ObservedSysctl(key=f[0], value=value, persisted=persisted)
+
+
+def _on_cmd(acc: _Accumulator, f: list[str]) -> None:
+    acc.commands[f[0]] = len(f) > 1 and f[1] == "yes"
+
+
+_HANDLERS = {
+    "pkg": _on_pkg,
+    "candidate": _on_candidate,
+    "path": _on_path,
+    "content": _on_content,
+    "svc": _on_svc,
+    "user": _on_user,
+    "sysctl": _on_sysctl,
+    "cmd": _on_cmd,
+}

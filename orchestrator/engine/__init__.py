@@ -1,0 +1,9 @@
+"""The engine: the only part of patchring that imports pyinfra.
+
+`plan_hosts` and `apply_hosts` take resolved desired states and return plans and results per
+host; nothing here prints.
+"""
+
+from orchestrator.engine.run import apply_hosts, plan_hosts
+
+__all__ = ["apply_hosts", "plan_hosts"]

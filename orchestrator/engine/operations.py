@@ -1,0 +1,57 @@
+"""Turning an OpSpec into a pyinfra operation call, and naming the operations it may use."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from io import StringIO
+from typing import Any
+
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.host import Host
+from pyinfra.api.operation import OperationMeta, add_op
+from pyinfra.api.state import State
+from pyinfra.operations import apt, files, server, systemd
+
+from orchestrator.compiler.opspec import OpSpec
+from orchestrator.errors import EngineError
+
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "apt.packages": apt.packages,
+    "apt.update": apt.update,
+    "files.put": files.put,
+    "files.directory": files.directory,
+    "server.shell": server.shell,
+    "server.sysctl": server.sysctl,
+    "server.user": server.user,
+    "systemd.service": systemd.service,
+}
+
+
+def resolve_deploy(use: str) -> Callable[..., Any]:
+    """`module:function` inside the `deploys` package, e.g. `motd:configure_motd`."""
+    module_name, _, func_name = use.partition(":")
+    try:
+        module = importlib.import_module(f"deploys.{module_name}")
+    except ImportError as error:
+        raise EngineError(f"deploy module 'deploys.{module_name}' cannot be imported: {error}")
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise EngineError(f"deploys.{module_name} has no deploy function '{func_name}'")
+    return func
+
+
+def add_spec(state: State, host: Host, spec: OpSpec, timeout: float) -> list[OperationMeta]:
+    """Add one spec's operation(s) for one host; returns the metas to read results from."""
+    common = {"host": host, "_timeout": int(timeout), "name": spec.description}
+    if spec.is_deploy:
+        before = len(host.op_hash_order)
+        add_deploy(state, resolve_deploy(spec.operation.removeprefix("deploy:")), host=host,
+                   **spec.args)  # fmt: skip
+        hashes = host.op_hash_order[before:]
+        return [state.get_op_data_for_host(host, h).operation_meta for h in hashes]
+    args: dict[str, Any] = dict(spec.args)
+    if spec.content is not None:
+        args["src"] = StringIO(spec.content)  # in memory: pyinfra caches files by name
+    result = add_op(state, OPERATIONS[spec.operation], **common, **args)
+    return [result[host]]

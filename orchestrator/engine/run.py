@@ -1,0 +1,205 @@
+"""Plan and apply over a fleet: probe every host once, compare, and hand pyinfra only what differs.
+
+A host in sync costs one remote command (the probe). Changes run as pyinfra operations with a
+timeout on every remote step; afterwards changed hosts are probed again, so a result says what
+is true on the host, not what an operation hoped for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import gevent
+from paramiko import SSHException
+from pyinfra import context
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operation import OperationMeta
+from pyinfra.api.operations import run_ops
+
+from orchestrator.compiler import OpSpec, compile_host
+from orchestrator.drift.changes import ResourceChange, diff_host
+from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
+from orchestrator.engine.operations import add_spec
+from orchestrator.engine.session import FleetSession, HostLink, ProgressFn, open_session
+from orchestrator.errors import EngineError
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.results import HostPlan, HostResult, ResourceOutcome
+
+PROBE_TIMEOUT = 60.0
+
+
+def plan_hosts(fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
+               ) -> dict[str, HostPlan]:  # fmt: skip
+    """What converging each host would change, from one probe per host."""
+    with open_session([d.host for d in fleet.values()], progress) as session:
+        return _probe_all(session, fleet, progress)
+
+
+def apply_hosts(fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
+                ) -> dict[str, HostResult]:  # fmt: skip
+    """Converge every host; the others carry on when one fails."""
+    started = time.monotonic()
+    with open_session([d.host for d in fleet.values()], progress) as session:
+        plans = _probe_all(session, fleet, progress)
+        work = {name: plan for name, plan in plans.items() if plan.status == "drifted"}
+        added, failures = _add_operations(session, fleet, work)
+        _execute(session, added, progress)
+        after = _probe_all(session, {n: fleet[n] for n in added if n not in failures}, progress)
+        elapsed = time.monotonic() - started
+        return {
+            name: _host_result(session.links[name], plans[name], added.get(name, []),
+                               after.get(name), failures.get(name), elapsed)  # fmt: skip
+            for name in fleet
+        }
+
+
+def _probe_all(session: FleetSession, fleet: Mapping[str, DesiredState],
+               progress: ProgressFn | None) -> dict[str, HostPlan]:  # fmt: skip
+    plans: dict[str, HostPlan] = {}
+    greenlets = {}
+    for name in fleet:
+        link = session.links[name]
+        if link.error is not None:
+            plans[name] = _plan(link, "unreachable", error=link.error)
+        else:
+            greenlets[gevent.spawn(_probe, session, link, fleet[name])] = name
+    for greenlet in gevent.iwait(list(greenlets)):
+        name = greenlets[greenlet]
+        link = session.links[name]
+        plans[name] = greenlet.value if greenlet.successful() else _plan(
+            link, "failed", error=f"probe failed: {greenlet.exception}")  # fmt: skip
+        if progress:
+            progress(name, plans[name].status)
+    return {name: plans[name] for name in fleet}
+
+
+def _plan(link: HostLink, status: str, **fields: object) -> HostPlan:
+    return HostPlan(host=link.target.name, ring=link.target.ring, status=status,  # type: ignore[arg-type]
+                    remote_commands=link.commands, **fields)  # type: ignore[arg-type]
+
+
+def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> HostPlan:
+    timeout = min(link.target.command_timeout, PROBE_TIMEOUT)
+    try:
+        ok, out, err = session.run(link, build_probe_script(desired), timeout)
+    except TimeoutError as error:
+        return _plan(link, "failed", error=f"probe timed out: {error}")
+    except (OSError, SSHException, EOFError) as error:
+        return _plan(link, "unreachable", error=f"connection lost: {error}")
+    if not ok:
+        return _plan(link, "failed", error=f"probe failed: {_tail(err or out)}")
+    try:
+        observed = parse_probe_output(out)
+    except ProbeOutputError as error:
+        return _plan(link, "failed", error=f"{error}: {_tail(err)}")
+    changes = diff_host(desired, observed)
+    return _plan(link, "drifted" if changes else "in-sync", changes=changes)
+
+
+Added = dict[str, list[tuple[OpSpec, list[OperationMeta]]]]
+
+
+def _add_operations(session: FleetSession, fleet: Mapping[str, DesiredState],
+                    work: Mapping[str, HostPlan]) -> tuple[Added, dict[str, str]]:  # fmt: skip
+    """Prepare each drifted host's operations, hosts in parallel (facts are remote calls)."""
+    added: Added = {}
+    failures: dict[str, str] = {}
+
+    def prepare(name: str) -> None:
+        link = session.links[name]
+        only = {c.resource_id for c in work[name].changes}
+        timeout = link.target.command_timeout
+        added[name] = []
+        try:
+            with gevent.Timeout(timeout, TimeoutError(f"preparing took over {timeout:g} s")):
+                for spec in compile_host(fleet[name], only=only):
+                    added[name].append((spec, add_spec(session.state, link.host, spec, timeout)))
+        except EngineError:
+            raise
+        except Exception as error:  # pyinfra facts may raise anything a remote host causes
+            failures[name] = f"preparing operations failed: {error}"
+            session.state.active_hosts.discard(link.host)
+
+    context.ctx_state.set(session.state)  # one State for every greenlet: see PITFALLS (globals)
+    try:
+        greenlets = [gevent.spawn(prepare, name) for name in work]
+        gevent.joinall(greenlets, raise_error=True)
+    finally:
+        context.ctx_state.reset()
+    return added, failures
+
+
+def _execute(session: FleetSession, added: Added, progress: ProgressFn | None) -> None:
+    if not any(added.values()):
+        return
+    try:
+        run_ops(session.state)
+    except PyinfraError as error:
+        if "No hosts remaining" not in str(error):
+            raise EngineError(f"pyinfra stopped the run: {error}") from error
+    if progress:
+        for name in added:
+            progress(name, "applied")
+
+
+def _host_result(link: HostLink, plan: HostPlan, ops: list[tuple[OpSpec, list[OperationMeta]]],
+                 after: HostPlan | None, failure: str | None, elapsed: float) -> HostResult:  # fmt: skip
+    base = {"host": link.target.name, "ring": link.target.ring,
+            "remote_commands": link.commands, "seconds": round(elapsed, 3)}  # fmt: skip
+    if plan.status in {"unreachable", "failed"}:
+        return HostResult(status="unreachable" if plan.status == "unreachable" else "failed",
+                          error=plan.error, **base)  # type: ignore[arg-type]
+    if not plan.changes:
+        return HostResult(status="unchanged", **base)  # type: ignore[arg-type]
+    op_errors = _op_errors(ops)
+    remaining = {c.resource_id: c for c in (after.changes if after else ())}
+    outcomes = tuple(_outcome(c, op_errors, remaining, failure, after) for c in plan.changes)
+    failed = failure or (after is not None and after.status in {"failed", "unreachable"})
+    if failed or any(o.status != "changed" for o in outcomes):
+        error = failure or (after.error if after and after.error else None) or _first_error(outcomes)
+        return HostResult(status="failed", outcomes=outcomes, error=error, **base)  # type: ignore[arg-type]
+    return HostResult(status="changed", outcomes=outcomes, **base)  # type: ignore[arg-type]
+
+
+def _op_errors(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, str]:
+    """resource id -> error text, for operations that failed or never ran."""
+    errors: dict[str, str] = {}
+    for spec, metas in ops:
+        for meta in metas:
+            if not meta.is_complete():
+                message = "not run: an earlier operation on this host failed"
+            elif not meta.did_succeed():
+                message = f"{spec.description} failed: {_tail(meta.stderr or meta.stdout)}"
+            else:
+                continue
+            for rid in spec.resource_ids:
+                errors.setdefault(rid, message)
+    return errors
+
+
+def _outcome(change: ResourceChange, op_errors: dict[str, str], remaining: dict[str, ResourceChange],
+             failure: str | None, after: HostPlan | None) -> ResourceOutcome:  # fmt: skip
+    common = {"resource_id": change.resource_id, "policy": change.policy,
+              "summary": change.summary, "diff": change.diff}  # fmt: skip
+    error = op_errors.get(change.resource_id) or failure
+    if error:
+        status = "skipped" if error.startswith("not run") else "failed"
+        return ResourceOutcome(status=status, error=error, **common)  # type: ignore[arg-type]
+    if after is None or change.resource_id in remaining:
+        if "delegate" in change.actions:
+            return ResourceOutcome(status="changed", **common)  # type: ignore[arg-type]
+        still = remaining.get(change.resource_id)
+        detail = still.summary if still else (after.error if after else "not verified")
+        return ResourceOutcome(status="still-differs", error=f"still differs: {detail}", **common)  # type: ignore[arg-type]
+    return ResourceOutcome(status="changed", **common)  # type: ignore[arg-type]
+
+
+def _first_error(outcomes: tuple[ResourceOutcome, ...]) -> str | None:
+    return next((o.error for o in outcomes if o.status == "failed"), None) or next(
+        (o.error for o in outcomes if o.error), None)  # fmt: skip
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:]) if kept else "(no output)"

@@ -1,0 +1,227 @@
+"""Load an inventory (one YAML file or a folder of them) into one merged, located `Inventory`.
+
+The sections `ssh`, `vars`, `groups`, `rings` and `hosts` of every file are merged; a name (or
+the ssh section) defined in two files is an error naming both. Relative `identity_file` and
+`known_hosts` paths resolve against the folder of the file that sets them. Every problem in every
+file is collected. Reads only through a `ProjectSource` (an inventory outside the project is read
+through a `WorktreeSource` of its own folder); never imports the CLI, pyinfra or paramiko.
+"""
+
+from __future__ import annotations
+
+import os.path
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.model.desired import VarValue
+from orchestrator.model.inventory import (
+    Inventory,
+    InventoryDocument,
+    HostEntry,
+    InventoryGroup,
+    InventoryHost,
+    InventoryRing,
+    SshSettings,
+)
+from orchestrator.policy.loader import read_located
+from orchestrator.policy.projectsource import ProjectSource, WorktreeSource
+from orchestrator.policy.validation import check_var_names, suggest, validate_located
+from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
+from orchestrator.source import SourceLocation
+
+INVENTORY_DEFAULT = "inventory"
+
+
+@dataclass(frozen=True)
+class _Files:
+    """Where the inventory files are read from and how their locations are printed."""
+
+    reader: ProjectSource
+    paths: tuple[str, ...]
+    external: bool
+
+    def label(self, path: str) -> str:
+        if self.external and self.reader.root_dir is not None:
+            return (self.reader.root_dir / path).as_posix()
+        return path
+
+
+def _inside(path: Path, root: Path | None) -> str | None:
+    if root is None:
+        return None
+    for candidate in (path, path.resolve()):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix() or "."
+    return None
+
+
+def _find_files(source: ProjectSource, inventory: str) -> _Files | Diagnostic:
+    if PurePosixPath(inventory).is_absolute() or Path(inventory).is_absolute():
+        absolute = Path(os.path.normpath(inventory))
+        relative = _inside(absolute, source.root_dir)
+        if relative is None:
+            folder = absolute if absolute.is_dir() else absolute.parent
+            reader = WorktreeSource(folder)
+            paths = reader.list_files(".") if absolute.is_dir() else [absolute.name]
+            return _Files(reader, tuple(paths), external=True)
+        inventory = relative
+    paths = source.list_files(inventory)
+    if paths:
+        return _Files(source, tuple(paths), external=False)
+    try:
+        source.read_text(inventory)
+    except (OSError, ValueError):
+        message = "no inventory found (neither a file nor a folder of .yml or .yaml files)"
+        return Diagnostic(SourceLocation(inventory), message)
+    return _Files(source, (inventory,), external=False)
+
+
+def _ssh_path(value: str | None, folder: str, root: Path | None) -> str | None:
+    if value is None or value.startswith(("/", "~")):
+        return value
+    joined = posixpath.normpath(posixpath.join(folder, value))
+    return os.path.normpath(root / joined) if root is not None else joined
+
+
+class _Merger:
+    """Merges validated inventory documents in file order, noting names defined twice."""
+
+    def __init__(self) -> None:
+        self.problems: list[Diagnostic] = []
+        self.ssh: SshSettings | None = None
+        self.ssh_location: SourceLocation | None = None
+        self.vars: dict[str, VarValue] = {}
+        self.groups: dict[str, InventoryGroup] = {}
+        self.rings: dict[str, InventoryRing] = {}
+        self.hosts: dict[str, InventoryHost] = {}
+        self.ring_refs: dict[str, SourceLocation] = {}
+
+    def duplicate(self, where: SourceLocation, what: str, first: SourceLocation) -> None:
+        self.problems.append(Diagnostic(where, f"duplicate {what} (first defined at {first})"))
+
+    def add(self, doc: InventoryDocument, located: LocatedYaml, files: _Files, path: str) -> None:
+        if doc.ssh is not None:
+            self._add_ssh(doc.ssh, located, files, path)
+        for name, value in located_vars(located, ("vars",), doc.vars).items():
+            if name in self.vars:
+                self.duplicate(located.key_location(("vars", name)), f"var '{name}'", self.vars[name].location)
+            else:
+                self.vars[name] = value
+        for name, group in doc.groups.items():
+            where = located.key_location(("groups", name))
+            if name in self.groups:
+                self.duplicate(where, f"group '{name}'", self.groups[name].location)
+                continue
+            group_vars = located_vars(located, ("groups", name, "vars"), group.vars)
+            self.groups[name] = InventoryGroup(name=name, vars=group_vars, location=where)
+        for index, ring in enumerate(doc.rings):
+            self._add_ring(ring.name, located, index, ring.description, ring.vars)
+        for name, host in doc.hosts.items():
+            self._add_host(name, host, located)
+
+    def _add_ssh(self, ssh: SshSettings, located: LocatedYaml, files: _Files, path: str) -> None:
+        where = located.key_location(("ssh",))
+        if self.ssh_location is not None:
+            self.duplicate(where, "ssh section", self.ssh_location)
+            return
+        folder = posixpath.dirname(path)
+        root = files.reader.root_dir
+        paths = {
+            "identity_file": _ssh_path(ssh.identity_file, folder, root),
+            "known_hosts": _ssh_path(ssh.known_hosts, folder, root),
+        }
+        self.ssh, self.ssh_location = ssh.model_copy(update=paths), where
+
+    def _add_ring(self, name: str, located: LocatedYaml, index: int, text: str, raw: dict[str, Any]) -> None:
+        where = located.value_location(("rings", index, "name"))
+        if name in self.rings:
+            self.duplicate(where, f"ring '{name}'", self.rings[name].location)
+            return
+        ring_vars = located_vars(located, ("rings", index, "vars"), raw)
+        self.rings[name] = InventoryRing(name=name, description=text, vars=ring_vars, location=where)
+
+    def _add_host(self, name: str, host: HostEntry, located: LocatedYaml) -> None:
+        where = located.key_location(("hosts", name))
+        if name in self.hosts:
+            self.duplicate(where, f"host '{name}'", self.hosts[name].location)
+            return
+        host_vars = located_vars(located, ("hosts", name, "vars"), host.vars)
+        self.hosts[name] = InventoryHost(
+            name=name,
+            address=host.address,
+            port=host.port,
+            ring=host.ring,
+            groups=host.groups,
+            vars=host_vars,
+            location=where,
+        )
+        if host.ring is not None:
+            self.ring_refs[name] = located.value_location(("hosts", name, "ring"))
+
+    def check_rings(self) -> None:
+        if not self.rings:
+            return
+        for name, where in self.ring_refs.items():
+            ring = self.hosts[name].ring or ""
+            if ring not in self.rings:
+                hint = suggest(ring, self.rings) or f" (defined rings: {', '.join(self.rings)})"
+                self.problems.append(Diagnostic(where, f"unknown ring '{ring}'{hint}"))
+
+
+def located_vars(located: LocatedYaml, prefix: YamlPath, values: dict[str, Any]) -> dict[str, VarValue]:
+    """Variables with the location of each value."""
+    return {
+        name: VarValue(value=value, location=located.value_location(prefix + (name,)))
+        for name, value in values.items()
+    }
+
+
+def _var_problems(doc: InventoryDocument, located: LocatedYaml) -> list[Diagnostic]:
+    found = check_var_names(located, ("vars",), doc.vars)
+    for name, group in doc.groups.items():
+        found += check_var_names(located, ("groups", name, "vars"), group.vars)
+    for index, ring in enumerate(doc.rings):
+        found += check_var_names(located, ("rings", index, "vars"), ring.vars)
+    for name, host in doc.hosts.items():
+        found += check_var_names(located, ("hosts", name, "vars"), host.vars)
+    return found
+
+
+def collect_inventory(
+    source: ProjectSource, inventory: str = INVENTORY_DEFAULT
+) -> tuple[Inventory | None, list[Diagnostic]]:
+    """The merged inventory (None when any file has a problem) and every problem found."""
+    files = _find_files(source, inventory)
+    if isinstance(files, Diagnostic):
+        return None, [files]
+    merger = _Merger()
+    for path in files.paths:
+        located, problems = read_located(files.reader, path, "inventory", files.label(path))
+        doc, more = validate_located(InventoryDocument, located) if located else (None, [])
+        merger.problems += problems + more
+        if doc is not None and located is not None:
+            merger.problems += _var_problems(doc, located)
+            merger.add(doc, located, files, path)
+    merger.check_rings()
+    if merger.problems:
+        return None, merger.problems
+    return Inventory(
+        ssh=merger.ssh or SshSettings(),
+        ssh_location=merger.ssh_location,
+        vars=merger.vars,
+        groups=merger.groups,
+        rings=tuple(merger.rings.values()),
+        hosts=merger.hosts,
+        files=tuple(files.label(path) for path in files.paths),
+    ), []
+
+
+def load_inventory(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> Inventory:
+    """The merged inventory; raises one ValidationError listing every problem in every file."""
+    result, problems = collect_inventory(source, inventory)
+    if result is None:
+        raise ValidationError(problems)
+    return result

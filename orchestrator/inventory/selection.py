@@ -1,0 +1,32 @@
+"""Which hosts a command acts on: all, one ring, or one host, always in inventory order.
+
+Pure; imports only the package's model, errors and `policy.validation`. Unknown names raise `UnknownHostError` with a
+did-you-mean, since a wrong name on the command line is almost always a typo.
+"""
+
+from __future__ import annotations
+
+from orchestrator.errors import UnknownHostError
+from orchestrator.model.inventory import Inventory
+from orchestrator.policy.validation import suggest
+
+
+def select_hosts(inventory: Inventory, ring: str | None = None, host: str | None = None) -> tuple[str, ...]:
+    """Names of the selected hosts in inventory order; both filters apply when both are given."""
+    if ring is not None and ring not in inventory.ring_names():
+        rings = inventory.ring_names()
+        listed = f" (rings: {', '.join(rings)})" if rings else " (no rings are defined)"
+        hint = suggest(ring, rings) or listed
+        raise UnknownHostError(f"unknown ring '{ring}'{hint}")
+    if host is not None and host not in inventory.hosts:
+        raise UnknownHostError(f"unknown host '{host}'{suggest(host, inventory.hosts)}")
+    names = tuple(
+        name
+        for name, entry in inventory.hosts.items()
+        if (ring is None or entry.ring == ring) and (host is None or name == host)
+    )
+    if host is not None and not names:
+        actual = inventory.hosts[host].ring
+        where = f"it is in ring '{actual}'" if actual else "it is in no ring"
+        raise UnknownHostError(f"host '{host}' is not in ring '{ring}' ({where})")
+    return names

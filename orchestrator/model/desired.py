@@ -1,0 +1,96 @@
+"""The resolved desired state of one host: what the compiler and the checks start from.
+
+Every resource and variable keeps the location it came from, for `explain`, conflicts and reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from orchestrator.model.base import Frozen
+from orchestrator.model.policy import (
+    AptRepository,
+    Command,
+    Deploy,
+    Directory,
+    File,
+    Package,
+    Patch,
+    Service,
+    Sysctl,
+    User,
+)
+from orchestrator.source import SourceLocation
+
+ResourceKind = Literal[
+    "apt_repository",
+    "user",
+    "directory",
+    "package",
+    "patch",
+    "file",
+    "sysctl",
+    "command",
+    "deploy",
+    "service",
+]
+# The order resources converge in: sources before packages, users before the files they own,
+# files before the services that read them.
+KIND_ORDER: tuple[ResourceKind, ...] = (
+    "apt_repository",
+    "user",
+    "directory",
+    "package",
+    "patch",
+    "file",
+    "sysctl",
+    "command",
+    "deploy",
+    "service",
+)
+Spec = AptRepository | Package | Patch | File | Directory | Service | Sysctl | User | Command | Deploy
+
+
+class HostTarget(Frozen):
+    """How to reach a host and where it sits in the fleet."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    ring: str | None = None
+    groups: tuple[str, ...] = ()
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 300.0
+
+
+class Resource(Frozen):
+    """One resource of one policy, with every template and variable rendered for the host."""
+
+    kind: ResourceKind
+    key: str = Field(description="Unique per kind on a host: package name, path, service...")
+    policy: str
+    location: SourceLocation
+    spec: Spec
+    content: str | None = Field(None, description="File content after template rendering.")
+    field_locations: dict[str, SourceLocation] = {}
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+class VarValue(Frozen):
+    value: Any
+    location: SourceLocation
+
+
+class DesiredState(Frozen):
+    host: HostTarget
+    resources: tuple[Resource, ...]
+    vars: dict[str, VarValue] = {}
+    policies: tuple[str, ...] = ()

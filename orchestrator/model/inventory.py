@@ -1,0 +1,109 @@
+"""Inventory files as users write them (and as `patchring lab up` writes them).
+
+An inventory is one YAML file or a folder of them; their sections are merged, and a name
+defined in two files is an error naming both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from orchestrator.model.base import Frozen
+from orchestrator.model.desired import VarValue
+from orchestrator.source import SourceLocation
+
+
+class SshSettings(Frozen):
+    user: str = "root"
+    port: int = 22
+    identity_file: str | None = Field(None, description="Private key; relative to the file.")
+    known_hosts: str | None = Field(None, description="known_hosts file; host keys are checked.")
+    connect_timeout: float = Field(10.0, gt=0)
+    command_timeout: float = Field(300.0, gt=0, description="Limit for any one remote step.")
+
+
+class HostEntry(Frozen):
+    address: str
+    port: int | None = None
+    ring: str | None = None
+    groups: tuple[str, ...] = ()
+    vars: dict[str, Any] = {}
+
+
+class GroupEntry(Frozen):
+    vars: dict[str, Any] = {}
+
+
+class RingEntry(Frozen):
+    name: str
+    description: str = ""
+    vars: dict[str, Any] = {}
+
+
+class InventoryDocument(Frozen):
+    ssh: SshSettings | None = None
+    vars: dict[str, Any] = {}
+    groups: dict[str, GroupEntry] = {}
+    rings: tuple[RingEntry, ...] = ()
+    hosts: dict[str, HostEntry] = {}
+
+
+# --- The merged inventory, as loaders hand it to resolution and rollout -------------------------
+
+
+class InventoryGroup(Frozen):
+    """A group declared under `groups:`; hosts may also name groups nobody declared."""
+
+    name: str
+    vars: dict[str, VarValue] = {}
+    location: SourceLocation
+
+
+class InventoryRing(Frozen):
+    """A rollout ring, in the order rings roll out."""
+
+    name: str
+    description: str = ""
+    vars: dict[str, VarValue] = {}
+    location: SourceLocation
+
+
+class InventoryHost(Frozen):
+    """One host with its variables located where the inventory sets them."""
+
+    name: str
+    address: str
+    port: int | None = None
+    ring: str | None = None
+    groups: tuple[str, ...] = ()
+    vars: dict[str, VarValue] = {}
+    location: SourceLocation
+
+
+class Inventory(Frozen):
+    """Every inventory file merged: ssh settings (relative paths made absolute where possible),
+    global vars, groups, rings in rollout order and hosts in inventory order."""
+
+    ssh: SshSettings = SshSettings()
+    ssh_location: SourceLocation | None = None
+    vars: dict[str, VarValue] = {}
+    groups: dict[str, InventoryGroup] = {}
+    rings: tuple[InventoryRing, ...] = ()
+    hosts: dict[str, InventoryHost] = {}
+    files: tuple[str, ...] = ()
+
+    def ring_names(self) -> tuple[str, ...]:
+        """Defined rings in order, then rings hosts name that no file defines."""
+        defined = tuple(ring.name for ring in self.rings)
+        named = tuple(dict.fromkeys(h.ring for h in self.hosts.values() if h.ring is not None))
+        return defined + tuple(name for name in named if name not in defined)
+
+    def group_names(self) -> tuple[str, ...]:
+        """Declared groups, then groups only hosts name, in first-seen order."""
+        named = (group for host in self.hosts.values() for group in host.groups)
+        return tuple(dict.fromkeys((*self.groups, *named)))
+
+    def ring(self, name: str) -> InventoryRing | None:
+        return next((ring for ring in self.rings if ring.name == name), None)

@@ -1,0 +1,184 @@
+"""Policy files as users write them: one YAML document per file under `policies/`.
+
+Every string field may use `{{ var }}` (Jinja2, StrictUndefined); rendering happens at
+resolution time, per host. Field descriptions here become the JSON Schema editors use.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from orchestrator.model.base import Frozen
+
+# Debian policy: [epoch:]upstream[-revision]; upstream starts with a digit.
+DEBIAN_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+MODE = r"^0?[0-7]{3,4}$"
+
+
+def check_debian_version(value: str) -> str:
+    if "{{" not in value and not DEBIAN_VERSION.match(value):
+        raise ValueError(f"'{value}' is not a Debian version (like 1.0-2 or 1:2.3-1~deb12u1)")
+    return value
+
+
+class Selector(Frozen):
+    """Which hosts a policy applies to: a host matches if any listed criterion matches."""
+
+    all: bool = Field(False, description="Apply to every host in the inventory.")
+    groups: tuple[str, ...] = Field((), description="Hosts in any of these groups.")
+    rings: tuple[str, ...] = Field((), description="Hosts in any of these rings.")
+    hosts: tuple[str, ...] = Field((), description="These hosts by name.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Selector:
+        if not (self.all or self.groups or self.rings or self.hosts):
+            raise ValueError("selects no host: set all: true, or groups, rings or hosts")
+        return self
+
+
+class AptRepository(Frozen):
+    """An apt source with its signing key, written to /etc/apt/sources.list.d/<name>.list."""
+
+    name: str = Field(pattern=NAME, description="File name of the source and its key.")
+    url: str = Field(description="Repository URL, e.g. http://deb.example.org/debian")
+    suite: str = Field(description="Suite (distribution), e.g. bookworm.")
+    components: tuple[str, ...] = ("main",)
+    key: str = Field(description="ASCII-armored public signing key (inline or from a variable).")
+
+
+class Package(Frozen):
+    """A Debian package: present, absent, latest, or pinned to an exact version."""
+
+    name: str = Field(pattern=NAME)
+    state: Literal["present", "absent", "latest"] = "present"
+    version: str | None = Field(None, description="Exact version to install (pin).")
+    hold: bool = Field(False, description="apt-mark hold the package at its version.")
+
+    _version = field_validator("version")(
+        lambda v: v if v is None else check_debian_version(v)
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Package:
+        if self.version is not None and self.state != "present":
+            raise ValueError(f"version is set, so state must be 'present', not '{self.state}'")
+        if self.hold and self.state == "absent":
+            raise ValueError("an absent package cannot be held")
+        return self
+
+
+class File(Frozen):
+    """A file with inline content or a Jinja2 template from the policy repository."""
+
+    path: str = Field(pattern=r"^/", description="Absolute path on the host.")
+    content: str | None = Field(None, description="Inline content.")
+    template: str | None = Field(None, description="Jinja2 template, relative to the repo root.")
+    owner: str = "root"
+    group: str = "root"
+    mode: str = Field("0644", pattern=MODE)
+    restart: tuple[str, ...] = Field((), description="Services to restart when it changes.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> File:
+        if (self.content is None) == (self.template is None):
+            raise ValueError("set exactly one of content or template")
+        return self
+
+
+class Directory(Frozen):
+    path: str = Field(pattern=r"^/")
+    owner: str = "root"
+    group: str = "root"
+    mode: str = Field("0755", pattern=MODE)
+
+
+class Service(Frozen):
+    """A systemd service."""
+
+    name: str = Field(pattern=NAME)
+    running: bool = True
+    enabled: bool = True
+
+
+class Sysctl(Frozen):
+    """A kernel parameter, set now and persisted in /etc/sysctl.d/."""
+
+    key: str = Field(pattern=r"^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$")
+    value: str
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class User(Frozen):
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
+    present: bool = True
+    uid: int | None = None
+    group: str | None = Field(None, description="Primary group.")
+    groups: tuple[str, ...] = Field((), description="Supplementary groups.")
+    home: str | None = None
+    shell: str | None = None
+    system: bool = False
+
+
+class Command(Frozen):
+    """An escape hatch: a shell command that states how it is idempotent."""
+
+    name: str
+    run: str
+    creates: str | None = Field(None, description="Skip when this path exists.")
+    unless: str | None = Field(None, description="Skip when this command exits 0.")
+
+    @model_validator(mode="after")
+    def _idempotent(self) -> Command:
+        if self.creates is None and self.unless is None:
+            raise ValueError("a command must say how it is idempotent: set creates or unless")
+        return self
+
+
+class Patch(Frozen):
+    """A security advisory: hosts below the fixed version are upgraded to it."""
+
+    advisory: str = Field(description="Advisory id, e.g. DSA-5678-1.")
+    cves: tuple[str, ...] = ()
+    package: str = Field(pattern=NAME)
+    fixed: str = Field(description="First fixed version (Debian ordering).")
+    description: str = ""
+
+    _fixed = field_validator("fixed")(check_debian_version)
+
+
+class Deploy(Frozen):
+    """Call a pyinfra deploy from the `deploys` package with arguments."""
+
+    name: str
+    use: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="module:function inside the deploys package, e.g. motd:configure_motd",
+    )
+    args: dict[str, Any] = {}
+
+
+class PolicyDocument(Frozen):
+    """One policy file."""
+
+    name: str = Field(pattern=NAME)
+    description: str = ""
+    select: Selector
+    vars: dict[str, Any] = Field({}, description="Defaults; the inventory overrides them.")
+    apt_repositories: tuple[AptRepository, ...] = ()
+    packages: tuple[Package, ...] = ()
+    files: tuple[File, ...] = ()
+    directories: tuple[Directory, ...] = ()
+    services: tuple[Service, ...] = ()
+    sysctl: tuple[Sysctl, ...] = ()
+    users: tuple[User, ...] = ()
+    commands: tuple[Command, ...] = ()
+    patches: tuple[Patch, ...] = ()
+    deploy: tuple[Deploy, ...] = ()

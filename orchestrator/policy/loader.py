@@ -1,0 +1,103 @@
+"""Load every policy file of a project and validate it, collecting every problem in every file.
+
+Reads `policies/**/*.yml|yaml` through a `ProjectSource`, parses each with locations, validates it
+against `PolicyDocument`, and checks what spans files (a policy name used twice). Returns the
+loaded policies in file order, keeping each file's locations for resolution and `explain`.
+Imports only the package's model, errors, source and `policy` modules; never the CLI or pyinfra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.model.policy import PolicyDocument
+from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource
+from orchestrator.policy.validation import check_var_names, validate_located
+from orchestrator.policy.yamlsource import LocatedYaml, parse_yaml
+from orchestrator.source import SourceLocation
+
+POLICY_FOLDER = "policies"
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """One valid policy file: its document and the location of every key and value in it."""
+
+    file: str
+    document: PolicyDocument
+    yaml: LocatedYaml
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+
+def read_located(
+    source: ProjectSource, path: str, what: str, label: str | None = None
+) -> tuple[LocatedYaml | None, list[Diagnostic]]:
+    """Read and parse one YAML file, located as `label` (default: `path`); unreadable files
+    become diagnostics at the file."""
+    label = label or path
+    try:
+        return parse_yaml(source.read_text(path), label, what), []
+    except ValidationError as error:
+        return None, list(error.diagnostics)
+    except UnicodeDecodeError:
+        return None, [Diagnostic(SourceLocation(label), "not a UTF-8 text file")]
+    except FileNotFoundError:
+        return None, [Diagnostic(SourceLocation(label), "file not found")]
+    except PathOutsideRootError as error:
+        return None, [Diagnostic(SourceLocation(label), error.message)]
+    except OSError as error:
+        return None, [Diagnostic(SourceLocation(label), f"cannot read the file: {error.strerror}")]
+
+
+def load_policy_file(source: ProjectSource, path: str) -> tuple[LoadedPolicy | None, list[Diagnostic]]:
+    """Parse and validate one policy file."""
+    located, problems = read_located(source, path, "policy")
+    if located is None:
+        return None, problems
+    document, problems = validate_located(PolicyDocument, located)
+    if document is None:
+        return None, problems
+    problems = check_var_names(located, ("vars",), document.vars)
+    return (None if problems else LoadedPolicy(path, document, located)), problems
+
+
+def _duplicate_names(policies: list[LoadedPolicy]) -> list[Diagnostic]:
+    first: dict[str, LoadedPolicy] = {}
+    found: list[Diagnostic] = []
+    for policy in policies:
+        earlier = first.setdefault(policy.name, policy)
+        if earlier is not policy:
+            where = policy.yaml.value_location(("name",))
+            message = (
+                f"duplicate policy name '{policy.name}' "
+                f"(first used at {earlier.yaml.value_location(('name',))})"
+            )
+            found.append(Diagnostic(where, message))
+    return found
+
+
+def collect_policies(
+    source: ProjectSource, folder: str = POLICY_FOLDER
+) -> tuple[tuple[LoadedPolicy, ...], list[Diagnostic]]:
+    """Every valid policy in file order, and every problem found in any file."""
+    policies: list[LoadedPolicy] = []
+    problems: list[Diagnostic] = []
+    for path in source.list_files(folder):
+        policy, found = load_policy_file(source, path)
+        problems.extend(found)
+        if policy is not None:
+            policies.append(policy)
+    problems.extend(_duplicate_names(policies))
+    return tuple(policies), problems
+
+
+def load_policies(source: ProjectSource, folder: str = POLICY_FOLDER) -> tuple[LoadedPolicy, ...]:
+    """Every policy in file order; raises one ValidationError listing every problem."""
+    policies, problems = collect_policies(source, folder)
+    if problems:
+        raise ValidationError(problems)
+    return policies

@@ -1,0 +1,86 @@
+"""Where policy, inventory and template files are read from: the working tree now, a Git commit later.
+
+`ProjectSource` is the port every loader reads through, so the same loading code validates the
+working tree and a commit alike; `WorktreeSource` is its adapter for a directory on disk. A source
+refuses any path that escapes its root (`..`, absolute paths, symlinks pointing outside), which is
+what keeps a policy's `template:` inside the repository. Imports only the standard library and
+`errors`; never the CLI, pyinfra or gitpython.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from orchestrator.errors import UserInputError
+
+YAML_SUFFIXES = (".yml", ".yaml")
+
+
+class PathOutsideRootError(UserInputError):
+    """A relative path that would leave the project root (`..`, absolute, or a symlink out)."""
+
+
+class ProjectSource(Protocol):
+    """Read-only access to the files of one version of a policy repository."""
+
+    root_label: str
+    """How to name the source to a person: a directory, or `<repo>@<commit>`."""
+
+    root_dir: Path | None
+    """The directory on the controller's disk that relative paths start from, or None when the
+    files are not on disk (a Git commit): used to make inventory `identity_file` paths absolute."""
+
+    def list_files(self, folder: str, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[str]:
+        """Files under `folder` (recursive) ending in one of `suffixes`: sorted relative posix
+        paths; an empty list when the folder does not exist."""
+        ...
+
+    def read_text(self, path: str) -> str:
+        """The UTF-8 text of a file. FileNotFoundError when absent, IsADirectoryError for a
+        folder, PathOutsideRootError when `path` escapes the root."""
+        ...
+
+
+def check_relative(path: str) -> PurePosixPath:
+    """`path` as a clean relative posix path, or PathOutsideRootError if it could leave the root."""
+    pure = PurePosixPath(path.replace("\\", "/"))
+    if pure.is_absolute() or (pure.parts and ":" in pure.parts[0]):
+        raise PathOutsideRootError(f"'{path}' is an absolute path; use a path inside the repository")
+    if ".." in pure.parts:
+        raise PathOutsideRootError(f"'{path}' leaves the repository ('..' is not allowed)")
+    return pure
+
+
+class WorktreeSource:
+    """A policy repository as a directory on disk (the working tree, or any folder)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root_dir: Path | None = root.resolve()
+        self._root = root.resolve()
+        self.root_label = str(self._root)
+
+    def _resolve(self, path: str) -> Path:
+        full = self._root.joinpath(*check_relative(path).parts)
+        real = full.resolve()
+        if real != self._root and not real.is_relative_to(self._root):
+            raise PathOutsideRootError(f"'{path}' points outside the repository (via a symlink)")
+        return real
+
+    def list_files(self, folder: str, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[str]:
+        base = self._resolve(folder)
+        if not base.is_dir():
+            return []
+        prefix = check_relative(folder)
+        found = [
+            (prefix / entry.relative_to(base)).as_posix()
+            for entry in base.rglob("*")
+            if entry.name.endswith(suffixes) and entry.is_file()
+        ]
+        return sorted(found)
+
+    def read_text(self, path: str) -> str:
+        real = self._resolve(path)
+        if real.is_dir():
+            raise IsADirectoryError(path)
+        return real.read_text(encoding="utf-8")

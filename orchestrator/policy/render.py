@@ -1,0 +1,102 @@
+"""Jinja2 rendering of policy strings and template files, sandboxed and strict.
+
+Strings containing `{{` or `{%` are rendered with a `SandboxedEnvironment` (StrictUndefined, no
+autoescape, trailing newlines kept). Template files, and anything they include, are loaded only
+through the `ProjectSource`, so a template can never read outside the repository. Failures
+become `RenderError`s that say what went wrong in words; the resolver locates them. Imports
+jinja2 and the package's `source` and `policy.projectsource`; no file I/O of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from jinja2 import BaseLoader, Environment, StrictUndefined, Template
+from jinja2.exceptions import TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource
+from orchestrator.source import SourceLocation
+
+
+class RenderError(Exception):
+    """Rendering failed. `location` is set when the fault is in a template file (syntax), and
+    `per_host` says whether the problem depends on the host's variables."""
+
+    def __init__(self, message: str, location: SourceLocation | None = None, per_host: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.per_host = per_host
+
+
+def is_template(text: str) -> bool:
+    """True when a string uses Jinja2 expressions or statements and must be rendered."""
+    return "{{" in text or "{%" in text
+
+
+class _SourceLoader(BaseLoader):
+    """Loads templates by their path relative to the repository root, through the source."""
+
+    def __init__(self, source: ProjectSource) -> None:
+        self._source = source
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            text = self._source.read_text(template)
+        except (FileNotFoundError, IsADirectoryError):
+            raise TemplateNotFound(template) from None
+        return text, template, lambda: True
+
+
+@contextmanager
+def _translated(path: str | None) -> Iterator[None]:
+    """Turn Jinja2 and source errors into RenderErrors; `path` names the template file, if any."""
+    prefix = f"template {path}: " if path else ""
+    try:
+        yield
+    except TemplateNotFound as error:
+        missing = f"template file '{path}' not found" if error.name == path else None
+        message = missing or f"{prefix}included template '{error.name}' not found"
+        raise RenderError(message, per_host=False) from None
+    except TemplateSyntaxError as error:
+        where = SourceLocation(error.filename, error.lineno) if error.filename else None
+        line = f" (line {error.lineno} of the value)" if where is None and error.lineno > 1 else ""
+        raise RenderError(f"invalid template: {error.message}{line}", where, per_host=False) from None
+    except PathOutsideRootError as error:
+        raise RenderError(f"{prefix}{error.message}", per_host=False) from None
+    except UnicodeDecodeError:
+        raise RenderError(f"{prefix}not a UTF-8 text file", per_host=False) from None
+    except UndefinedError as error:
+        raise RenderError(f"{prefix}{error.message}") from None
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as error:
+        raise RenderError(f"{prefix}template error: {error}") from None
+
+
+class TemplateRenderer:
+    """Renders strings and template files for one project version; caches compiled templates."""
+
+    def __init__(self, source: ProjectSource) -> None:
+        self._env = SandboxedEnvironment(
+            loader=_SourceLoader(source),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            auto_reload=False,
+        )
+        self._compiled: dict[str, Template] = {}
+
+    def render_text(self, text: str, context: Mapping[str, Any]) -> str:
+        """Render one policy string. Raises RenderError."""
+        with _translated(None):
+            template = self._compiled.get(text)
+            if template is None:
+                template = self._compiled.setdefault(text, self._env.from_string(text))
+            return template.render(context)
+
+    def render_file(self, path: str, context: Mapping[str, Any]) -> str:
+        """Render a template file named by its path in the repository. Raises RenderError."""
+        with _translated(path):
+            return self._env.get_template(path).render(context)

@@ -1,0 +1,208 @@
+"""YAML with locations: plain Python values plus the file:line:col of every key and value.
+
+Parses with PyYAML's safe composer (nodes carry marks) and converts the node tree itself, so
+only safe values come out: mappings with string keys, lists, str, int, float, bool and null.
+Deliberate choices: anchors and aliases are allowed (an aliased value is located where its anchor
+is defined), merge keys (`<<`) and explicit tags other than the standard scalar ones are
+rejected, and dates stay strings (no model field wants a date). Every problem is a `Diagnostic`.
+Imports only PyYAML and the package's `source` and `errors`; no file I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.source import SourceLocation
+
+YamlPath = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_KINDS = {
+    _TAG + "null": "null",
+    _TAG + "bool": "boolean",
+    _TAG + "int": "number",
+    _TAG + "float": "number",
+}
+MAX_NODES = 100_000
+
+
+@dataclass(frozen=True)
+class LocatedYaml:
+    """One parsed YAML document: its data and where each key and value sits in the file."""
+
+    file: str
+    data: Any
+    values: Mapping[YamlPath, SourceLocation]
+    keys: Mapping[YamlPath, SourceLocation]
+    texts: Mapping[YamlPath, str] = field(default_factory=dict)
+    """The source text of scalars YAML read as something other than a string (`0640`, `yes`)."""
+
+    def value_location(self, path: YamlPath) -> SourceLocation:
+        """Where the value at `path` starts, or else its nearest recorded ancestor."""
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values.get(path, SourceLocation(self.file, 1, 1))
+
+    def key_location(self, path: YamlPath) -> SourceLocation:
+        """Where the mapping key of `path` is written, or else where its value starts."""
+        return self.keys.get(path) or self.value_location(path)
+
+
+def _location(file: str, node: Node) -> SourceLocation:
+    return SourceLocation(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Converter:
+    """Walks a composed node tree into plain values, recording locations and problems."""
+
+    def __init__(self, file: str, loader: yaml.SafeLoader) -> None:
+        self.file = file
+        self.loader = loader
+        self.values: dict[YamlPath, SourceLocation] = {}
+        self.keys: dict[YamlPath, SourceLocation] = {}
+        self.texts: dict[YamlPath, str] = {}
+        self.problems: list[Diagnostic] = []
+        self._active: set[int] = set()
+        self._count = 0
+
+    def error(self, node: Node, message: str) -> None:
+        self.problems.append(Diagnostic(_location(self.file, node), message))
+
+    def convert(self, node: Node, path: YamlPath) -> Any:
+        self._count += 1
+        if self._count > MAX_NODES:
+            raise _TooLarge(node)
+        self.values[path] = _location(self.file, node)
+        if id(node) in self._active:
+            self.error(node, "an alias refers to the value that contains it")
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                return self._sequence(node, path)
+            return self._scalar(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any] | None:
+        if node.tag != _TAG + "map":
+            self.error(node, f"unsupported tag '{node.tag}'")
+            return None
+        result: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node)
+            if key is None:
+                continue
+            if key in first_line:
+                self.error(key_node, f"duplicate key '{key}' (first at line {first_line[key]})")
+                continue
+            first_line[key] = key_node.start_mark.line + 1
+            self.keys[path + (key,)] = _location(self.file, key_node)
+            result[key] = self.convert(value_node, path + (key,))
+        return result
+
+    def _key(self, node: Node) -> str | None:
+        if node.tag == _TAG + "merge":
+            self.error(node, "merge keys ('<<') are not supported; write the keys out")
+            return None
+        if not isinstance(node, ScalarNode):
+            self.error(node, "a key must be a plain string, not a list or mapping")
+            return None
+        if node.tag in _SCALAR_KINDS:
+            kind = _SCALAR_KINDS[node.tag]
+            self.error(node, f"key '{node.value}' is read as a {kind}, not a string; quote it")
+            return None
+        if node.tag not in (_TAG + "str", _TAG + "timestamp"):
+            self.error(node, f"unsupported tag '{node.tag}'")
+            return None
+        return str(node.value)
+
+    def _sequence(self, node: SequenceNode, path: YamlPath) -> list[Any] | None:
+        if node.tag != _TAG + "seq":
+            self.error(node, f"unsupported tag '{node.tag}'")
+            return None
+        return [self.convert(item, path + (index,)) for index, item in enumerate(node.value)]
+
+    def _scalar(self, node: Node, path: YamlPath) -> Any:
+        tag = node.tag
+        if tag in (_TAG + "str", _TAG + "timestamp"):
+            return str(node.value)
+        if tag not in _SCALAR_KINDS:
+            self.error(node, f"unsupported tag '{tag}'")
+            return None
+        self.texts[path] = str(node.value)
+        assert isinstance(node, ScalarNode)
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            return self.loader.construct_yaml_bool(node)
+        if tag == _TAG + "int":
+            return self.loader.construct_yaml_int(node)
+        return self.loader.construct_yaml_float(node)
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: Node) -> None:
+        super().__init__("too large")
+        self.node = node
+
+
+def _syntax_message(error: yaml.MarkedYAMLError) -> str:
+    problem = error.problem or "unreadable YAML"
+    if "'\\t'" in problem:
+        return f"invalid YAML: {problem} (indent with spaces, not tabs)"
+    if error.context and problem.startswith("but "):
+        return f"invalid YAML: {error.context}, {problem}"
+    if error.context and error.context_mark is not None:
+        line = error.context_mark.line + 1
+        return f"invalid YAML: {problem} ({error.context} started at line {line})"
+    return f"invalid YAML: {problem}"
+
+
+def _reader_diagnostic(file: str, text: str, error: yaml.reader.ReaderError) -> Diagnostic:
+    before = text[: error.position]
+    line = before.count("\n") + 1
+    col = error.position - (before.rfind("\n") + 1) + 1
+    message = f"invalid YAML: character #x{error.character:04x} is not allowed"
+    return Diagnostic(SourceLocation(file, line, col), message)
+
+
+def parse_yaml(text: str, file: str, what: str = "policy") -> LocatedYaml:
+    """Parse one YAML document. Raises ValidationError with every problem found; `what` names
+    the kind of file in the message for an empty one ("empty policy file")."""
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:
+        raise ValidationError([_reader_diagnostic(file, text, error)]) from None
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise ValidationError([Diagnostic(SourceLocation(file, 1, 1), f"empty {what} file")])
+        converter = _Converter(file, loader)
+        data = converter.convert(root, ())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = SourceLocation(file, mark.line + 1, mark.column + 1) if mark else SourceLocation(file)
+        raise ValidationError([Diagnostic(where, _syntax_message(error))]) from None
+    except yaml.reader.ReaderError as error:
+        raise ValidationError([_reader_diagnostic(file, text, error)]) from None
+    except _TooLarge as error:
+        message = f"document too large: more than {MAX_NODES} values once aliases are expanded"
+        raise ValidationError([Diagnostic(_location(file, error.node), message)]) from None
+    except RecursionError:
+        message = "document nested too deeply"
+        raise ValidationError([Diagnostic(SourceLocation(file, 1, 1), message)]) from None
+    finally:
+        loader.dispose()
+    if converter.problems:
+        raise ValidationError(converter.problems)
+    return LocatedYaml(file, data, converter.values, converter.keys, converter.texts)

@@ -1,0 +1,1 @@
+"""Report builders (pure: results in, documents out) and their renderers. Nothing here prints."""

@@ -1,0 +1,74 @@
+"""Compiler golden cases: desired state in, operation specs out, pinned as JSON files.
+
+Set PATCHRING_UPDATE_GOLDEN=1 to rewrite the files after an intended change; review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from orchestrator.compiler import compile_host
+from orchestrator.model.policy import File, Package, Service
+from tests.unit.builders import desired, reference_state
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _case_reference():
+    return compile_host(reference_state())
+
+
+def _case_only_drifted():
+    state = reference_state()
+    return compile_host(state, only={"package:acme-agent", "file:/etc/acme/agent.conf"})
+
+
+def _case_two_files_restart_once():
+    state = desired(
+        File(path="/etc/a.conf", content="a\n", restart=("web",)),
+        File(path="/etc/b.conf", content="b\n", restart=("web", "cache.service")),
+        Service(name="web"),
+    )
+    return compile_host(state)
+
+
+def _case_pin_wins_over_patch():
+    from orchestrator.model.policy import Patch
+
+    state = desired(Package(name="acme-agent", version="1.0-3"),
+                    Patch(advisory="DSA-1", package="acme-agent", fixed="1.0-2"))
+    return compile_host(state)
+
+
+CASES = {
+    "reference": _case_reference,
+    "only_drifted": _case_only_drifted,
+    "two_files_restart_once": _case_two_files_restart_once,
+    "pin_wins_over_patch": _case_pin_wins_over_patch,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compiler_golden(case: str) -> None:
+    got = [op.model_dump(mode="json") for op in CASES[case]()]
+    path = GOLDEN / f"{case}.json"
+    if os.environ.get("PATCHRING_UPDATE_GOLDEN") or not path.exists():
+        path.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(path.read_text())
+
+
+def test_no_drift_compiles_to_nothing() -> None:
+    assert compile_host(reference_state(), only=set()) == ()
+
+
+def test_packages_that_change_together_install_in_one_call() -> None:
+    ops = compile_host(desired(Package(name="a", version="1.0-1"), Package(name="b")))
+    installs = [op for op in ops if op.operation == "apt.packages"]
+    assert len(installs) == 1
+    assert installs[0].args["packages"] == ["a=1.0-1", "b"]
+    assert installs[0].resource_ids == ("package:a", "package:b")
+    assert ops[0].operation == "apt.update"
