@@ -18,16 +18,16 @@ from typing import Any
 from orchestrator.errors import Diagnostic, ValidationError
 from orchestrator.model.desired import VarValue
 from orchestrator.model.inventory import (
+    HostEntry,
     Inventory,
     InventoryDocument,
-    HostEntry,
     InventoryGroup,
     InventoryHost,
     InventoryRing,
     SshSettings,
 )
 from orchestrator.policy.loader import read_located
-from orchestrator.policy.projectsource import ProjectSource, WorktreeSource
+from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, WorktreeSource
 from orchestrator.policy.validation import check_var_names, suggest, validate_located
 from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
 from orchestrator.source import SourceLocation
@@ -68,7 +68,11 @@ def _find_files(source: ProjectSource, inventory: str) -> _Files | Diagnostic:
             paths = reader.list_files(".") if absolute.is_dir() else [absolute.name]
             return _Files(reader, tuple(paths), external=True)
         inventory = relative
-    paths = source.list_files(inventory)
+    try:
+        paths = source.list_files(inventory)
+    except PathOutsideRootError as error:
+        hint = "; give an absolute path for an inventory outside the project"
+        return Diagnostic(SourceLocation(inventory), error.message + hint)
     if paths:
         return _Files(source, tuple(paths), external=False)
     try:
@@ -107,7 +111,9 @@ class _Merger:
             self._add_ssh(doc.ssh, located, files, path)
         for name, value in located_vars(located, ("vars",), doc.vars).items():
             if name in self.vars:
-                self.duplicate(located.key_location(("vars", name)), f"var '{name}'", self.vars[name].location)
+                self.duplicate(
+                    located.key_location(("vars", name)), f"var '{name}'", self.vars[name].location
+                )
             else:
                 self.vars[name] = value
         for name, group in doc.groups.items():
@@ -135,13 +141,17 @@ class _Merger:
         }
         self.ssh, self.ssh_location = ssh.model_copy(update=paths), where
 
-    def _add_ring(self, name: str, located: LocatedYaml, index: int, text: str, raw: dict[str, Any]) -> None:
+    def _add_ring(
+        self, name: str, located: LocatedYaml, index: int, text: str, raw: dict[str, Any]
+    ) -> None:
         where = located.value_location(("rings", index, "name"))
         if name in self.rings:
             self.duplicate(where, f"ring '{name}'", self.rings[name].location)
             return
         ring_vars = located_vars(located, ("rings", index, "vars"), raw)
-        self.rings[name] = InventoryRing(name=name, description=text, vars=ring_vars, location=where)
+        self.rings[name] = InventoryRing(
+            name=name, description=text, vars=ring_vars, location=where
+        )
 
     def _add_host(self, name: str, host: HostEntry, located: LocatedYaml) -> None:
         where = located.key_location(("hosts", name))
@@ -171,22 +181,29 @@ class _Merger:
                 self.problems.append(Diagnostic(where, f"unknown ring '{ring}'{hint}"))
 
 
-def located_vars(located: LocatedYaml, prefix: YamlPath, values: dict[str, Any]) -> dict[str, VarValue]:
+def located_vars(
+    located: LocatedYaml, prefix: YamlPath, values: dict[str, Any]
+) -> dict[str, VarValue]:
     """Variables with the location of each value."""
     return {
-        name: VarValue(value=value, location=located.value_location(prefix + (name,)))
+        name: VarValue(value=value, location=located.value_location((*prefix, name)))
         for name, value in values.items()
     }
 
 
-def _var_problems(doc: InventoryDocument, located: LocatedYaml) -> list[Diagnostic]:
-    found = check_var_names(located, ("vars",), doc.vars)
-    for name, group in doc.groups.items():
-        found += check_var_names(located, ("groups", name, "vars"), group.vars)
-    for index, ring in enumerate(doc.rings):
-        found += check_var_names(located, ("rings", index, "vars"), ring.vars)
-    for name, host in doc.hosts.items():
-        found += check_var_names(located, ("hosts", name, "vars"), host.vars)
+def _var_problems(located: LocatedYaml) -> list[Diagnostic]:
+    """Variable names in every vars section, checked on the raw data so they are reported even
+    when the file has other problems."""
+    sections: list[YamlPath] = [("vars",)]
+    sections += [("groups", name, "vars") for name in located.mapping_at(("groups",))]
+    sections += [("hosts", name, "vars") for name in located.mapping_at(("hosts",))]
+    rings = located.data.get("rings") if isinstance(located.data, dict) else None
+    sections += [
+        ("rings", index, "vars") for index in range(len(rings) if isinstance(rings, list) else 0)
+    ]
+    found: list[Diagnostic] = []
+    for path in sections:
+        found += check_var_names(located, path, located.mapping_at(path))
     return found
 
 
@@ -200,16 +217,18 @@ def collect_inventory(
     merger = _Merger()
     for path in files.paths:
         located, problems = read_located(files.reader, path, "inventory", files.label(path))
-        doc, more = validate_located(InventoryDocument, located) if located else (None, [])
-        merger.problems += problems + more
-        if doc is not None and located is not None:
-            merger.problems += _var_problems(doc, located)
+        merger.problems += problems
+        if located is None:
+            continue
+        doc, problems = validate_located(InventoryDocument, located)
+        merger.problems += problems + _var_problems(located)
+        if doc is not None:
             merger.add(doc, located, files, path)
     merger.check_rings()
     if merger.problems:
         return None, merger.problems
     return Inventory(
-        ssh=merger.ssh or SshSettings(),
+        ssh=merger.ssh or SshSettings.model_validate({}),
         ssh_location=merger.ssh_location,
         vars=merger.vars,
         groups=merger.groups,

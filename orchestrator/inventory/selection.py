@@ -1,7 +1,8 @@
 """Which hosts a command acts on: all, one ring, or one host, always in inventory order.
 
-Pure; imports only the package's model, errors and `policy.validation`. Unknown names raise `UnknownHostError` with a
-did-you-mean, since a wrong name on the command line is almost always a typo.
+Pure; imports only the package's model, errors and `policy.validation`. Unknown names raise
+`UnknownHostError` with a did-you-mean, since a wrong name on the command line is almost always
+a typo.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from orchestrator.model.inventory import Inventory
 from orchestrator.policy.validation import suggest
 
 
-def select_hosts(inventory: Inventory, ring: str | None = None, host: str | None = None) -> tuple[str, ...]:
+def select_hosts(
+    inventory: Inventory, ring: str | None = None, host: str | None = None
+) -> tuple[str, ...]:
     """Names of the selected hosts in inventory order; both filters apply when both are given."""
     if ring is not None and ring not in inventory.ring_names():
         rings = inventory.ring_names()

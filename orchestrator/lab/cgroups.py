@@ -37,7 +37,7 @@ def find_roots() -> CgroupRoots:
     named: Path | None = None
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
-        fstype, _source, options = (right.split() + ["", ""])[:3]
+        fstype, _source, options = ([*right.split(), "", ""])[:3]
         mount_point = Path(left.split()[4])
         if fstype == "cgroup2" and unified is None:
             unified = mount_point
@@ -46,7 +46,8 @@ def find_roots() -> CgroupRoots:
     if unified is None:
         raise LabError(
             "no cgroup v2 (unified) hierarchy is mounted",
-            hint="mount it: mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 none /sys/fs/cgroup/unified",
+            hint="mount one: mkdir -p /sys/fs/cgroup/unified && "
+            "mount -t cgroup2 none /sys/fs/cgroup/unified",
         )
     return CgroupRoots(unified=unified, named_systemd=named)
 
@@ -73,7 +74,9 @@ def pids(path: Path) -> set[int]:
     for directory, _subdirs, files in os.walk(path):
         if "cgroup.procs" in files:
             with contextlib.suppress(OSError):
-                found.update(int(pid) for pid in Path(directory, "cgroup.procs").read_text().split())
+                found.update(
+                    int(pid) for pid in Path(directory, "cgroup.procs").read_text().split()
+                )
     return found
 
 
@@ -96,7 +99,9 @@ def set_frozen(unified_dir: Path, frozen: bool, timeout: float = 5.0) -> None:
         if want in (unified_dir / "cgroup.events").read_text().splitlines():
             return
         time.sleep(0.01)
-    raise LabError(f"cgroup {unified_dir} did not become {'frozen' if frozen else 'thawed'} in {timeout} s")
+    raise LabError(
+        f"cgroup {unified_dir} did not become {'frozen' if frozen else 'thawed'} in {timeout} s"
+    )
 
 
 def is_frozen(unified_dir: Path) -> bool:

@@ -103,10 +103,14 @@ def validate_config(config: LabConfig) -> ipaddress.IPv4Network:
         network = ipaddress.ip_network(config.subnet, strict=True)
     except ValueError as exc:
         raise LabError(
-            f"invalid lab subnet {config.subnet!r}: {exc}", hint="give an IPv4 network such as 10.213.0.0/24"
+            f"invalid lab subnet {config.subnet!r}: {exc}",
+            hint="give an IPv4 network such as 10.213.0.0/24",
         ) from None
     if not isinstance(network, ipaddress.IPv4Network) or not network.is_private:
-        raise LabError(f"lab subnet {config.subnet} is not a private IPv4 network", hint="use one in 10.0.0.0/8")
+        raise LabError(
+            f"lab subnet {config.subnet} is not a private IPv4 network",
+            hint="use one in 10.0.0.0/8",
+        )
     if not 1 <= config.hosts <= MAX_HOSTS:
         raise LabError(f"a lab has 1 to {MAX_HOSTS} hosts, not {config.hosts}")
     if FIRST_HOST_OFFSET + config.hosts > network.num_addresses - 1:
@@ -169,7 +173,7 @@ def plan_hosts(config: LabConfig) -> tuple[HostPlan, ...]:
     network = validate_config(config)
     width = max(2, len(str(config.hosts)))
     rings: list[str] = []
-    for ring, size in zip(config.rings, ring_sizes(config.hosts, config.rings)):
+    for ring, size in zip(config.rings, ring_sizes(config.hosts, config.rings), strict=True):
         rings.extend([ring] * size)
     tag = lab_tag(config.name)
     plans = []

@@ -26,7 +26,16 @@ from .system import run_command, tail_file
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-INCLUDE = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "ca-certificates", "iproute2", "procps")
+INCLUDE = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "ca-certificates",
+    "iproute2",
+    "procps",
+)
 RECIPE_REVISION = 1
 
 # Units that slow the boot down, start jobs nobody asked for, or fight the lab's own setup.
@@ -127,7 +136,8 @@ def _bootstrap(directory: Path, log_path: Path) -> None:
     if result.returncode != 0:
         raise LabError(
             f"mmdebstrap could not build the base image (exit code {result.returncode})",
-            hint=f"is the Debian mirror reachable through apt? log: {log_path}\n{tail_file(log_path, 8)}",
+            hint=f"is the Debian mirror reachable through apt? see {log_path}:\n"
+            + tail_file(log_path, 8),
         )
 
 
@@ -161,7 +171,8 @@ def customise_image(root: Path) -> None:
     kept = [
         line
         for line in pam_sshd.read_text().splitlines()
-        if not line.lstrip().startswith("session") or ("pam_motd" not in line and "pam_mail" not in line)
+        if not line.lstrip().startswith("session")
+        or ("pam_motd" not in line and "pam_mail" not in line)
     ]
     pam_sshd.write_text("\n".join(kept) + "\n")
     (root / "etc/motd").write_text("")

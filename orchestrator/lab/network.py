@@ -52,7 +52,21 @@ def subnet_conflicts(network: ipaddress.IPv4Network, own_bridge: str) -> list[st
 
 
 def create_bridge(bridge: str, address: str, prefixlen: int) -> None:
-    run_command(["ip", "link", "add", "name", bridge, "type", "bridge", "forward_delay", "0", "stp_state", "0"])
+    run_command(
+        [
+            "ip",
+            "link",
+            "add",
+            "name",
+            bridge,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        ]
+    )
     run_command(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", bridge])
     run_command(["ip", "link", "set", bridge, "up"])
 
@@ -60,7 +74,21 @@ def create_bridge(bridge: str, address: str, prefixlen: int) -> None:
 def create_host_link(plan: HostPlan, bridge: str, prefixlen: int) -> None:
     """The host's namespace, with eth0 at its address and a veth peer in the bridge."""
     run_command(["ip", "netns", "add", plan.netns])
-    run_command(["ip", "link", "add", plan.veth, "type", "veth", "peer", "name", "eth0", "netns", plan.netns])
+    run_command(
+        [
+            "ip",
+            "link",
+            "add",
+            plan.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            plan.netns,
+        ]
+    )
     run_command(["ip", "link", "set", plan.veth, "master", bridge, "up"])
     batch = f"addr add {plan.address}/{prefixlen} dev eth0\nlink set eth0 up\nlink set lo up\n"
     run_command(["ip", "-n", plan.netns, "-batch", "-"], input_text=batch)
@@ -92,7 +120,9 @@ def remove_network(links: list[str], namespaces: list[str]) -> None:
     """Delete veths and the bridge, then the namespaces, in one `ip -batch` (errors tolerated)."""
     lines = [f"link del {name}" for name in links] + [f"netns del {name}" for name in namespaces]
     if lines:
-        run_command(["ip", "-force", "-batch", "-"], input_text="\n".join(lines) + "\n", check=False)
+        run_command(
+            ["ip", "-force", "-batch", "-"], input_text="\n".join(lines) + "\n", check=False
+        )
 
 
 def lab_bridge_exists(bridge: str) -> bool:
@@ -102,6 +132,6 @@ def lab_bridge_exists(bridge: str) -> bool:
 def ensure_bridge_is_free(bridge: str, lab: str) -> None:
     if lab_bridge_exists(bridge):
         raise LabError(
-            f"the bridge {bridge} of lab {lab!r} already exists, but this lab's state does not own it",
-            hint=f"another state directory may run a lab named {lab!r}; stop it with `patchring lab down`",
+            f"the bridge {bridge} of lab {lab!r} exists, but this lab's state does not own it",
+            hint=f"another state directory may run a lab named {lab!r}: stop that one first",
         )

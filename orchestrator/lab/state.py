@@ -144,7 +144,8 @@ def load_record(paths: LabPaths) -> LabRecord | None:
         return None
     except (OSError, ValueError) as exc:
         raise LabError(
-            f"cannot read {paths.state_file}: {exc}", hint="remove it after stopping the lab's processes"
+            f"cannot read {paths.state_file}: {exc}",
+            hint="remove it after stopping the lab's processes",
         ) from None
     if raw.get("version") != STATE_VERSION:
         raise LabError(f"{paths.state_file} was written by another patchring version")
@@ -167,7 +168,9 @@ def _process_from_json(raw: dict[str, object] | None) -> ProcessRecord | None:
         return None
     cgroups = raw["cgroups"]
     assert isinstance(cgroups, list)
-    return ProcessRecord(pid=int(str(raw["pid"])), start_time=int(str(raw["start_time"])), cgroups=tuple(cgroups))
+    return ProcessRecord(
+        pid=int(str(raw["pid"])), start_time=int(str(raw["start_time"])), cgroups=tuple(cgroups)
+    )
 
 
 def _host_from_json(raw: dict[str, object]) -> HostRecord:
@@ -185,3 +188,19 @@ def _host_from_json(raw: dict[str, object]) -> HostRecord:
         veth=str(raw["veth"]),
         runner=_process_from_json(runner),
     )
+
+
+def require_record(paths: LabPaths, name: str) -> LabRecord:
+    """The record of a lab that was started; LabError when there is none."""
+    record = load_record(paths)
+    if record is None:
+        raise LabError(f"lab {name!r} is not running (no {paths.state_file})", hint=up_hint(name))
+    return record
+
+
+def up_hint(name: str) -> str:
+    return "start it with `patchring lab up`" + ("" if name == "lab" else f" (lab name {name!r})")
+
+
+def down_hint(name: str) -> str:
+    return "stop it with `patchring lab down`" + ("" if name == "lab" else f" (lab name {name!r})")

@@ -39,8 +39,9 @@ REQUIRED_COMMANDS: dict[str, str] = {
 
 # Joins the cgroups given before `--`, records its PID atomically, then becomes the daemon.
 _LAUNCHER = (
-    'pidfile=$1; shift; while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 97; shift; done; '
-    'shift; echo $$ > "$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile" || exit 98; exec "$@"'
+    "pidfile=$1; shift; "
+    'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 97; shift; done; shift; '
+    'echo $$ > "$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile" || exit 98; exec "$@"'
 )
 
 
@@ -64,7 +65,9 @@ def require_overlayfs() -> None:
     if "overlay" not in text.split():
         run_command(["modprobe", "overlay"], check=False)
         if "overlay" not in Path("/proc/filesystems").read_text().split():
-            raise LabError("the kernel has no overlayfs", hint="modprobe overlay, or use a kernel with it")
+            raise LabError(
+                "the kernel has no overlayfs", hint="modprobe overlay, or use a kernel with it"
+            )
 
 
 def run_command(
@@ -78,10 +81,14 @@ def run_command(
 ) -> subprocess.CompletedProcess[str]:
     """Run argv and capture its output; a failure (with check) is a LabError quoting stderr."""
     try:
-        result = subprocess.run(
+        # Pass either input or stdin, never both: gevent's patched subprocess.run refuses
+        # stdin=None beside input (the CLI runs under gevent).
+        feed: dict[str, object] = (
+            {"input": input_text} if input_text is not None else {"stdin": subprocess.DEVNULL}
+        )
+        result = subprocess.run(  # type: ignore[call-overload]
             list(argv),
-            input=input_text,
-            stdin=None if input_text is not None else subprocess.DEVNULL,
+            **feed,
             capture_output=True,
             text=True,
             cwd=cwd,
@@ -164,7 +171,12 @@ def spawn_daemon(
     launcher += [str(path) for path in cgroup_dirs] + ["--", *argv]
     with open(log_file, "ab") as log:
         subprocess.run(
-            launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=True
+            launcher,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=True,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -86,7 +86,7 @@ class Inventory(Frozen):
     """Every inventory file merged: ssh settings (relative paths made absolute where possible),
     global vars, groups, rings in rollout order and hosts in inventory order."""
 
-    ssh: SshSettings = SshSettings()
+    ssh: SshSettings = Field(default_factory=lambda: SshSettings.model_validate({}))
     ssh_location: SourceLocation | None = None
     vars: dict[str, VarValue] = {}
     groups: dict[str, InventoryGroup] = {}

@@ -53,16 +53,18 @@ def read_located(
         return None, [Diagnostic(SourceLocation(label), f"cannot read the file: {error.strerror}")]
 
 
-def load_policy_file(source: ProjectSource, path: str) -> tuple[LoadedPolicy | None, list[Diagnostic]]:
+def load_policy_file(
+    source: ProjectSource, path: str
+) -> tuple[LoadedPolicy | None, list[Diagnostic]]:
     """Parse and validate one policy file."""
     located, problems = read_located(source, path, "policy")
     if located is None:
         return None, problems
     document, problems = validate_located(PolicyDocument, located)
-    if document is None:
+    problems += check_var_names(located, ("vars",), located.mapping_at(("vars",)))
+    if document is None or problems:
         return None, problems
-    problems = check_var_names(located, ("vars",), document.vars)
-    return (None if problems else LoadedPolicy(path, document, located)), problems
+    return LoadedPolicy(path, document, located), []
 
 
 def _duplicate_names(policies: list[LoadedPolicy]) -> list[Diagnostic]:

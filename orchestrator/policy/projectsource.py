@@ -1,4 +1,4 @@
-"""Where policy, inventory and template files are read from: the working tree now, a Git commit later.
+"""Where policy, inventory and template files are read from: the working tree, later a Git commit.
 
 `ProjectSource` is the port every loader reads through, so the same loading code validates the
 working tree and a commit alike; `WorktreeSource` is its adapter for a directory on disk. A source
@@ -33,7 +33,8 @@ class ProjectSource(Protocol):
 
     def list_files(self, folder: str, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[str]:
         """Files under `folder` (recursive) ending in one of `suffixes`: sorted relative posix
-        paths; an empty list when the folder does not exist."""
+        paths, hidden files and folders (`.name`, editor lock files) left out; an empty list
+        when the folder does not exist."""
         ...
 
     def read_text(self, path: str) -> str:
@@ -46,7 +47,9 @@ def check_relative(path: str) -> PurePosixPath:
     """`path` as a clean relative posix path, or PathOutsideRootError if it could leave the root."""
     pure = PurePosixPath(path.replace("\\", "/"))
     if pure.is_absolute() or (pure.parts and ":" in pure.parts[0]):
-        raise PathOutsideRootError(f"'{path}' is an absolute path; use a path inside the repository")
+        raise PathOutsideRootError(
+            f"'{path}' is an absolute path; use a path inside the repository"
+        )
     if ".." in pure.parts:
         raise PathOutsideRootError(f"'{path}' leaves the repository ('..' is not allowed)")
     return pure
@@ -75,7 +78,9 @@ class WorktreeSource:
         found = [
             (prefix / entry.relative_to(base)).as_posix()
             for entry in base.rglob("*")
-            if entry.name.endswith(suffixes) and entry.is_file()
+            if entry.name.endswith(suffixes)
+            and not any(part.startswith(".") for part in entry.relative_to(base).parts)
+            and entry.is_file()
         ]
         return sorted(found)
 

@@ -25,7 +25,9 @@ class RenderError(Exception):
     """Rendering failed. `location` is set when the fault is in a template file (syntax), and
     `per_host` says whether the problem depends on the host's variables."""
 
-    def __init__(self, message: str, location: SourceLocation | None = None, per_host: bool = True) -> None:
+    def __init__(
+        self, message: str, location: SourceLocation | None = None, per_host: bool = True
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.location = location
@@ -43,7 +45,9 @@ class _SourceLoader(BaseLoader):
     def __init__(self, source: ProjectSource) -> None:
         self._source = source
 
-    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
         try:
             text = self._source.read_text(template)
         except (FileNotFoundError, IsADirectoryError):
@@ -64,14 +68,23 @@ def _translated(path: str | None) -> Iterator[None]:
     except TemplateSyntaxError as error:
         where = SourceLocation(error.filename, error.lineno) if error.filename else None
         line = f" (line {error.lineno} of the value)" if where is None and error.lineno > 1 else ""
-        raise RenderError(f"invalid template: {error.message}{line}", where, per_host=False) from None
+        raise RenderError(
+            f"invalid template: {error.message}{line}", where, per_host=False
+        ) from None
     except PathOutsideRootError as error:
-        raise RenderError(f"{prefix}{error.message}", per_host=False) from None
+        raise RenderError(f"template path {error.message}", per_host=False) from None
     except UnicodeDecodeError:
         raise RenderError(f"{prefix}not a UTF-8 text file", per_host=False) from None
     except UndefinedError as error:
         raise RenderError(f"{prefix}{error.message}") from None
-    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as error:
+    except (
+        TemplateError,
+        ArithmeticError,
+        LookupError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as error:
         raise RenderError(f"{prefix}template error: {error}") from None
 
 

@@ -54,7 +54,7 @@ _PARSING_WORDS = {
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
-    """" (did you mean 'x'?)" for the closest candidate, or "" when none is close."""
+    """ " (did you mean 'x'?)" for the closest candidate, or "" when none is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -137,7 +137,9 @@ def _literal(error: ErrorDetails) -> str:
     return f"expected {expected}, got {quote(value)}{hint}"
 
 
-def message_for(model: type[BaseModel], error: ErrorDetails, located: LocatedYaml, loc: YamlPath) -> str:
+def message_for(
+    model: type[BaseModel], error: ErrorDetails, located: LocatedYaml, loc: YamlPath
+) -> str:
     """The plain-words message for one pydantic error at `loc` (a path in `located`)."""
     kind, value = error["type"], error["input"]
     if kind == "extra_forbidden":
@@ -200,14 +202,18 @@ def validate_located(
         return None, diagnose(model, error, located, prefix, suffix)
 
 
-def check_var_names(located: LocatedYaml, prefix: YamlPath, names: Mapping[str, Any]) -> list[Diagnostic]:
+def check_var_names(
+    located: LocatedYaml, prefix: YamlPath, names: Mapping[str, Any]
+) -> list[Diagnostic]:
     """Variables must be usable in templates (identifiers) and must not shadow built-ins."""
     found: list[Diagnostic] = []
     for name in names:
-        where = located.key_location(prefix + (name,))
+        where = located.key_location((*prefix, name))
         if name in RESERVED_VARS:
             found.append(Diagnostic(where, f"'{name}' is a built-in variable; choose another name"))
         elif not _IDENTIFIER.match(name):
-            message = f"variable name '{name}' is not usable in templates (use letters, digits and _)"
+            message = (
+                f"variable name '{name}' is not usable in templates (use letters, digits and _)"
+            )
             found.append(Diagnostic(where, message))
     return found

@@ -53,6 +53,22 @@ class LocatedYaml:
         """Where the mapping key of `path` is written, or else where its value starts."""
         return self.keys.get(path) or self.value_location(path)
 
+    def mapping_at(self, path: YamlPath) -> dict[str, Any]:
+        """The mapping at `path`, or an empty one when there is none (or something else)."""
+        value = self.data
+        for part in path:
+            if isinstance(value, dict) and isinstance(part, str):
+                value = value.get(part)
+            elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+                value = value[part]
+            else:
+                return {}
+        return value if isinstance(value, dict) else {}
+
+
+def _tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+
 
 def _location(file: str, node: Node) -> SourceLocation:
     return SourceLocation(file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -77,7 +93,7 @@ class _Converter:
     def convert(self, node: Node, path: YamlPath) -> Any:
         self._count += 1
         if self._count > MAX_NODES:
-            raise _TooLarge(node)
+            raise _TooLarge(path)
         self.values[path] = _location(self.file, node)
         if id(node) in self._active:
             self.error(node, "an alias refers to the value that contains it")
@@ -94,7 +110,7 @@ class _Converter:
 
     def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any] | None:
         if node.tag != _TAG + "map":
-            self.error(node, f"unsupported tag '{node.tag}'")
+            self.error(node, f"unsupported tag '{_tag(node.tag)}'")
             return None
         result: dict[str, Any] = {}
         first_line: dict[str, int] = {}
@@ -106,8 +122,8 @@ class _Converter:
                 self.error(key_node, f"duplicate key '{key}' (first at line {first_line[key]})")
                 continue
             first_line[key] = key_node.start_mark.line + 1
-            self.keys[path + (key,)] = _location(self.file, key_node)
-            result[key] = self.convert(value_node, path + (key,))
+            self.keys[(*path, key)] = _location(self.file, key_node)
+            result[key] = self.convert(value_node, (*path, key))
         return result
 
     def _key(self, node: Node) -> str | None:
@@ -122,22 +138,22 @@ class _Converter:
             self.error(node, f"key '{node.value}' is read as a {kind}, not a string; quote it")
             return None
         if node.tag not in (_TAG + "str", _TAG + "timestamp"):
-            self.error(node, f"unsupported tag '{node.tag}'")
+            self.error(node, f"unsupported tag '{_tag(node.tag)}'")
             return None
         return str(node.value)
 
     def _sequence(self, node: SequenceNode, path: YamlPath) -> list[Any] | None:
         if node.tag != _TAG + "seq":
-            self.error(node, f"unsupported tag '{node.tag}'")
+            self.error(node, f"unsupported tag '{_tag(node.tag)}'")
             return None
-        return [self.convert(item, path + (index,)) for index, item in enumerate(node.value)]
+        return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
 
     def _scalar(self, node: Node, path: YamlPath) -> Any:
         tag = node.tag
         if tag in (_TAG + "str", _TAG + "timestamp"):
             return str(node.value)
         if tag not in _SCALAR_KINDS:
-            self.error(node, f"unsupported tag '{tag}'")
+            self.error(node, f"unsupported tag '{_tag(tag)}'")
             return None
         self.texts[path] = str(node.value)
         assert isinstance(node, ScalarNode)
@@ -151,9 +167,9 @@ class _Converter:
 
 
 class _TooLarge(Exception):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, path: YamlPath) -> None:
         super().__init__("too large")
-        self.node = node
+        self.path = path
 
 
 def _syntax_message(error: yaml.MarkedYAMLError) -> str:
@@ -191,13 +207,16 @@ def parse_yaml(text: str, file: str, what: str = "policy") -> LocatedYaml:
         data = converter.convert(root, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        where = SourceLocation(file, mark.line + 1, mark.column + 1) if mark else SourceLocation(file)
+        where = (
+            SourceLocation(file, mark.line + 1, mark.column + 1) if mark else SourceLocation(file)
+        )
         raise ValidationError([Diagnostic(where, _syntax_message(error))]) from None
     except yaml.reader.ReaderError as error:
         raise ValidationError([_reader_diagnostic(file, text, error)]) from None
     except _TooLarge as error:
         message = f"document too large: more than {MAX_NODES} values once aliases are expanded"
-        raise ValidationError([Diagnostic(_location(file, error.node), message)]) from None
+        where = converter.keys.get(error.path[:1], SourceLocation(file, 1, 1))
+        raise ValidationError([Diagnostic(where, message)]) from None
     except RecursionError:
         message = "document nested too deeply"
         raise ValidationError([Diagnostic(SourceLocation(file, 1, 1), message)]) from None

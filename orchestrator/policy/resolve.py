@@ -1,0 +1,288 @@
+"""Per-host resolution: which policies apply, the layered variables, and rendered resources.
+
+For each host: the policies whose `select` matches; variables layered policy `vars` < inventory
+`vars` < groups (in the host's order, later wins) < ring < host, each keeping where it was set;
+every templated string of every resource rendered (plus `template:` files into content); then
+resources merged across policies and checked for conflicts. A problem that repeats on every host
+is reported once, naming one host. Pure; imports jinja2 (through `render`) and the package's
+model and `policy` modules; never the CLI or pyinfra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from pydantic import BaseModel
+
+from orchestrator.errors import Diagnostic
+from orchestrator.model.desired import (
+    KIND_ORDER,
+    DesiredState,
+    HostTarget,
+    Resource,
+    ResourceKind,
+    Spec,
+    VarValue,
+)
+from orchestrator.model.inventory import Inventory, InventoryHost
+from orchestrator.model.policy import File, Selector
+from orchestrator.policy.conflicts import check_patch_pins, merge_resources, resource_key
+from orchestrator.policy.loader import LoadedPolicy
+from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
+from orchestrator.policy.validation import quote, suggest, validate_located
+from orchestrator.policy.yamlsource import YamlPath
+from orchestrator.source import SourceLocation
+
+# Policy sections and the resource kind of their entries, in PolicyDocument field order.
+SECTIONS: tuple[tuple[str, ResourceKind], ...] = (
+    ("apt_repositories", "apt_repository"),
+    ("packages", "package"),
+    ("files", "file"),
+    ("directories", "directory"),
+    ("services", "service"),
+    ("sysctl", "sysctl"),
+    ("users", "user"),
+    ("commands", "command"),
+    ("patches", "patch"),
+    ("deploy", "deploy"),
+)
+
+
+@dataclass
+class Reporter:
+    """Collects diagnostics once each: the same problem on many hosts is reported for the first."""
+
+    found: dict[tuple[SourceLocation, str], Diagnostic] = field(default_factory=dict)
+
+    def add(
+        self, where: SourceLocation, message: str, host: str | None = None, key: str | None = None
+    ) -> None:
+        """Record a problem unless one with the same location and `key` (default: the message)
+        is already recorded; `host` is named in the message."""
+        suffix = f" (host {host})" if host else ""
+        self.found.setdefault((where, key or message), Diagnostic(where, message + suffix))
+
+    def extend(
+        self, diagnostics: Iterable[Diagnostic], host: str | None = None, key: str | None = None
+    ) -> None:
+        for diagnostic in diagnostics:
+            self.add(diagnostic.location, diagnostic.message, host, key)
+
+    def diagnostics(self) -> list[Diagnostic]:
+        return sorted(self.found.values())
+
+
+def selector_matches(select: Selector, host: InventoryHost) -> bool:
+    """A host matches when any criterion of the selector matches it."""
+    return (
+        select.all
+        or host.name in select.hosts
+        or (host.ring is not None and host.ring in select.rings)
+        or any(group in select.groups for group in host.groups)
+    )
+
+
+def check_selectors(policies: Sequence[LoadedPolicy], inventory: Inventory) -> list[Diagnostic]:
+    """Selectors naming a group, ring or host the inventory does not know (almost always typos)."""
+    known = {
+        "group": inventory.group_names(),
+        "ring": inventory.ring_names(),
+        "host": tuple(inventory.hosts),
+    }
+    problems: list[Diagnostic] = []
+    for policy in policies:
+        for what, names in known.items():
+            for index, name in enumerate(getattr(policy.document.select, what + "s")):
+                if name in names:
+                    continue
+                listed = f" (known {what}s: {', '.join(names)})" if names and what != "host" else ""
+                where = policy.yaml.value_location(("select", what + "s", index))
+                problems.append(
+                    Diagnostic(where, f"unknown {what} '{name}'{suggest(name, names) or listed}")
+                )
+    return problems
+
+
+def inventory_vars(inventory: Inventory, host: InventoryHost) -> dict[str, VarValue]:
+    """Inventory layers for a host: all < groups (host's order, later wins) < ring < host."""
+    layered = dict(inventory.vars)
+    for name in host.groups:
+        group = inventory.groups.get(name)
+        layered.update(group.vars if group else {})
+    ring = inventory.ring(host.ring) if host.ring else None
+    layered.update(ring.vars if ring else {})
+    layered.update(host.vars)
+    return layered
+
+
+def host_vars(
+    inventory: Inventory, host: InventoryHost, policies: Sequence[LoadedPolicy], reporter: Reporter
+) -> dict[str, VarValue]:
+    """Every variable of a host, sorted by name: policy defaults under the inventory layers.
+    Two policies giving a variable different defaults is a conflict unless the inventory sets it."""
+    layered = inventory_vars(inventory, host)
+    defaults: dict[str, VarValue] = {}
+    for policy in policies:
+        for name, value in policy.document.vars.items():
+            here = VarValue(value=value, location=policy.yaml.value_location(("vars", name)))
+            earlier = defaults.setdefault(name, here)
+            if name not in layered and earlier is not here and earlier.value != value:
+                message = (
+                    f"variable '{name}' default {quote(value)} conflicts with default "
+                    f"{quote(earlier.value)} set at {earlier.location}; set it in the inventory"
+                )
+                reporter.add(here.location, message, host.name)
+    return dict(sorted({**defaults, **layered}.items()))
+
+
+def host_target(inventory: Inventory, host: InventoryHost) -> HostTarget:
+    ssh = inventory.ssh
+    return HostTarget(
+        name=host.name,
+        address=host.address,
+        port=host.port or ssh.port,
+        user=ssh.user,
+        ring=host.ring,
+        groups=host.groups,
+        identity_file=ssh.identity_file,
+        known_hosts=ssh.known_hosts,
+        connect_timeout=ssh.connect_timeout,
+        command_timeout=ssh.command_timeout,
+    )
+
+
+def template_context(host: InventoryHost, variables: Mapping[str, VarValue]) -> dict[str, Any]:
+    """What templates see: every variable by name, and the built-in `host`."""
+    context: dict[str, Any] = {name: var.value for name, var in variables.items()}
+    context["host"] = {
+        "name": host.name,
+        "address": host.address,
+        "ring": host.ring,
+        "groups": list(host.groups),
+    }
+    return context
+
+
+@dataclass
+class _HostRender:
+    """Renders one policy's resources for one host, reporting problems at their locations."""
+
+    policy: LoadedPolicy
+    renderer: TemplateRenderer
+    context: dict[str, Any]
+    host: str
+    reporter: Reporter
+    failed: bool = False
+
+    def report(self, error: RenderError, where: SourceLocation) -> None:
+        self.failed = True
+        self.reporter.add(
+            error.location or where, error.message, self.host if error.per_host else None
+        )
+
+    def tree(self, value: Any, path: YamlPath) -> Any:
+        """Every templated string inside `value` rendered; other values unchanged."""
+        if isinstance(value, str) and is_template(value):
+            try:
+                return self.renderer.render_text(value, self.context)
+            except RenderError as error:
+                self.report(error, self.policy.yaml.value_location(path))
+                return value
+        if isinstance(value, dict):
+            return {key: self.tree(item, (*path, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.tree(item, (*path, index)) for index, item in enumerate(value)]
+        return value
+
+    def resource(
+        self, section: str, kind: ResourceKind, index: int, spec: BaseModel
+    ) -> Resource | None:
+        path: YamlPath = (section, index)
+        located = self.policy.yaml
+        raw = located.data[section][index]
+        rendered = self.tree(raw, path)
+        final: BaseModel | None = spec
+        if rendered != raw and not self.failed:
+            final, problems = validate_located(type(spec), located, path, rendered)
+            # A rendered value usually differs per host: report each field once, for one host.
+            self.reporter.extend(problems, self.host, key="invalid after rendering")
+        if self.failed or final is None:
+            return None
+        return Resource(
+            kind=kind,
+            key=resource_key(kind, final),
+            policy=self.policy.name,
+            location=located.value_location(path),
+            spec=cast(Spec, final),  # every policy section holds one Spec model
+            content=self.content(final, path),
+            field_locations={name: located.value_location((*path, name)) for name in raw},
+        )
+
+    def content(self, spec: BaseModel, path: YamlPath) -> str | None:
+        if not isinstance(spec, File) or spec.template is None:
+            return spec.content if isinstance(spec, File) else None
+        try:
+            return self.renderer.render_file(spec.template, self.context)
+        except RenderError as error:
+            self.report(error, self.policy.yaml.value_location((*path, "template")))
+            return None
+
+
+def policy_resources(
+    policy: LoadedPolicy,
+    renderer: TemplateRenderer,
+    context: dict[str, Any],
+    host: str,
+    reporter: Reporter,
+) -> list[tuple[ResourceKind, int, Resource]]:
+    """The policy's resources for one host, as (kind, position in file, resource)."""
+    found: list[tuple[ResourceKind, int, Resource]] = []
+    for section, kind in SECTIONS:
+        for index, spec in enumerate(getattr(policy.document, section)):
+            work = _HostRender(policy, renderer, context, host, reporter)
+            resource = work.resource(section, kind, index, spec)
+            if resource is not None:
+                found.append((kind, index, resource))
+    return found
+
+
+def resolve_host(
+    policies: Sequence[LoadedPolicy],
+    inventory: Inventory,
+    name: str,
+    renderer: TemplateRenderer,
+    reporter: Reporter,
+) -> DesiredState:
+    """The desired state of one host; problems go to `reporter`."""
+    host = inventory.hosts[name]
+    matching = [policy for policy in policies if selector_matches(policy.document.select, host)]
+    variables = host_vars(inventory, host, matching, reporter)
+    context = template_context(host, variables)
+    ordered: list[tuple[int, int, int, Resource]] = []
+    for number, policy in enumerate(matching):
+        for kind, index, resource in policy_resources(policy, renderer, context, name, reporter):
+            ordered.append((KIND_ORDER.index(kind), number, index, resource))
+    ordered.sort(key=lambda item: item[:3])
+    resources, conflicts = merge_resources(item[3] for item in ordered)
+    reporter.extend(conflicts + check_patch_pins(resources))
+    return DesiredState(
+        host=host_target(inventory, host),
+        resources=tuple(resources),
+        vars=variables,
+        policies=tuple(policy.name for policy in matching),
+    )
+
+
+def resolve_hosts(
+    policies: Sequence[LoadedPolicy], inventory: Inventory, renderer: TemplateRenderer
+) -> tuple[dict[str, DesiredState], list[Diagnostic]]:
+    """The desired state of every host in inventory order, and every problem found (each once)."""
+    reporter = Reporter()
+    reporter.extend(check_selectors(policies, inventory))
+    desired = {
+        name: resolve_host(policies, inventory, name, renderer, reporter)
+        for name in inventory.hosts
+    }
+    return desired, reporter.diagnostics()

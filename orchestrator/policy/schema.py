@@ -1,0 +1,27 @@
+"""JSON Schemas for editors, generated from the pydantic models (never written by hand).
+
+Pure; imports pydantic models only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.model.inventory import InventoryDocument
+from orchestrator.model.policy import PolicyDocument
+
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file (draft 2020-12)."""
+    schema = PolicyDocument.model_json_schema()
+    schema["title"] = "patchring policy"
+    return {"$schema": DRAFT_2020_12, **schema}
+
+
+def inventory_json_schema() -> dict[str, Any]:
+    """The JSON Schema of an inventory file (draft 2020-12)."""
+    schema = InventoryDocument.model_json_schema()
+    schema["title"] = "patchring inventory"
+    return {"$schema": DRAFT_2020_12, **schema}

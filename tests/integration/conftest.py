@@ -1,0 +1,59 @@
+"""The integration lab: six real Debian hosts over three rings, booted once per test session.
+
+Tests that need pristine hosts call `lab.reset()`; a test that breaks a host resets it after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lab import LabConfig, LabStatus, lab_down, lab_up
+from orchestrator.lab import faults
+from tests.integration.fleet import ssh_config
+
+LAB_NAME = "it"
+LAB_SUBNET = "10.213.8.0/24"
+
+
+@dataclass(frozen=True)
+class Lab:
+    status: LabStatus
+    inventory: Path
+    ssh_config: Path
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h.name for h in self.status.hosts]
+
+    def address(self, name: str) -> str:
+        return next(h.address for h in self.status.hosts if h.name == name)
+
+    def ring(self, ring: str) -> list[str]:
+        return [h.name for h in self.status.hosts if h.ring == ring]
+
+    def exec(self, name: str, *argv: str) -> str:
+        proc = faults.host_exec(LAB_NAME, name, list(argv), state_dir=self.status.state_dir)
+        assert proc.returncode == 0, f"{argv} on {name}: {proc.stderr}"
+        return str(proc.stdout)
+
+    def reset(self, names: list[str] | None = None) -> None:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda n: faults.reset_host(LAB_NAME, n, state_dir=self.status.state_dir),
+                          names or self.hosts))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("lab")
+    inventory = base / "lab.yml"
+    status = lab_up(LabConfig(name=LAB_NAME, hosts=6, subnet=LAB_SUBNET, inventory_path=inventory))
+    try:
+        config = ssh_config(base / "ssh_config", status.identity_file, status.known_hosts)
+        yield Lab(status=status, inventory=inventory, ssh_config=config)
+    finally:
+        lab_down(LAB_NAME, status.state_dir)
