@@ -7,6 +7,7 @@ is true on the host, not what an operation hoped for.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 
@@ -170,7 +171,7 @@ def _op_errors(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, str]:
             if not meta.is_complete():
                 message = "not run: an earlier operation on this host failed"
             elif not meta.did_succeed():
-                message = f"{spec.description} failed: {_tail(meta.stderr or meta.stdout)}"
+                message = f"{spec.description} failed:\n{_failure_text(meta)}"
             else:
                 continue
             for rid in spec.resource_ids:
@@ -198,6 +199,22 @@ def _outcome(change: ResourceChange, op_errors: dict[str, str], remaining: dict[
 def _first_error(outcomes: tuple[ResourceOutcome, ...]) -> str | None:
     return next((o.error for o in outcomes if o.status == "failed"), None) or next(
         (o.error for o in outcomes if o.error), None)  # fmt: skip
+
+
+_ERROR_LINE = re.compile(r"error|fail|denied|no space|not found|unable|^E:|dpkg:", re.IGNORECASE)
+
+
+def _failure_text(meta: OperationMeta, limit: int = 12) -> str:
+    """The lines of an operation's output that say what went wrong (dpkg's message, apt's E:)."""
+    output = meta._combined_output  # pyinfra keeps stdout and stderr interleaved only here
+    lines = [line.line.rstrip() for line in output.combined_lines] if output else []
+    lines = [line for line in lines if line.strip()]
+    # Each error line with the line before it: a maintainer script's own message precedes
+    # dpkg's "error processing package".
+    marks = [i for i, line in enumerate(lines) if _ERROR_LINE.search(line)]
+    keep = sorted({j for i in marks for j in (i - 1, i) if j >= 0})
+    chosen = [lines[j] for j in keep][-limit * 2 :] if marks else lines[-limit:]
+    return "\n".join(chosen) if chosen else "(no output: the step timed out or the host went away)"
 
 
 def _tail(text: str, lines: int = 12) -> str:

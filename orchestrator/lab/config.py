@@ -81,11 +81,11 @@ class HostPlan:
 
 def state_dir_for(name: str, state_dir: Path | None) -> Path:
     """The lab's state directory: the one given, or the default for its name."""
-    return Path(state_dir) if state_dir is not None else DEFAULT_STATE_ROOT / name
+    return Path(state_dir).absolute() if state_dir is not None else DEFAULT_STATE_ROOT / name
 
 
 def cache_dir_for(cache_dir: Path | None) -> Path:
-    return Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    return Path(cache_dir).absolute() if cache_dir is not None else DEFAULT_CACHE_DIR
 
 
 def validate_name(name: str) -> None:

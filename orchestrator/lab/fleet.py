@@ -117,7 +117,11 @@ def _already_running(
             f"lab {config.name!r} is already running with {record.hosts} hosts on {record.subnet}",
             hint=down_hint(config.name) + " first, then start it again with the new settings",
         )
-    inventory = str(config.inventory_path) if config.inventory_path else record.inventory_path
+    inventory = (
+        str(Path(config.inventory_path).absolute())
+        if config.inventory_path
+        else record.inventory_path
+    )
     if inventory != record.inventory_path:
         record = _replace_inventory_path(record, inventory)
         save_record(paths, record)
@@ -158,7 +162,9 @@ def _boot(
         apt_port=config.apt_port,
         bridge=bridge_name(config.name),
         base_image=str(base),
-        inventory_path=str(config.inventory_path) if config.inventory_path else None,
+        inventory_path=str(Path(config.inventory_path).absolute())
+        if config.inventory_path
+        else None,
         host_records=tuple(_host_record(plan, None) for plan in plans),
         http=None,
     )

@@ -208,6 +208,7 @@ class _HostRender:
             final, problems = validate_located(type(spec), located, path, rendered)
             # A rendered value usually differs per host: report each field once, for one host.
             self.reporter.extend(problems, self.host, key="invalid after rendering")
+        content = self.content(final, path) if final is not None and not self.failed else None
         if self.failed or final is None:
             return None
         return Resource(
@@ -216,7 +217,7 @@ class _HostRender:
             policy=self.policy.name,
             location=located.value_location(path),
             spec=cast(Spec, final),  # every policy section holds one Spec model
-            content=self.content(final, path),
+            content=content,
             field_locations={name: located.value_location((*path, name)) for name in raw},
         )
 

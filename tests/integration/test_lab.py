@@ -307,9 +307,7 @@ def test_crash_then_reset(itlab: ItLab) -> None:
 
 def test_lab_up_again_returns_the_running_lab(itlab: ItLab) -> None:
     before = json.loads((itlab.state_dir / "state.json").read_text())
-    started = time.monotonic()
     status = lab_up(itlab.config)
-    assert time.monotonic() - started < 5
     assert [h.name for h in status.hosts] == [h.name for h in itlab.status.hosts]
     after = json.loads((itlab.state_dir / "state.json").read_text())
     assert after["host_records"] == before["host_records"]  # same runner PIDs: nothing rebooted

@@ -39,6 +39,13 @@ hosts:
 """
 
 
+def at(path: str, needle: str, col: int) -> str:
+    """The location of the first line of an example file containing `needle` (so the tests stay
+    exact while the examples are edited)."""
+    lines = (REPO / path).read_text(encoding="utf-8").splitlines()
+    return f"{path}:{next(n for n, line in enumerate(lines, 1) if needle in line)}:{col}"
+
+
 def repo(tmp_path: Path, files: dict[str, str]) -> WorktreeSource:
     for name, text in files.items():
         path = tmp_path / name
@@ -108,7 +115,8 @@ def test_example_agent_config_follows_the_host_groups(example: Project) -> None:
     )
     assert isinstance(web.spec, File)
     assert (web.spec.mode, web.spec.restart) == ("0640", ("acme-agent",))
-    assert web.field_locations["template"] == SourceLocation("policies/acme-agent.yml", 37, 15)
+    template = at("policies/acme-agent.yml", "    template: templates/agent.conf.j2", 15)
+    assert str(web.field_locations["template"]) == template
 
 
 def test_example_sysctl_values_are_text(example: Project) -> None:
@@ -413,33 +421,38 @@ def test_explain_lists_every_value_with_its_location(example: Project) -> None:
     rows = {
         (r.resource, r.field): (r.value, str(r.location), r.default) for r in explanation.resources
     }
+    agent = "policies/acme-agent.yml"
     assert rows[("package:acme-agent", "version")] == (
         "1.0-2",
-        "policies/acme-agent.yml:21:14",
+        at(agent, "    version:", 14),
         False,
     )
-    assert rows[("package:acme-agent", "hold")] == ("false", "policies/acme-agent.yml:20:5", True)
+    assert rows[("package:acme-agent", "hold")] == (
+        "false",
+        at(agent, "- name: acme-agent", 5),
+        True,
+    )
     assert rows[("file:/etc/acme/agent.conf", "content")] == (
         "# Managed by patchring (policies/acme-agent.yml); local changes are overwritten."
         " ... (5 lines)",
-        "policies/acme-agent.yml:37:15",
+        at(agent, "    template: templates/agent.conf.j2", 15),
         False,
     )
     assert rows[("sysctl:net.ipv4.conf.all.send_redirects", "value")] == (
         "0",
-        "policies/hardening.yml:9:12",
+        at("policies/hardening.yml", "    value: 0", 12),
         False,
     )
     variables = {v.name: (v.value, str(v.location)) for v in explanation.vars}
-    assert variables == {
-        "agent_log_level": ("warning", "inventory/fleet.yml:23:24"),
-        "agent_port": ("7070", "inventory/fleet.yml:17:15"),
-        "lab_apt_key": (
-            "-----BEGIN PGP PUBLIC KEY BLOCK----- ... (2 lines)",
-            "inventory/lab.yml:2:61",
-        ),
-        "lab_apt_url": ("http://10.213.0.1:8080/", "inventory/lab.yml:2:21"),
-    }
+    fleet = "inventory/fleet.yml"
+    # lab-01 is in group web, whose log level overrides the global one.
+    assert variables["agent_log_level"] == ("warning", at(fleet, "agent_log_level: warning", 24))
+    assert variables["agent_port"] == ("7070", at(fleet, "  agent_port: 7070", 15))
+    assert variables["lab_apt_key"] == (
+        "-----BEGIN PGP PUBLIC KEY BLOCK----- ... (2 lines)",
+        "inventory/lab.yml:2:61",
+    )
+    assert variables["lab_apt_url"] == ("http://10.213.0.1:8080/", "inventory/lab.yml:2:21")
 
 
 def test_explain_rejects_unknown_hosts(example: Project) -> None:
