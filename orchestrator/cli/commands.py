@@ -13,31 +13,40 @@ from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("validate", parents=[common], help="check every policy and inventory file")
     p.set_defaults(handler=cmd_validate)
-    p = sub.add_parser("explain", parents=[common],
-                       help="show a host's resolved desired state and where each value came from")  # fmt: skip
+    p = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="show a host's resolved desired state and where each value came from",
+    )
     p.add_argument("host")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_explain)
     p = sub.add_parser("schema", help="print the JSON Schema of policy files (for editors)")
     p.set_defaults(handler=cmd_schema)
-    for name, handler, text in (("plan", cmd_plan, "show what would change, per host and ring"),
-                                ("apply", cmd_apply, "converge hosts to their desired state")):  # fmt: skip
+    for name, handler, text in (
+        ("plan", cmd_plan, "show what would change, per host and ring"),
+        ("apply", cmd_apply, "converge hosts to their desired state"),
+    ):
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("--ring", help="only hosts of this ring")
         p.add_argument("--host", help="only this host")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(handler=handler)
     sub.choices["plan"].add_argument(
-        "--detailed-exitcode", action="store_true",
-        help="exit 2 when changes are pending (0 when none), as Terraform does")  # fmt: skip
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when changes are pending (0 when none), as Terraform does",
+    )
 
 
 def cmd_validate(args: argparse.Namespace, output: Output) -> int:
     project = load(args.repo, args.inventory)
     hosts = len(project.desired)
     resources = sum(len(d.resources) for d in project.desired.values())
-    output.text(f"OK: {len(project.policies)} policies, {hosts} hosts, "
-                f"{resources} resources resolved, no errors\n")  # fmt: skip
+    output.text(
+        f"OK: {len(project.policies)} policies, {hosts} hosts, "
+        f"{resources} resources resolved, no errors\n"
+    )
     return EXIT_OK
 
 

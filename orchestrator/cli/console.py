@@ -20,8 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class Output:
     json_mode: bool = False
     out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False,
-                                                         soft_wrap=True))  # fmt: skip
+    err: Console = field(
+        default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
+    )
 
     def text(self, text: str) -> None:
         sys.stdout.write(text)
@@ -49,9 +50,15 @@ class Output:
         if not self.interactive:
             yield None
             return
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=self.err,
-                       transient=True)  # fmt: skip
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=True,
+        )
         task = bar.add_task(title, total=total, last="")
 
         def advance(host: str, status: str) -> None:

@@ -21,8 +21,12 @@ def register(sub: Any) -> None:
     up.add_argument("--hosts", type=int, default=6, help="number of hosts (default: 6)")
     up.add_argument("--subnet", default="10.213.0.0/24", help="lab subnet (default: 10.213.0.0/24)")
     up.add_argument("--repo", type=Path, default=Path("."), help="policy repository (default: .)")
-    up.add_argument("--write-inventory", type=Path, default=None,
-                    help="where to write the lab inventory (default: <repo>/inventory/lab.yml)")  # fmt: skip
+    up.add_argument(
+        "--write-inventory",
+        type=Path,
+        default=None,
+        help="where to write the lab inventory (default: <repo>/inventory/lab.yml)",
+    )
     up.set_defaults(handler=cmd_up)
     status = verbs.add_parser("status", parents=[common], help="show the lab's hosts")
     status.add_argument("--json", action="store_true")
@@ -39,12 +43,19 @@ def cmd_up(args: argparse.Namespace, output: Output) -> int:
 
         raise UserInputError(f"--hosts must be between 1 and 200, not {args.hosts}")
     inventory = args.write_inventory or args.repo / "inventory" / "lab.yml"
-    config = LabConfig(name=args.name, hosts=args.hosts, subnet=args.subnet,
-                       state_dir=args.state_dir, inventory_path=inventory)  # fmt: skip
+    config = LabConfig(
+        name=args.name,
+        hosts=args.hosts,
+        subnet=args.subnet,
+        state_dir=args.state_dir,
+        inventory_path=inventory,
+    )
     started = time.monotonic()
     status = lab_up(config, progress=output.note)
-    output.text(_render(status) + f"\nLab up in {time.monotonic() - started:.1f} s; inventory "
-                f"written to {inventory}\n")  # fmt: skip
+    output.text(
+        _render(status) + f"\nLab up in {time.monotonic() - started:.1f} s; inventory "
+        f"written to {inventory}\n"
+    )
     return EXIT_OK
 
 
@@ -53,9 +64,15 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
 
     status = lab_status(args.name, args.state_dir)
     if output.json_mode:
-        output.document({"schema": "patchring.lab/v1", "name": status.name, "subnet": status.subnet,
-                         "apt_url": status.apt_url,
-                         "hosts": [h.__dict__ for h in status.hosts]})  # fmt: skip
+        output.document(
+            {
+                "schema": "patchring.lab/v1",
+                "name": status.name,
+                "subnet": status.subnet,
+                "apt_url": status.apt_url,
+                "hosts": [h.__dict__ for h in status.hosts],
+            }
+        )
     else:
         output.text(_render(status))
     return EXIT_OK
@@ -66,8 +83,9 @@ def cmd_down(args: argparse.Namespace, output: Output) -> int:
 
     started = time.monotonic()
     lab_down(args.name, args.state_dir)
-    output.text(f"Lab '{args.name}' stopped in {time.monotonic() - started:.1f} s; nothing left "
-                "running.\n")  # fmt: skip
+    output.text(
+        f"Lab '{args.name}' stopped in {time.monotonic() - started:.1f} s; nothing left running.\n"
+    )
     return EXIT_OK
 
 
@@ -75,6 +93,8 @@ def _render(status: Any) -> str:
     lines = [f"Lab '{status.name}' on {status.subnet}, apt repository {status.apt_url}"]
     for h in status.hosts:
         ssh = "ssh ok" if h.ssh_ok else "ssh down"
-        lines.append(f"  {h.name:<10} {h.address:<15} ring {h.ring or '-':<8} "
-                     f"{','.join(h.groups):<12} {h.state:<8} {ssh}")  # fmt: skip
+        lines.append(
+            f"  {h.name:<10} {h.address:<15} ring {h.ring or '-':<8} "
+            f"{','.join(h.groups):<12} {h.state:<8} {ssh}"
+        )
     return "\n".join(lines) + "\n"

@@ -37,13 +37,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="patchring", description="Declarative configuration and staged patch "
-                     "rollouts for Debian fleets, from Git.")  # fmt: skip
+    parser = _Parser(
+        prog="patchring",
+        description="Declarative configuration and staged patch "
+        "rollouts for Debian fleets, from Git.",
+    )
     parser.add_argument("--version", action="version", version=f"patchring {__version__}")
     common = _Parser(add_help=False)
-    common.add_argument("--repo", type=Path, default=Path("."), help="policy repository (default: .)")
-    common.add_argument("--inventory", "-i", default="inventory",
-                        help="inventory file or folder, relative to --repo (default: inventory)")
+    common.add_argument(
+        "--repo", type=Path, default=Path("."), help="policy repository (default: .)"
+    )
+    common.add_argument(
+        "--inventory",
+        "-i",
+        default="inventory",
+        help="inventory file or folder, relative to --repo (default: inventory)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.register(sub, common)
     lab.register(sub)

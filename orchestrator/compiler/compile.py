@@ -121,17 +121,32 @@ def _packages(chosen: list[Resource]) -> list[OpSpec]:
             install.append((f"{spec.package}={spec.fixed}", r))
     ops: list[OpSpec] = []
     if install:
-        ops.append(_batch(install, "apt.packages", "install packages",
-                          extra_install_args=APT_INSTALL_ARGS))  # fmt: skip
+        ops.append(
+            _batch(install, "apt.packages", "install packages", extra_install_args=APT_INSTALL_ARGS)
+        )
     if latest:
-        ops.append(_batch(latest, "apt.packages", "upgrade packages to latest", latest=True,
-                          extra_install_args=APT_INSTALL_ARGS))  # fmt: skip
+        ops.append(
+            _batch(
+                latest,
+                "apt.packages",
+                "upgrade packages to latest",
+                latest=True,
+                extra_install_args=APT_INSTALL_ARGS,
+            )
+        )
     if remove:
         ops.append(_batch(remove, "apt.packages", "remove packages", present=False))
     if hold:
         names = " ".join(dict.fromkeys(name for name, _ in hold))
-        ops.append(_batch([], "server.shell", "hold packages", resources=[r for _, r in hold],
-                          commands=[f"apt-mark hold {names}"]))  # fmt: skip
+        ops.append(
+            _batch(
+                [],
+                "server.shell",
+                "hold packages",
+                resources=[r for _, r in hold],
+                commands=[f"apt-mark hold {names}"],
+            )
+        )
     return ops
 
 
@@ -167,39 +182,77 @@ def _restarts(chosen: list[Resource]) -> list[OpSpec]:
                     ids = (*ops[unit].resource_ids, r.id)
                     ops[unit] = ops[unit].model_copy(update={"resource_ids": ids})
                 else:
-                    ops[unit] = _op(r, "systemd.service", f"restart {service} ({r.spec.path} "
-                                    "changed)", service=unit, running=True, restarted=True)  # fmt: skip
+                    ops[unit] = _op(
+                        r,
+                        "systemd.service",
+                        f"restart {service} ({r.spec.path} changed)",
+                        service=unit,
+                        running=True,
+                        restarted=True,
+                    )
     return list(ops.values())
 
 
 def _directory(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Directory)
     s = r.spec
-    yield _op(r, "files.directory", f"directory {s.path}", path=s.path, present=True,
-              user=s.owner, group=s.group, mode=normalize_mode(s.mode))  # fmt: skip
+    yield _op(
+        r,
+        "files.directory",
+        f"directory {s.path}",
+        path=s.path,
+        present=True,
+        user=s.owner,
+        group=s.group,
+        mode=normalize_mode(s.mode),
+    )
 
 
 def _service(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Service)
     s = r.spec
-    yield _op(r, "systemd.service", f"service {s.name}", service=unit_name(s.name),
-              running=s.running, enabled=s.enabled)  # fmt: skip
+    yield _op(
+        r,
+        "systemd.service",
+        f"service {s.name}",
+        service=unit_name(s.name),
+        running=s.running,
+        enabled=s.enabled,
+    )
 
 
 def _sysctl(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Sysctl)
     s = r.spec
-    yield _op(r, "server.sysctl", f"sysctl {s.key} = {s.value}", key=s.key, value=s.value,
-              persist=True, persist_file=SYSCTL_PERSIST_FILE)  # fmt: skip
+    yield _op(
+        r,
+        "server.sysctl",
+        f"sysctl {s.key} = {s.value}",
+        key=s.key,
+        value=s.value,
+        persist=True,
+        persist_file=SYSCTL_PERSIST_FILE,
+    )
 
 
 def _user(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, User)
     s = r.spec
     groups = list(s.groups) if s.groups else None
-    yield _op(r, "server.user", f"user {s.name}", user=s.name, present=s.present, uid=s.uid,
-              group=s.group, groups=groups, append=True if groups else None, home=s.home,
-              shell=s.shell, system=s.system)  # fmt: skip
+    yield _op(
+        r,
+        "server.user",
+        f"user {s.name}",
+        user=s.name,
+        present=s.present,
+        uid=s.uid,
+        group=s.group,
+        groups=groups,
+        append=True if groups else None,
+        home=s.home,
+        shell=s.shell,
+        system=s.system,
+    )
 
 
 def _command(r: Resource) -> Iterator[OpSpec]:

@@ -34,11 +34,24 @@ from orchestrator.model.policy import (
 )
 
 Action = Literal[
-    "install", "upgrade", "downgrade", "reinstall", "remove", "hold",
-    "create", "update", "chmod", "chown",
-    "start", "stop", "enable", "disable",
-    "set", "run", "delegate",
-]  # fmt: skip
+    "install",
+    "upgrade",
+    "downgrade",
+    "reinstall",
+    "remove",
+    "hold",
+    "create",
+    "update",
+    "chmod",
+    "chown",
+    "start",
+    "stop",
+    "enable",
+    "disable",
+    "set",
+    "run",
+    "delegate",
+]
 
 
 class ResourceChange(Frozen):
@@ -82,7 +95,7 @@ def diff_resource(
         satisfied = observed.commands_satisfied.get(spec.name, False)
         result = None if satisfied else (("run",), f"run: {spec.run}", "")
     elif isinstance(spec, Deploy):
-        result = (("delegate",), f"deploy {spec.use} (its own operations decide)", "")
+        result = (("delegate",), f"deploy {spec.use}", "")
     else:
         result = _diff_files(expected_files(resource), observed)
     if result is None:
@@ -192,8 +205,9 @@ def _unified(old: str | None, new: str, path: str) -> str:
     lines = difflib.unified_diff(
         old.splitlines(keepends=True), new.splitlines(keepends=True), f"{path} (current)", path
     )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)  # fmt: skip
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
 
 
 def _diff_directory(spec: Directory, seen: ObservedPath | None) -> _Result:
@@ -215,12 +229,20 @@ def _diff_service(spec: Service, observed: Observation) -> _Result:
     steps: list[tuple[Action, str]] = []
     if spec.running != active:
         state = seen.active_state if seen else "not-found"
-        steps.append(("start" if spec.running else "stop", f"{state} -> "
-                      + ("running" if spec.running else "stopped")))  # fmt: skip
+        steps.append(
+            (
+                "start" if spec.running else "stop",
+                f"{state} -> " + ("running" if spec.running else "stopped"),
+            )
+        )
     if spec.enabled != enabled:
         state = (seen.unit_file_state if seen else "") or "not-found"
-        steps.append(("enable" if spec.enabled else "disable", f"{state} -> "
-                      + ("enabled" if spec.enabled else "disabled")))  # fmt: skip
+        steps.append(
+            (
+                "enable" if spec.enabled else "disable",
+                f"{state} -> " + ("enabled" if spec.enabled else "disabled"),
+            )
+        )
     if not steps:
         return None
     return tuple(a for a, _ in steps), f"{spec.name}: " + ", ".join(n for _, n in steps), ""
@@ -246,12 +268,24 @@ def _diff_user(spec: User, observed: Observation) -> _Result:
     checks: list[tuple[str, Callable[[], bool], object, object]] = [
         ("uid", lambda: spec.uid is not None and seen.uid != spec.uid, seen.uid, spec.uid),
         ("home", lambda: spec.home is not None and seen.home != spec.home, seen.home, spec.home),
-        ("shell", lambda: spec.shell is not None and seen.shell != spec.shell, seen.shell,
-         spec.shell),
-        ("group", lambda: spec.group is not None and seen.group != spec.group, seen.group,
-         spec.group),
-        ("groups", lambda: not set(spec.groups) <= set(seen.groups), ",".join(seen.groups),
-         ",".join(spec.groups)),
-    ]  # fmt: skip
+        (
+            "shell",
+            lambda: spec.shell is not None and seen.shell != spec.shell,
+            seen.shell,
+            spec.shell,
+        ),
+        (
+            "group",
+            lambda: spec.group is not None and seen.group != spec.group,
+            seen.group,
+            spec.group,
+        ),
+        (
+            "groups",
+            lambda: not set(spec.groups) <= set(seen.groups),
+            ",".join(seen.groups),
+            ",".join(spec.groups),
+        ),
+    ]
     notes = [f"{name} {have} -> {want}" for name, differs, have, want in checks if differs()]
     return (("update",), f"user {spec.name}: {', '.join(notes)}", "") if notes else None

@@ -45,7 +45,8 @@ pf() {
     if [ "$h" != "$2" ] && [ "$(stat -c %s "$1")" -le MAXB ]; then
       printf 'content\t%s\t' "$1"; base64 -w0 "$1"; echo
     fi
-  elif [ -d "$1" ]; then printf 'path\t%s\tdirectory\t-\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a' "$1")"
+  elif [ -d "$1" ]; then
+    printf 'path\t%s\tdirectory\t-\t%s\n' "$1" "$(stat --printf '%U\t%G\t%a' "$1")"
   elif [ -e "$1" ] || [ -L "$1" ]; then printf 'path\t%s\tother\n' "$1"
   else printf 'path\t%s\tmissing\n' "$1"; fi
 }
@@ -129,7 +130,8 @@ def _command_line(spec: Command) -> str:
         test = f"[ -e {quote(spec.creates)} ]"
     else:
         test = f"sh -c {quote(spec.unless or 'false')} >/dev/null 2>&1 </dev/null"
-    return f"if {test}; then printf 'cmd\\t%s\\tyes\\n' {name}; else printf 'cmd\\t%s\\tno\\n' {name}; fi"
+    yes, no = (f"printf 'cmd\\t%s\\t{answer}\\n' {name}" for answer in ("yes", "no"))
+    return f"if {test}; then {yes}; else {no}; fi"
 
 
 def _words(items: Iterable[str]) -> str:

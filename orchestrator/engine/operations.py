@@ -34,7 +34,9 @@ def resolve_deploy(use: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(f"deploys.{module_name}")
     except ImportError as error:
-        raise EngineError(f"deploy module 'deploys.{module_name}' cannot be imported: {error}")
+        raise EngineError(
+            f"deploy module 'deploys.{module_name}' cannot be imported: {error}"
+        ) from error
     func = getattr(module, func_name, None)
     if not callable(func):
         raise EngineError(f"deploys.{module_name} has no deploy function '{func_name}'")
@@ -46,8 +48,9 @@ def add_spec(state: State, host: Host, spec: OpSpec, timeout: float) -> list[Ope
     common = {"host": host, "_timeout": int(timeout), "name": spec.description}
     if spec.is_deploy:
         before = len(host.op_hash_order)
-        add_deploy(state, resolve_deploy(spec.operation.removeprefix("deploy:")), host=host,
-                   **spec.args)  # fmt: skip
+        add_deploy(
+            state, resolve_deploy(spec.operation.removeprefix("deploy:")), host=host, **spec.args
+        )
         hashes = host.op_hash_order[before:]
         return [state.get_op_data_for_host(host, h).operation_meta for h in hashes]
     args: dict[str, Any] = dict(spec.args)

@@ -25,20 +25,30 @@ from orchestrator.engine.operations import add_spec
 from orchestrator.engine.session import FleetSession, HostLink, ProgressFn, open_session
 from orchestrator.errors import EngineError
 from orchestrator.model.desired import DesiredState
-from orchestrator.model.results import HostPlan, HostResult, ResourceOutcome
+from orchestrator.model.results import (
+    HostApplyStatus,
+    HostPlan,
+    HostPlanStatus,
+    HostResult,
+    ResourceApplyStatus,
+    ResourceOutcome,
+)
 
 PROBE_TIMEOUT = 60.0
 
 
-def plan_hosts(fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
-               ) -> dict[str, HostPlan]:  # fmt: skip
+def plan_hosts(
+    fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
+) -> dict[str, HostPlan]:
     """What converging each host would change, from one probe per host."""
     with open_session([d.host for d in fleet.values()], progress) as session:
-        return _probe_all(session, fleet, progress)
+        plans = _probe_all(session, fleet, progress)
+        return _settle_deploys(session, fleet, plans)
 
 
-def apply_hosts(fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
-                ) -> dict[str, HostResult]:  # fmt: skip
+def apply_hosts(
+    fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
+) -> dict[str, HostResult]:
     """Converge every host; the others carry on when one fails."""
     started = time.monotonic()
     with open_session([d.host for d in fleet.values()], progress) as session:
@@ -49,14 +59,21 @@ def apply_hosts(fleet: Mapping[str, DesiredState], progress: ProgressFn | None =
         after = _probe_all(session, {n: fleet[n] for n in added if n not in failures}, progress)
         elapsed = time.monotonic() - started
         return {
-            name: _host_result(session.links[name], plans[name], added.get(name, []),
-                               after.get(name), failures.get(name), elapsed)  # fmt: skip
+            name: _host_result(
+                session.links[name],
+                plans[name],
+                added.get(name, []),
+                after.get(name),
+                failures.get(name),
+                elapsed,
+            )
             for name in fleet
         }
 
 
-def _probe_all(session: FleetSession, fleet: Mapping[str, DesiredState],
-               progress: ProgressFn | None) -> dict[str, HostPlan]:  # fmt: skip
+def _probe_all(
+    session: FleetSession, fleet: Mapping[str, DesiredState], progress: ProgressFn | None
+) -> dict[str, HostPlan]:
     plans: dict[str, HostPlan] = {}
     greenlets = {}
     for name in fleet:
@@ -68,16 +85,30 @@ def _probe_all(session: FleetSession, fleet: Mapping[str, DesiredState],
     for greenlet in gevent.iwait(list(greenlets)):
         name = greenlets[greenlet]
         link = session.links[name]
-        plans[name] = greenlet.value if greenlet.successful() else _plan(
-            link, "failed", error=f"probe failed: {greenlet.exception}")  # fmt: skip
+        plans[name] = (
+            greenlet.value
+            if greenlet.successful()
+            else _plan(link, "failed", error=f"probe failed: {greenlet.exception}")
+        )
         if progress:
             progress(name, plans[name].status)
     return {name: plans[name] for name in fleet}
 
 
-def _plan(link: HostLink, status: str, **fields: object) -> HostPlan:
-    return HostPlan(host=link.target.name, ring=link.target.ring, status=status,  # type: ignore[arg-type]
-                    remote_commands=link.commands, **fields)  # type: ignore[arg-type]
+def _plan(
+    link: HostLink,
+    status: HostPlanStatus,
+    changes: tuple[ResourceChange, ...] = (),
+    error: str | None = None,
+) -> HostPlan:
+    return HostPlan(
+        host=link.target.name,
+        ring=link.target.ring,
+        status=status,
+        changes=changes,
+        error=error,
+        remote_commands=link.commands,
+    )
 
 
 def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> HostPlan:
@@ -101,8 +132,55 @@ def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> Host
 Added = dict[str, list[tuple[OpSpec, list[OperationMeta]]]]
 
 
-def _add_operations(session: FleetSession, fleet: Mapping[str, DesiredState],
-                    work: Mapping[str, HostPlan]) -> tuple[Added, dict[str, str]]:  # fmt: skip
+def _settle_deploys(
+    session: FleetSession, fleet: Mapping[str, DesiredState], plans: dict[str, HostPlan]
+) -> dict[str, HostPlan]:
+    """A deploy is opaque to the probe: let pyinfra's own facts say whether its operations
+    would change anything (a dry run), and keep only the deploys that would."""
+    pending = {
+        name: plan
+        for name, plan in plans.items()
+        if any("delegate" in c.actions for c in plan.changes)
+    }
+    if not pending:
+        return plans
+    work = {
+        name: plan.model_copy(
+            update={"changes": tuple(c for c in plan.changes if "delegate" in c.actions)}
+        )
+        for name, plan in pending.items()
+    }
+    added, failures = _add_operations(session, fleet, work)
+    settled = dict(plans)
+    for name, plan in pending.items():
+        link = session.links[name]
+        if name in failures:
+            settled[name] = _plan(link, "failed", plan.changes, failures[name])
+            continue
+        would: dict[str, list[str]] = {}
+        for spec, metas in added[name]:
+            steps = [_op_name(session, m) for m in metas if m.will_change]
+            if steps:
+                would.setdefault(spec.resource_ids[0], []).extend(steps)
+        kept = tuple(
+            c.model_copy(update={"summary": f"{c.summary}: {'; '.join(would[c.resource_id])}"})
+            if c.resource_id in would
+            else c
+            for c in plan.changes
+            if "delegate" not in c.actions or c.resource_id in would
+        )
+        settled[name] = _plan(link, "drifted" if kept else "in-sync", kept)
+    return settled
+
+
+def _op_name(session: FleetSession, meta: OperationMeta) -> str:
+    names = session.state.get_op_meta(meta._hash).names
+    return ", ".join(sorted(names)) or "an operation"
+
+
+def _add_operations(
+    session: FleetSession, fleet: Mapping[str, DesiredState], work: Mapping[str, HostPlan]
+) -> tuple[Added, dict[str, str]]:
     """Prepare each drifted host's operations, hosts in parallel (facts are remote calls)."""
     added: Added = {}
     failures: dict[str, str] = {}
@@ -144,23 +222,54 @@ def _execute(session: FleetSession, added: Added, progress: ProgressFn | None) -
             progress(name, "applied")
 
 
-def _host_result(link: HostLink, plan: HostPlan, ops: list[tuple[OpSpec, list[OperationMeta]]],
-                 after: HostPlan | None, failure: str | None, elapsed: float) -> HostResult:  # fmt: skip
-    base = {"host": link.target.name, "ring": link.target.ring,
-            "remote_commands": link.commands, "seconds": round(elapsed, 3)}  # fmt: skip
+def _host_result(
+    link: HostLink,
+    plan: HostPlan,
+    ops: list[tuple[OpSpec, list[OperationMeta]]],
+    after: HostPlan | None,
+    failure: str | None,
+    elapsed: float,
+) -> HostResult:
+    def result(
+        status: HostApplyStatus,
+        outcomes: tuple[ResourceOutcome, ...] = (),
+        error: str | None = None,
+    ) -> HostResult:
+        return HostResult(
+            host=link.target.name,
+            ring=link.target.ring,
+            status=status,
+            outcomes=outcomes,
+            error=error,
+            remote_commands=link.commands,
+            seconds=round(elapsed, 3),
+        )
+
     if plan.status in {"unreachable", "failed"}:
-        return HostResult(status="unreachable" if plan.status == "unreachable" else "failed",
-                          error=plan.error, **base)  # type: ignore[arg-type]
+        return result("unreachable" if plan.status == "unreachable" else "failed", error=plan.error)
     if not plan.changes:
-        return HostResult(status="unchanged", **base)  # type: ignore[arg-type]
+        return result("unchanged")
     op_errors = _op_errors(ops)
     remaining = {c.resource_id: c for c in (after.changes if after else ())}
-    outcomes = tuple(_outcome(c, op_errors, remaining, failure, after) for c in plan.changes)
-    failed = failure or (after is not None and after.status in {"failed", "unreachable"})
-    if failed or any(o.status != "changed" for o in outcomes):
-        error = failure or (after.error if after and after.error else None) or _first_error(outcomes)
-        return HostResult(status="failed", outcomes=outcomes, error=error, **base)  # type: ignore[arg-type]
-    return HostResult(status="changed", outcomes=outcomes, **base)  # type: ignore[arg-type]
+    changed_deploys = {
+        rid
+        for spec, metas in ops
+        if spec.is_deploy and any(m.is_complete() and m.did_change() for m in metas)
+        for rid in spec.resource_ids
+    }
+    outcomes = tuple(
+        o
+        for c in plan.changes
+        if (o := _outcome(c, op_errors, remaining, failure, after, changed_deploys)).status
+        != "unchanged"
+    )
+    if not outcomes and not failure:
+        return result("unchanged")
+    lost = after is not None and after.status in {"failed", "unreachable"}
+    if failure or lost or any(o.status != "changed" for o in outcomes):
+        error = failure or (after.error if after else None) or _first_error(outcomes)
+        return result("failed", outcomes, error)
+    return result("changed", outcomes)
 
 
 def _op_errors(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, str]:
@@ -179,26 +288,40 @@ def _op_errors(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, str]:
     return errors
 
 
-def _outcome(change: ResourceChange, op_errors: dict[str, str], remaining: dict[str, ResourceChange],
-             failure: str | None, after: HostPlan | None) -> ResourceOutcome:  # fmt: skip
-    common = {"resource_id": change.resource_id, "policy": change.policy,
-              "summary": change.summary, "diff": change.diff}  # fmt: skip
+def _outcome(
+    change: ResourceChange,
+    op_errors: dict[str, str],
+    remaining: dict[str, ResourceChange],
+    failure: str | None,
+    after: HostPlan | None,
+    changed_deploys: set[str],
+) -> ResourceOutcome:
+    def outcome(status: ResourceApplyStatus, error: str = "") -> ResourceOutcome:
+        return ResourceOutcome(
+            resource_id=change.resource_id,
+            policy=change.policy,
+            status=status,
+            summary=change.summary,
+            diff=change.diff,
+            error=error,
+        )
+
     error = op_errors.get(change.resource_id) or failure
     if error:
-        status = "skipped" if error.startswith("not run") else "failed"
-        return ResourceOutcome(status=status, error=error, **common)  # type: ignore[arg-type]
+        return outcome("skipped" if error.startswith("not run") else "failed", error)
+    if "delegate" in change.actions:  # a deploy: its own operations decided, nothing to re-probe
+        return outcome("changed" if change.resource_id in changed_deploys else "unchanged")
     if after is None or change.resource_id in remaining:
-        if "delegate" in change.actions:
-            return ResourceOutcome(status="changed", **common)  # type: ignore[arg-type]
         still = remaining.get(change.resource_id)
-        detail = still.summary if still else (after.error if after else "not verified")
-        return ResourceOutcome(status="still-differs", error=f"still differs: {detail}", **common)  # type: ignore[arg-type]
-    return ResourceOutcome(status="changed", **common)  # type: ignore[arg-type]
+        detail = still.summary if still else (after.error if after else None) or "not verified"
+        return outcome("still-differs", f"still differs: {detail}")
+    return outcome("changed")
 
 
 def _first_error(outcomes: tuple[ResourceOutcome, ...]) -> str | None:
     return next((o.error for o in outcomes if o.status == "failed"), None) or next(
-        (o.error for o in outcomes if o.error), None)  # fmt: skip
+        (o.error for o in outcomes if o.error), None
+    )
 
 
 _ERROR_LINE = re.compile(r"error|fail|denied|no space|not found|unable|^E:|dpkg:", re.IGNORECASE)

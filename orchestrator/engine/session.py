@@ -82,8 +82,9 @@ def _host_data(target: HostTarget) -> dict[str, object]:
 
 
 @contextmanager
-def open_session(targets: Sequence[HostTarget], progress: ProgressFn | None = None
-                 ) -> Iterator[FleetSession]:  # fmt: skip
+def open_session(
+    targets: Sequence[HostTarget], progress: ProgressFn | None = None
+) -> Iterator[FleetSession]:
     """Connect to every target in parallel; unreachable ones carry their reason."""
     if not targets:
         raise ValueError("open_session needs at least one host")
@@ -114,7 +115,9 @@ def _connect_all(session: FleetSession, progress: ProgressFn | None) -> None:
     greenlets = {gevent.spawn(_connect, link): link for link in session.links.values()}
     for greenlet in gevent.iwait(list(greenlets)):
         link = greenlets[greenlet]
-        link.error = greenlet.value if greenlet.successful() else f"connect failed: {greenlet.exception}"
+        link.error = (
+            greenlet.value if greenlet.successful() else f"connect failed: {greenlet.exception}"
+        )
         if link.error is None:
             session.state.activate_host(link.host)
         if progress:
@@ -141,8 +144,9 @@ def _count_commands(link: HostLink) -> None:
     for method in ("run_shell_command", "put_file", "get_file"):
         original = getattr(connector, method)
 
-        def counted(*args: object, _original: Callable[..., object] = original, **kwargs: object
-                    ) -> object:  # fmt: skip
+        def counted(
+            *args: object, _original: Callable[..., object] = original, **kwargs: object
+        ) -> object:
             link.commands += 1
             return _original(*args, **kwargs)
 

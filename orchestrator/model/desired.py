@@ -50,7 +50,9 @@ KIND_ORDER: tuple[ResourceKind, ...] = (
     "deploy",
     "service",
 )
-Spec = AptRepository | Package | Patch | File | Directory | Service | Sysctl | User | Command | Deploy
+Spec = (
+    AptRepository | Package | Patch | File | Directory | Service | Sysctl | User | Command | Deploy
+)
 
 
 class HostTarget(Frozen):

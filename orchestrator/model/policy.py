@@ -58,9 +58,7 @@ class Package(Frozen):
     version: str | None = Field(None, description="Exact version to install (pin).")
     hold: bool = Field(False, description="apt-mark hold the package at its version.")
 
-    _version = field_validator("version")(
-        lambda v: v if v is None else check_debian_version(v)
-    )
+    _version = field_validator("version")(lambda v: v if v is None else check_debian_version(v))
 
     @model_validator(mode="after")
     def _coherent(self) -> Package:
@@ -113,7 +111,9 @@ class Sysctl(Frozen):
     @field_validator("value", mode="before")
     @classmethod
     def _as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
 
 
 class User(Frozen):

@@ -9,7 +9,7 @@ from orchestrator.model.base import Frozen
 
 HostPlanStatus = Literal["in-sync", "drifted", "unreachable", "failed"]
 HostApplyStatus = Literal["unchanged", "changed", "failed", "unreachable"]
-ResourceApplyStatus = Literal["changed", "failed", "skipped", "still-differs"]
+ResourceApplyStatus = Literal["changed", "unchanged", "failed", "skipped", "still-differs"]
 
 
 class HostPlan(Frozen):

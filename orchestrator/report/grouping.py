@@ -13,7 +13,9 @@ class ChangeGroup(Frozen):
     hosts: tuple[str, ...]
 
 
-def group_changes(per_host: Iterable[tuple[str, Iterable[ResourceChange]]]) -> tuple[ChangeGroup, ...]:
+def group_changes(
+    per_host: Iterable[tuple[str, Iterable[ResourceChange]]],
+) -> tuple[ChangeGroup, ...]:
     """Group by (resource, what changes, diff), keeping first-seen order."""
     groups: dict[tuple[str, str, str], tuple[ResourceChange, list[str]]] = {}
     for host, changes in per_host:

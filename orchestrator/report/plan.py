@@ -17,8 +17,9 @@ PLAN_SCHEMA = "patchring.plan/v1"
 APPLY_SCHEMA = "patchring.apply/v1"
 
 
-def plan_document(plans: Mapping[str, HostPlan], rings: Sequence[str], source: Mapping[str, Any]
-                  ) -> dict[str, Any]:  # fmt: skip
+def plan_document(
+    plans: Mapping[str, HostPlan], rings: Sequence[str], source: Mapping[str, Any]
+) -> dict[str, Any]:
     counts = Counter(p.status for p in plans.values())
     return {
         "schema": PLAN_SCHEMA,
@@ -36,14 +37,17 @@ def plan_document(plans: Mapping[str, HostPlan], rings: Sequence[str], source: M
     }
 
 
-def apply_document(results: Mapping[str, HostResult], rings: Sequence[str],
-                   source: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+def apply_document(
+    results: Mapping[str, HostResult], rings: Sequence[str], source: Mapping[str, Any]
+) -> dict[str, Any]:
     counts = Counter(r.status for r in results.values())
     return {
         "schema": APPLY_SCHEMA,
         "source": dict(source),
-        "summary": {"hosts": len(results), **{s: counts[s] for s in
-                    ("unchanged", "changed", "failed", "unreachable")}},  # fmt: skip
+        "summary": {
+            "hosts": len(results),
+            **{s: counts[s] for s in ("unchanged", "changed", "failed", "unreachable")},
+        },
         "hosts": [r.model_dump(mode="json") for r in results.values()],
     }
 
@@ -55,28 +59,42 @@ def _ring_rows(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> list[dict
         members = [p for p in plans.values() if (p.ring or "(no ring)") == ring]
         if members:
             counts = Counter(p.status for p in members)
-            rows.append({"ring": ring, "hosts": len(members), **{k.replace("-", "_"): counts[k]
-                         for k in ("in-sync", "drifted", "unreachable", "failed")}})  # fmt: skip
+            rows.append(
+                {
+                    "ring": ring,
+                    "hosts": len(members),
+                    **{
+                        k.replace("-", "_"): counts[k]
+                        for k in ("in-sync", "drifted", "unreachable", "failed")
+                    },
+                }
+            )
     return rows
 
 
 def render_plan_text(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> str:
     doc = plan_document(plans, rings, {})
     s = doc["summary"]
-    out = [f"Plan: {s['hosts']} hosts: {s['drifted']} to change, {s['in_sync']} in sync, "
-           f"{s['unreachable']} unreachable, {s['failed']} failed"]  # fmt: skip
+    out = [
+        f"Plan: {s['hosts']} hosts: {s['drifted']} to change, {s['in_sync']} in sync, "
+        f"{s['unreachable']} unreachable, {s['failed']} failed"
+    ]
     out.append("")
     for row in doc["rings"]:
-        out.append(f"  ring {row['ring']:<10} {row['hosts']:>3} hosts  {row['drifted']:>3} to change"
-                   f"  {row['in_sync']:>3} in sync  {row['unreachable'] + row['failed']:>3} not read")
+        out.append(
+            f"  ring {row['ring']:<10} {row['hosts']:>3} hosts  {row['drifted']:>3} to change"
+            f"  {row['in_sync']:>3} in sync  {row['unreachable'] + row['failed']:>3} not read"
+        )
     groups = group_changes((p.host, p.changes) for p in plans.values())
     if groups:
         out += ["", "Changes (identical changes on several hosts are shown once):"]
     for group in groups:
         c = group.change
         count = len(group.hosts)
-        out.append(f"  ~ {c.resource_id}  [{', '.join(c.actions)}]  on {count} host"
-                   f"{'s' if count != 1 else ''}: {host_list(group.hosts)}")
+        out.append(
+            f"  ~ {c.resource_id}  [{', '.join(c.actions)}]  on {count} host"
+            f"{'s' if count != 1 else ''}: {host_list(group.hosts)}"
+        )
         out.append(f"      {c.summary}")
         out += [f"      {line}" for line in c.diff.rstrip("\n").splitlines()] if c.diff else []
     problems = [p for p in plans.values() if p.status in {"unreachable", "failed"}]
@@ -90,12 +108,17 @@ def render_plan_text(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> str
 
 def render_apply_text(results: Mapping[str, HostResult]) -> str:
     counts = Counter(r.status for r in results.values())
-    out = [f"Apply: {len(results)} hosts: {counts['changed']} changed, {counts['unchanged']} "
-           f"unchanged, {counts['failed']} failed, {counts['unreachable']} unreachable", ""]  # fmt: skip
+    out = [
+        f"Apply: {len(results)} hosts: {counts['changed']} changed, {counts['unchanged']} "
+        f"unchanged, {counts['failed']} failed, {counts['unreachable']} unreachable",
+        "",
+    ]
     for r in results.values():
         mark = {"changed": "~", "unchanged": "=", "failed": "!", "unreachable": "!"}[r.status]
-        out.append(f"  {mark} {r.host:<12} {r.status:<12} ring {r.ring or '-':<8} "
-                   f"{len(r.outcomes)} resources  {r.remote_commands} remote commands")
+        out.append(
+            f"  {mark} {r.host:<12} {r.status:<12} ring {r.ring or '-':<8} "
+            f"{len(r.outcomes)} resources  {r.remote_commands} remote commands"
+        )
         for o in r.outcomes:
             out.append(f"      {o.status:<14} {o.resource_id}: {o.summary}")
             if o.error:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab import LabConfig, LabStatus, lab_down, lab_up
-from orchestrator.lab import faults
+from orchestrator.lab import LabConfig, LabStatus, faults, lab_down, lab_up
 from tests.integration.fleet import ssh_config
 
 LAB_NAME = "it"
@@ -43,8 +42,12 @@ class Lab:
 
     def reset(self, names: list[str] | None = None) -> None:
         with ThreadPoolExecutor(max_workers=6) as pool:
-            list(pool.map(lambda n: faults.reset_host(LAB_NAME, n, state_dir=self.status.state_dir),
-                          names or self.hosts))  # fmt: skip
+            list(
+                pool.map(
+                    lambda n: faults.reset_host(LAB_NAME, n, state_dir=self.status.state_dir),
+                    names or self.hosts,
+                )
+            )
 
 
 @pytest.fixture(scope="session")

@@ -28,23 +28,40 @@ class CliResult:
 
 
 def patchring(repo: Path, *args: str, timeout: float = 600) -> CliResult:
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=repo,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def make_repo(dest: Path, lab_inventory: Path, ssh: dict[str, Any] | None = None) -> Path:
     """Copy the example policies into a fresh Git repo and add the lab's inventory to it."""
     for folder in ("policies", "templates", "inventory"):
-        shutil.copytree(PROJECT / folder, dest / folder,
-                        ignore=shutil.ignore_patterns("lab.yml"))  # fmt: skip
+        shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     data = yaml.safe_load(lab_inventory.read_text())
     data["ssh"].update(ssh or {})
     (dest / "inventory" / "lab.yml").write_text(yaml.safe_dump(data, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=t@example.invalid", "commit",
-                    "-qm", "example policies"], cwd=dest, check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-qm",
+            "example policies",
+        ],
+        cwd=dest,
+        check=True,
+    )
     return dest
 
 

@@ -98,11 +98,21 @@ def test_broken_update_fails_its_hosts_and_the_others_converge(repo: Path, lab: 
         if ring["name"] == "canary":
             ring["vars"] = {"agent_version": "1.0-3"}
     write_yaml(fleet, data)
-    write_yaml(repo / "policies" / "broken-suite.yml", {
-        "name": "broken-suite", "select": {"rings": ["canary"]},
-        "apt_repositories": [{"name": "patchring-lab-broken", "url": "{{ lab_apt_url }}",
-                              "suite": "broken", "key": "{{ lab_apt_key }}"}],
-    })  # fmt: skip
+    write_yaml(
+        repo / "policies" / "broken-suite.yml",
+        {
+            "name": "broken-suite",
+            "select": {"rings": ["canary"]},
+            "apt_repositories": [
+                {
+                    "name": "patchring-lab-broken",
+                    "url": "{{ lab_apt_url }}",
+                    "suite": "broken",
+                    "key": "{{ lab_apt_key }}",
+                }
+            ],
+        },
+    )
 
     applied = patchring(repo, "apply", "--json")
     assert applied.code == 3
@@ -144,3 +154,22 @@ def test_unreachable_host_is_reported_as_unreachable(repo: Path, lab: Lab) -> No
     assert hosts[gone]["status"] == "unreachable"
     assert hosts[gone]["error"].startswith("unreachable:")
     assert patchring(repo, "plan", "--host", gone).code == 0  # reachable again once healed
+
+
+def test_a_deploy_from_deploys_runs_and_pyinfra_decides_its_changes(repo: Path, lab: Lab) -> None:
+    write_yaml(repo / "policies" / "motd.yml", {
+        "name": "motd", "select": {"rings": ["canary"]},
+        "deploy": [{"name": "motd", "use": "motd:configure_motd",
+                    "args": {"message": "{{ host.name }} is managed by patchring"}}],
+    })  # fmt: skip
+    canary = lab.ring("canary")[0]
+    assert patchring(repo, "apply").code == 0
+    h = host(lab.address(canary), lab.ssh_config)
+    assert h.file("/etc/motd").content_string == f"{canary} is managed by patchring\n"
+    doc = patchring(repo, "plan", "--json").json()
+    assert doc["summary"]["drifted"] == 0  # pyinfra's dry run: the deploy would change nothing
+    lab.exec(canary, "sh", "-c", "echo tampered > /etc/motd")
+    doc = patchring(repo, "plan", "--json").json()
+    assert _changes(doc, canary)["deploy:motd"]["summary"] == (
+        "deploy motd:configure_motd: Message of the day | Write /etc/motd"
+    )

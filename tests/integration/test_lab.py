@@ -76,12 +76,24 @@ def ssh(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     argv = [
-        "ssh", "-F", "/dev/null", "-i", str(lab.status.identity_file),
-        "-o", f"UserKnownHostsFile={known_hosts or lab.status.known_hosts}",
-        "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-        "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-        f"root@{address}", command,
-    ]  # fmt: skip
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(lab.status.identity_file),
+        "-o",
+        f"UserKnownHostsFile={known_hosts or lab.status.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={connect_timeout}",
+        f"root@{address}",
+        command,
+    ]
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
     )
@@ -231,10 +243,19 @@ def test_signed_repo_install_upgrade_and_broken_update(itlab: ItLab) -> None:
 
 def _ssh_argv(lab: ItLab, address: str) -> list[str]:
     return [
-        "ssh", "-F", "/dev/null", "-i", str(lab.status.identity_file),
-        "-o", f"UserKnownHostsFile={lab.status.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-        "-o", "BatchMode=yes", f"root@{address}",
-    ]  # fmt: skip
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(lab.status.identity_file),
+        "-o",
+        f"UserKnownHostsFile={lab.status.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        f"root@{address}",
+    ]
 
 
 def test_host_exec_reaches_the_host_without_ssh(itlab: ItLab) -> None:

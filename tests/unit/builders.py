@@ -31,17 +31,27 @@ _KIND = {
 }
 
 
-def resource(spec: Spec, policy: str = "base", line: int = 1, content: str | None = None) -> Resource:
+def resource(
+    spec: Spec, policy: str = "base", line: int = 1, content: str | None = None
+) -> Resource:
     kind, key = _KIND[type(spec)]
     if isinstance(spec, File) and content is None:
         content = spec.content
-    return Resource(kind=kind, key=key(spec), policy=policy, spec=spec, content=content,
-                    location=SourceLocation(f"policies/{policy}.yml", line, 3))
+    return Resource(
+        kind=kind,
+        key=key(spec),
+        policy=policy,
+        spec=spec,
+        content=content,
+        location=SourceLocation(f"policies/{policy}.yml", line, 3),
+    )
 
 
 def desired(*specs: Spec, host: str = "web-01") -> DesiredState:
-    resources = sorted((resource(s, line=i + 1) for i, s in enumerate(specs)),
-                       key=lambda r: KIND_ORDER.index(r.kind))
+    resources = sorted(
+        (resource(s, line=i + 1) for i, s in enumerate(specs)),
+        key=lambda r: KIND_ORDER.index(r.kind),
+    )
     return DesiredState(host=HostTarget(name=host, address="10.0.0.1"), resources=tuple(resources))
 
 
@@ -56,8 +66,12 @@ def reference_state() -> DesiredState:
         Package(name="acme-tool"),
         Package(name="telnet", state="absent"),
         Patch(advisory="DSA-9001-1", cves=("CVE-2026-10001",), package="openssl", fixed="3.0.15-1"),
-        File(path="/etc/acme/agent.conf", content="port = 7070\n", mode="0640",
-             restart=("acme-agent",)),
+        File(
+            path="/etc/acme/agent.conf",
+            content="port = 7070\n",
+            mode="0640",
+            restart=("acme-agent",),
+        ),
         Directory(path="/var/lib/acme"),
         Service(name="acme-agent"),
         Sysctl(key="net.ipv4.conf.all.send_redirects", value="0"),

@@ -39,8 +39,10 @@ def _case_two_files_restart_once():
 def _case_pin_wins_over_patch():
     from orchestrator.model.policy import Patch
 
-    state = desired(Package(name="acme-agent", version="1.0-3"),
-                    Patch(advisory="DSA-1", package="acme-agent", fixed="1.0-2"))
+    state = desired(
+        Package(name="acme-agent", version="1.0-3"),
+        Patch(advisory="DSA-1", package="acme-agent", fixed="1.0-2"),
+    )
     return compile_host(state)
 
 

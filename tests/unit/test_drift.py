@@ -1,4 +1,4 @@
-"""The probe script and the comparison: real shell on this machine for the script, pure for the rest."""
+"""The probe script (run by a real local shell) and the comparison (pure)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import pytest
 from orchestrator.drift.changes import diff_host
 from orchestrator.drift.observed import Observation, ObservedPackage, ObservedService
 from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
-from orchestrator.model.policy import Command, Directory, File, Package, Patch, Service, Sysctl, User
+from orchestrator.model.policy import (
+    Command,
+    Directory,
+    File,
+    Package,
+    Patch,
+    Service,
+    Sysctl,
+    User,
+)
 from tests.unit.builders import desired
 
 
@@ -63,31 +72,58 @@ def test_probe_output_cut_short_is_an_error() -> None:
 
 
 def _observed(**packages: tuple[str, str]) -> Observation:
-    return Observation(packages={
-        name: ObservedPackage(name=name, version=version, status=status)
-        for name, (version, status) in packages.items()
-    })
+    return Observation(
+        packages={
+            name: ObservedPackage(name=name, version=version, status=status)
+            for name, (version, status) in packages.items()
+        }
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "seen", "summary", "actions"),
     [
-        (Package(name="a", version="1.0-2"), ("1.0-1", "install ok installed"),
-         "a 1.0-1 -> 1.0-2", ("upgrade",)),
-        (Package(name="a", version="1.0-1"), ("1.0-2", "install ok installed"),
-         "a 1.0-2 -> 1.0-1", ("downgrade",)),
-        (Package(name="a", version="1:1.0-1"), ("2.0-1", "install ok installed"),
-         "a 2.0-1 -> 1:1.0-1", ("upgrade",)),
-        (Package(name="a", version="1.0-2"), ("1.0-3", "install ok half-configured"),
-         "a 1.0-3 (half-configured) -> 1.0-2", ("reinstall",)),
-        (Package(name="a", state="absent"), ("1.0-1", "install ok installed"),
-         "a 1.0-1 -> absent", ("remove",)),
-        (Package(name="a", version="1.0-1", hold=True), ("1.0-1", "install ok installed"),
-         "a 1.0-1: hold", ("hold",)),
+        (
+            Package(name="a", version="1.0-2"),
+            ("1.0-1", "install ok installed"),
+            "a 1.0-1 -> 1.0-2",
+            ("upgrade",),
+        ),
+        (
+            Package(name="a", version="1.0-1"),
+            ("1.0-2", "install ok installed"),
+            "a 1.0-2 -> 1.0-1",
+            ("downgrade",),
+        ),
+        (
+            Package(name="a", version="1:1.0-1"),
+            ("2.0-1", "install ok installed"),
+            "a 2.0-1 -> 1:1.0-1",
+            ("upgrade",),
+        ),
+        (
+            Package(name="a", version="1.0-2"),
+            ("1.0-3", "install ok half-configured"),
+            "a 1.0-3 (half-configured) -> 1.0-2",
+            ("reinstall",),
+        ),
+        (
+            Package(name="a", state="absent"),
+            ("1.0-1", "install ok installed"),
+            "a 1.0-1 -> absent",
+            ("remove",),
+        ),
+        (
+            Package(name="a", version="1.0-1", hold=True),
+            ("1.0-1", "install ok installed"),
+            "a 1.0-1: hold",
+            ("hold",),
+        ),
     ],
 )
-def test_package_transitions(spec: Package, seen: tuple[str, str], summary: str,
-                             actions: tuple[str, ...]) -> None:  # fmt: skip
+def test_package_transitions(
+    spec: Package, seen: tuple[str, str], summary: str, actions: tuple[str, ...]
+) -> None:
     (change,) = diff_host(desired(spec), _observed(a=seen))
     assert (change.summary, change.actions) == (summary, actions)
 
@@ -99,8 +135,13 @@ def test_package_in_sync_and_held_is_no_change() -> None:
 
 @pytest.mark.parametrize(
     ("installed", "expected"),
-    [("1.0-1", "openssl 1.0-1 -> 1.0-2 (DSA-1)"), ("1.0-2", None), ("1.0-10", None),
-     ("1.0-2~deb12u1", "openssl 1.0-2~deb12u1 -> 1.0-2 (DSA-1)"), (None, None)],
+    [
+        ("1.0-1", "openssl 1.0-1 -> 1.0-2 (DSA-1)"),
+        ("1.0-2", None),
+        ("1.0-10", None),
+        ("1.0-2~deb12u1", "openssl 1.0-2~deb12u1 -> 1.0-2 (DSA-1)"),
+        (None, None),
+    ],
 )
 def test_patch_uses_debian_version_ordering(installed: str | None, expected: str | None) -> None:
     state = desired(Patch(advisory="DSA-1", package="openssl", fixed="1.0-2"))
@@ -111,12 +152,22 @@ def test_patch_uses_debian_version_ordering(installed: str | None, expected: str
 
 def test_service_states() -> None:
     state = desired(Service(name="web"), Service(name="old", running=False, enabled=False))
-    seen = Observation(services={
-        "web.service": ObservedService(name="web.service", load_state="loaded",
-                                       active_state="failed", unit_file_state="disabled"),
-        "old.service": ObservedService(name="old.service", load_state="loaded",
-                                       active_state="inactive", unit_file_state="disabled"),
-    })  # fmt: skip
+    seen = Observation(
+        services={
+            "web.service": ObservedService(
+                name="web.service",
+                load_state="loaded",
+                active_state="failed",
+                unit_file_state="disabled",
+            ),
+            "old.service": ObservedService(
+                name="old.service",
+                load_state="loaded",
+                active_state="inactive",
+                unit_file_state="disabled",
+            ),
+        }
+    )
     (change,) = diff_host(state, seen)
     assert change.summary == "web: failed -> running, disabled -> enabled"
     assert change.actions == ("start", "enable")
@@ -125,13 +176,24 @@ def test_service_states() -> None:
 def test_sysctl_and_user() -> None:
     from orchestrator.drift.observed import ObservedSysctl, ObservedUser
 
-    state = desired(Sysctl(key="net.ipv4.ip_forward", value=0),
-                    User(name="acme", shell="/usr/sbin/nologin", groups=("adm",)))
+    state = desired(
+        Sysctl(key="net.ipv4.ip_forward", value=0),
+        User(name="acme", shell="/usr/sbin/nologin", groups=("adm",)),
+    )
     seen = Observation(
         sysctls={"net.ipv4.ip_forward": ObservedSysctl(key="net.ipv4.ip_forward", value="1")},
-        users={"acme": ObservedUser(name="acme", exists=True, uid=999, group="acme",
-                                    groups=("acme",), home="/", shell="/bin/sh")},
-    )  # fmt: skip
+        users={
+            "acme": ObservedUser(
+                name="acme",
+                exists=True,
+                uid=999,
+                group="acme",
+                groups=("acme",),
+                home="/",
+                shell="/bin/sh",
+            )
+        },
+    )
     summaries = [c.summary for c in diff_host(state, seen)]
     assert summaries == [
         "user acme: shell /bin/sh -> /usr/sbin/nologin, groups acme -> adm",
