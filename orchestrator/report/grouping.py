@@ -16,13 +16,15 @@ class ChangeGroup(Frozen):
 def group_changes(
     per_host: Iterable[tuple[str, Iterable[ResourceChange]]],
 ) -> tuple[ChangeGroup, ...]:
-    """Group by (resource, what changes, diff), keeping first-seen order."""
-    groups: dict[tuple[str, str, str], tuple[ResourceChange, list[str]]] = {}
+    """Group by (resource, what changes, diff); groups follow converge order, so the variants
+    of one resource (a template rendered per host) stand together."""
+    groups: dict[tuple[str, str, str], tuple[int, ResourceChange, list[str]]] = {}
     for host, changes in per_host:
-        for change in changes:
+        for position, change in enumerate(changes):
             key = (change.resource_id, change.summary, change.diff)
-            groups.setdefault(key, (change, []))[1].append(host)
-    return tuple(ChangeGroup(change=c, hosts=tuple(h)) for c, h in groups.values())
+            groups.setdefault(key, (position, change, []))[2].append(host)
+    ordered = sorted(groups.values(), key=lambda group: group[0])
+    return tuple(ChangeGroup(change=c, hosts=tuple(h)) for _, c, h in ordered)
 
 
 def host_list(hosts: tuple[str, ...], limit: int = 6) -> str:
