@@ -1,0 +1,1 @@
+"""Rollouts ring by ring: pure decisions (`planner`) and the `runner` that drives engine/verify."""
