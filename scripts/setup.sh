@@ -12,6 +12,7 @@ debian_packages=(
   iproute2 nftables   # lab network namespaces, bridge, faults
   openssh-client openssh-server
   git ca-certificates python3-venv
+  chromium            # headless browser: the HTML report's screenshot test
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (the lab needs namespaces, cgroups and mounts)" >&2

@@ -89,17 +89,22 @@ def cmd_plan(args: argparse.Namespace, output: Output) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.cli.runs import Recorder
     from orchestrator.engine import apply_hosts
     from orchestrator.report.plan import apply_document, render_apply_text
 
+    recorder = Recorder.start(args.repo, "apply", ring=args.ring, host=args.host)
     selection = select(args.repo, args.inventory, args.ring, args.host)
     with output.progress("Applying", len(selection.fleet) * 2) as progress:
         results = apply_hosts(selection.fleet, progress)
+    failed = any(r.status in {"failed", "unreachable"} for r in results.values())
+    record, _ = recorder.finish(
+        selection, "failed" if failed else "succeeded", apply=list(results.values())
+    )
     if output.json_mode:
         output.document(apply_document(results, selection.rings, _source(args)))
     else:
-        output.text(render_apply_text(results))
-    failed = any(r.status in {"failed", "unreachable"} for r in results.values())
+        output.text(render_apply_text(results) + f"\nRun {record.id} recorded.\n")
     return EXIT_HOSTS_FAILED if failed else EXIT_OK
 
 

@@ -1,25 +1,91 @@
-"""The gitpython adapter: which commit the policies come from. The only gitpython importer."""
+"""The gitpython adapter: which commit the policies come from, and fingerprints of the files used.
+
+The only gitpython importer. Reads the repository and the files a run used; never writes, never
+imports the CLI, pyinfra or testinfra.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import git
+
+from orchestrator.model.record import GitSource
+
+if TYPE_CHECKING:
+    from orchestrator.policy.project import Project
+
+HISTORY_FOLDER = ".patchring"  # patchring's own output: never makes the policies "dirty"
 
 
 def describe_source(repo: Path) -> dict[str, Any]:
     """The policy repository's commit (sha, author, date, message) and whether it was dirty."""
+    source = git_source(repo)
+    if source.commit is None:
+        return {"repo": source.repo, "commit": None, "dirty": None}
+    return {**source.model_dump(), "message": (source.message or "").split("\n", 1)[0]}
+
+
+def git_source(repo: Path) -> GitSource:
+    """The commit checked out in `repo` (sha, author, date, full message) and whether the working
+    tree differs from it, untracked files included. Not a repository (or no commit yet): a
+    GitSource with `commit` None."""
     try:
         r = git.Repo(repo, search_parent_directories=True)
         commit = r.head.commit
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
-        return {"repo": str(repo.resolve()), "commit": None, "dirty": None}
-    return {
-        "repo": str(repo.resolve()),
-        "commit": commit.hexsha,
-        "author": f"{commit.author.name} <{commit.author.email}>",
-        "date": commit.authored_datetime.isoformat(),
-        "message": str(commit.message).strip().splitlines()[0] if commit.message else "",
-        "dirty": r.is_dirty(untracked_files=True),
-    }
+        return GitSource(repo=str(repo.resolve()))
+    return GitSource(
+        repo=str(repo.resolve()),
+        commit=commit.hexsha,
+        author=f"{commit.author.name} <{commit.author.email}>",
+        date=commit.authored_datetime.isoformat(),
+        message=str(commit.message).strip(),
+        dirty=_is_dirty(r),
+    )
+
+
+def _is_dirty(r: git.Repo) -> bool:
+    if r.is_dirty(untracked_files=False):
+        return True
+    return any(PurePosixPath(path).parts[:1] != (HISTORY_FOLDER,) for path in r.untracked_files)
+
+
+def compute_inputs(repo: Path, project: Project, extra: Iterable[str] = ()) -> dict[str, str]:
+    """sha256 of every file a run used: policy, inventory, template and check files, plus `extra`
+    paths. Keys are repo-relative posix paths (absolute for files outside the repo),
+    sorted; a file that has gone missing since it was loaded is recorded as `missing`."""
+    root = repo.resolve()
+    inputs: dict[str, str] = {}
+    for name in sorted(set(used_files(project)) | set(extra)):
+        full = (root / name).resolve()
+        key = full.relative_to(root).as_posix() if full.is_relative_to(root) else full.as_posix()
+        inputs[key] = _sha256(full)
+    return dict(sorted(inputs.items()))
+
+
+def used_files(project: Project) -> list[str]:
+    """The files a loaded project was built from, as the loaders name them (pure)."""
+    files = [policy.file for policy in project.policies]
+    files += list(project.inventory.files)
+    files += [check for policy in project.policies for check in policy.document.checks]
+    for state in project.desired.values():
+        for resource in state.resources:
+            template = getattr(resource.spec, "template", None)
+            if isinstance(template, str):
+                files.append(template)
+    return sorted(set(files))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 16), b""):
+                digest.update(block)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return "missing"
+    return digest.hexdigest()

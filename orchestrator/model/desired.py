@@ -91,8 +91,20 @@ class VarValue(Frozen):
     location: SourceLocation
 
 
+class UserCheckFile(Frozen):
+    """A user's own testinfra test file named by a policy's `checks:`, read from the same
+    project version as the policy (so `verify` runs exactly what was validated, even from a
+    Git commit that is not checked out)."""
+
+    path: str = Field(description="Repository-relative path, e.g. checks/test_agent.py.")
+    policy: str
+    location: SourceLocation
+    content: str = Field("", repr=False)
+
+
 class DesiredState(Frozen):
     host: HostTarget
     resources: tuple[Resource, ...]
     vars: dict[str, VarValue] = {}
     policies: tuple[str, ...] = ()
+    user_checks: tuple[UserCheckFile, ...] = ()

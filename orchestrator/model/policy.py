@@ -182,3 +182,8 @@ class PolicyDocument(Frozen):
     commands: tuple[Command, ...] = ()
     patches: tuple[Patch, ...] = ()
     deploy: tuple[Deploy, ...] = ()
+    checks: tuple[str, ...] = Field(
+        (),
+        description="Your own pytest-testinfra test files (repository-relative paths, e.g. "
+        "checks/test_agent.py), run by `verify` against the hosts this policy selects.",
+    )

@@ -1,8 +1,9 @@
 """Load every policy file of a project and validate it, collecting every problem in every file.
 
 Reads `policies/**/*.yml|yaml` through a `ProjectSource`, parses each with locations, validates it
-against `PolicyDocument`, and checks what spans files (a policy name used twice). Returns the
-loaded policies in file order, keeping each file's locations for resolution and `explain`.
+against `PolicyDocument`, reads the testinfra files its `checks:` names (a missing one is an error
+at its entry), and checks what spans files (a policy name used twice). Returns the loaded policies
+in file order, keeping each file's locations for resolution and `explain`.
 Imports only the package's model, errors, source and `policy` modules; never the CLI or pyinfra.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.model.desired import UserCheckFile
 from orchestrator.model.policy import PolicyDocument
-from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource
+from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, check_relative
 from orchestrator.policy.validation import check_var_names, validate_located
 from orchestrator.policy.yamlsource import LocatedYaml, parse_yaml
 from orchestrator.source import SourceLocation
@@ -27,6 +29,7 @@ class LoadedPolicy:
     file: str
     document: PolicyDocument
     yaml: LocatedYaml
+    checks: tuple[UserCheckFile, ...] = ()
 
     @property
     def name(self) -> str:
@@ -62,9 +65,37 @@ def load_policy_file(
         return None, problems
     document, problems = validate_located(PolicyDocument, located)
     problems += check_var_names(located, ("vars",), located.mapping_at(("vars",)))
-    if document is None or problems:
+    if document is None:
         return None, problems
-    return LoadedPolicy(path, document, located), []
+    checks: list[UserCheckFile] = []
+    for index, name in enumerate(document.checks):
+        where = located.value_location(("checks", index))
+        check, problem = read_check_file(source, name, document.name, where)
+        problems += [Diagnostic(where, problem)] if problem else []
+        checks += [check] if check else []
+    if problems:
+        return None, problems
+    return LoadedPolicy(path, document, located, tuple(checks)), []
+
+
+def read_check_file(
+    source: ProjectSource, path: str, policy: str, where: SourceLocation
+) -> tuple[UserCheckFile | None, str | None]:
+    """A policy's `checks:` entry with its content, or the reason it cannot be used."""
+    if not path.endswith(".py"):
+        return None, f"check file '{path}' is not a Python file (a pytest-testinfra test file)"
+    try:
+        clean = check_relative(path).as_posix()
+        content = source.read_text(clean)
+    except (FileNotFoundError, IsADirectoryError):
+        return None, f"check file '{path}' not found"
+    except PathOutsideRootError as error:
+        return None, f"check file {error.message}"
+    except UnicodeDecodeError:
+        return None, f"check file '{path}' is not a UTF-8 text file"
+    except OSError as error:
+        return None, f"cannot read check file '{path}': {error.strerror}"
+    return UserCheckFile(path=clean, policy=policy, location=where, content=content), None
 
 
 def _duplicate_names(policies: list[LoadedPolicy]) -> list[Diagnostic]:

@@ -273,6 +273,7 @@ def resolve_host(
         resources=tuple(resources),
         vars=variables,
         policies=tuple(policy.name for policy in matching),
+        user_checks=tuple(check for policy in matching for check in policy.checks),
     )
 
 

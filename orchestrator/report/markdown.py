@@ -1,0 +1,154 @@
+"""A run record as a short Markdown summary: a CI job summary or a pull-request comment.
+
+Pure: a record in, a string out. Status line, commit, per-ring table, apply failures (identical
+errors on several hosts shown once) and the first `limit` failed checks; the HTML report has the
+rest. Every host-derived text is masked. Imports only the standard library and `report`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from orchestrator.model.record import RunRecord
+from orchestrator.report.masking import Mask, no_mask
+from orchestrator.report.record import (
+    CI_NAMES,
+    ApplyFailure,
+    RunView,
+    build_view,
+    format_duration,
+    percent,
+    short_sha,
+    subject,
+)
+
+MAX_CELL = 80
+MAX_ERROR_LINES = 8
+STATUS_MARK = {"succeeded": "✅", "failed": "❌", "halted": "❌", "interrupted": "⚠️"}
+RING_MARK = {"passed": "✅ passed", "failed": "❌ failed", "not-started": "⏸️ not started"}
+
+
+def render_markdown(record: RunRecord, mask: Mask = no_mask, limit: int = 10) -> str:
+    view = build_view(record, mask)
+    parts = [_summary(view), _rings(view), _apply_failures(view), _check_failures(view, limit)]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _cell(text: str, limit: int = MAX_CELL) -> str:
+    """One table cell: one line, short, with Markdown and HTML specials made inert."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", flat) or " "
+
+
+def _code(text: str, limit: int = MAX_CELL) -> str:
+    """A code span in a table cell (pipes escaped, backticks fenced)."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    if not flat:
+        return "(empty)"
+    fence = "``" if "`" in flat else "`"
+    pad = " " if "`" in flat else ""
+    return f"{fence}{pad}{flat.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def _fenced(text: str) -> str:
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[:MAX_ERROR_LINES], f"... {len(lines) - MAX_ERROR_LINES} more lines"]
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n" + "\n".join(lines) + f"\n{fence}"
+
+
+def _summary(view: RunView) -> str:
+    r, c = view.record, view.compliance
+    lines = [f"### {STATUS_MARK.get(r.status, '')} patchring: {_cell(view.headline, 200)}"]
+    facts = [
+        f"**{c.hosts_compliant}/{c.hosts_total} hosts compliant**",
+        f"**{c.checks_passed}/{c.checks_total} checks passed**"
+        f" ({percent(c.checks_passed, c.checks_total)})",
+    ]
+    if c.apply_failures:
+        facts.append(f"**{c.apply_failures} apply failure{'s' if c.apply_failures != 1 else ''}**")
+    lines += ["", " · ".join(facts), ""]
+    lines += [f"- **Commit** {_commit(r)}", f"- **Run** {_run(r)}"]
+    if r.source.dirty:
+        lines += ["", "> ⚠️ The policies had uncommitted changes when this run started."]
+    if r.emergency_reason:
+        lines += ["", f"> 🚨 Emergency run: {_cell(r.emergency_reason, 300)}"]
+    return "\n".join(lines)
+
+
+def _commit(r: RunRecord) -> str:
+    source = r.source
+    if not source.commit:
+        return f"none: policies read from `{_cell(source.repo)}`, not a Git repository"
+    by = f" by {_cell(source.author.split(' <')[0])}" if source.author else ""
+    return f"`{short_sha(source.commit)}` *{_cell(subject(source.message))}*{by}"
+
+
+def _run(r: RunRecord) -> str:
+    took = format_duration((r.finished - r.started).total_seconds())
+    text = f"`{r.id}` ({took}) by {_cell(f'{r.operator.user}@{r.operator.hostname}')}"
+    ci = r.operator.ci
+    if ci:
+        system = CI_NAMES.get(ci.get("system", ""), ci.get("system", "CI"))
+        job = " ".join(filter(None, (ci.get("job"), ci.get("run_id"))))
+        where = f"{system} {_cell(job)}".strip()
+        url = ci.get("url", "")
+        text += (
+            f" in [{where}]({url})" if url.startswith(("https://", "http://")) else f" in {where}"
+        )
+    return text
+
+
+def _rings(view: RunView) -> str:
+    if not view.rings:
+        return ""
+    rows = ["| Ring | Status | Hosts compliant | Checks passed | Notes |", "|---|---|--:|--:|---|"]
+    for ring in view.rings:
+        rows.append(
+            f"| {_cell(ring.ring)} | {RING_MARK[ring.status]} | {ring.compliant}/{len(ring.hosts)}"
+            f" | {ring.checks_passed}/{ring.checks_total} | {_cell(ring.reason)} |"
+        )
+    return "\n".join(rows)
+
+
+def _apply_failures(view: RunView) -> str:
+    if not view.apply_failures:
+        return ""
+    groups: dict[tuple[str, str], list[ApplyFailure]] = {}
+    for failure in view.apply_failures:
+        groups.setdefault((failure.resource_id, failure.error), []).append(failure)
+    out = ["**Apply failures**"]
+    for (resource, error), failures in groups.items():
+        hosts = ", ".join(f"`{_cell(f.host)}`" for f in failures)
+        what = f"`{_cell(resource)}`" if resource else "host"
+        out += ["", f"{what} failed on {hosts}:"]
+        out += ["", _fenced(error or failures[0].summary or "(no error text)")]
+    return "\n".join(out)
+
+
+def _check_failures(view: RunView, limit: int) -> str:
+    failures = view.check_failures
+    if not failures:
+        return "" if view.apply_failures else "No failed checks."
+    shown = failures[:limit]
+    head = (
+        f"**Failed checks** ({len(failures)})"
+        if len(shown) == len(failures)
+        else (f"**Failed checks** (first {len(shown)} of {len(failures)}; see the HTML report)")
+    )
+    rows = [head, "", "| Host | Check | Expected | Actual |", "|---|---|---|---|"]
+    for f in shown:
+        c = f.check
+        mark = "❌" if c.status == "failed" else "⚠️ error:"
+        rows.append(
+            f"| {_cell(f.host)} | {mark} {_code(c.check_id)} | {_code(c.expected)} |"
+            f" {_code(c.actual)} |"
+        )
+    return "\n".join(rows)

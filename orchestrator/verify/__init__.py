@@ -1,0 +1,44 @@
+"""Verification: generated checks from the desired state, and users' own testinfra files.
+
+`checks` (pure) says what to check, `probes` how to ask a host through testinfra's modules,
+`runner` (the only testinfra importer) asks many hosts at once in batches over OpenSSH
+(`batch`, `sshlink`), `usertests` runs users' files through pytest, and `export` writes the
+generated checks as a standalone pytest-testinfra file. Importing this package does not import
+testinfra: `verify_hosts` loads the runner when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.verification import HostVerification
+from orchestrator.verify.checks import PlannedCheck, checks_for, plan_checks
+from orchestrator.verify.export import render_pytest_module
+
+
+def _no_mask(text: str) -> str:
+    return text
+
+
+def verify_hosts(
+    fleet: Mapping[str, DesiredState],
+    progress: Callable[[str, str], None] | None = None,
+    mask: Callable[[str], str] = _no_mask,
+) -> dict[str, HostVerification]:
+    """Check every host against its desired state and its policies' own testinfra files, in
+    parallel; see `orchestrator.verify.runner`. Unreachable hosts are results, never raised.
+    `progress(host, status)` is called once per host; every text in the results goes through
+    `mask` (secrets)."""
+    from orchestrator.verify.runner import verify_hosts as run
+
+    return run(fleet, progress, mask)
+
+
+__all__ = [
+    "PlannedCheck",
+    "checks_for",
+    "plan_checks",
+    "render_pytest_module",
+    "verify_hosts",
+]
