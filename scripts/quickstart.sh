@@ -16,4 +16,6 @@ step "patchring apply"
 $pr apply
 step "patchring plan --detailed-exitcode   (a second look: nothing left to change)"
 $pr plan --detailed-exitcode
-step "Done. Try: $pr explain lab-01 | $pr lab status | $pr lab down"
+step "patchring verify   (generated testinfra checks on every host; reports for auditors)"
+$pr verify
+step "Done. Try: $pr explain lab-01 | $pr report --format html -o report.html | $pr lab down"
