@@ -97,3 +97,23 @@ def test_internal_error_writes_a_crash_log(
     assert "internal error: RuntimeError: boom" in err
     log = next((tmp_path / "state" / "patchring").glob("patchring-crash-*.log"))
     assert "RuntimeError: boom" in log.read_text()
+
+
+def test_report_for_a_run_that_does_not_exist(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "20260101T000000Z-apply-dead", "--repo", str(repo)]) == 1
+    err = capsys.readouterr().err
+    assert "no run '20260101T000000Z-apply-dead'" in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_history_stops_before_any_host_is_touched(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / ".patchring").write_text("a file where the history folder should be\n")
+    assert main(["verify", "--repo", str(repo)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("patchring: error: ")
+    assert ".patchring" in err
+    assert "Traceback" not in err
