@@ -16,7 +16,6 @@ from typing import Literal
 
 from orchestrator.drift.expected import (
     SYSCTL_PERSIST_FILE,
-    ExpectedFile,
     apt_repository_files,
     expected_files,
     normalize_mode,
@@ -67,6 +66,47 @@ Probe = Literal[
     "command.unless",
 ]
 
+# How each probe reads to a person: (title, expected), with {kind} (file, directory...), {key}
+# (the resource's key), {subject} and {want} filled in.
+WORDS: dict[Probe, tuple[str, str]] = {
+    "package.installed": ("package {subject} is installed", "installed"),
+    "package.version": ("package {subject} is at version {want}", "{want}"),
+    "package.absent": ("package {subject} is not installed", "not installed"),
+    "package.held": ("package {subject} is held (apt-mark hold)", "hold"),
+    "package.latest": (
+        "package {subject} is at the newest version apt offers",
+        "the candidate version",
+    ),
+    "patch.fixed": (
+        "package {subject} is at {want} or later, or not installed",
+        ">= {want} or not installed",
+    ),
+    "path.file": ("{kind} {subject} exists and is a regular file", "regular file"),
+    "path.directory": ("{kind} {subject} exists", "directory"),
+    "path.sha256": ("{kind} {subject} has the expected content", "sha256 {want}"),
+    "path.owner": ("{kind} {subject} is owned by {want}", "{want}"),
+    "path.group": ("{kind} {subject} belongs to group {want}", "{want}"),
+    "path.mode": ("{kind} {subject} has mode 0{want}", "0{want}"),
+    "service.running": ("service {subject} is running", "running"),
+    "service.stopped": ("service {subject} is stopped", "stopped"),
+    "service.enabled": ("service {subject} is enabled at boot", "enabled"),
+    "service.disabled": ("service {subject} is disabled at boot", "disabled"),
+    "sysctl.value": ("sysctl {subject} = {want}", "{want}"),
+    "sysctl.persisted": (
+        "sysctl {subject} = {want} is persisted in " + SYSCTL_PERSIST_FILE,
+        "{subject} = {want}",
+    ),
+    "user.present": ("user {subject} exists", "present"),
+    "user.absent": ("user {subject} does not exist", "absent"),
+    "user.uid": ("user {subject} has uid {want}", "{want}"),
+    "user.group": ("user {subject} has primary group {want}", "{want}"),
+    "user.groups": ("user {subject} is in groups {want}", "member of {want}"),
+    "user.home": ("user {subject} has home {want}", "{want}"),
+    "user.shell": ("user {subject} has shell {want}", "{want}"),
+    "command.creates": ("command {key}: {subject} exists", "exists"),
+    "command.unless": ("command {key}: `{subject}` exits 0", "exit status 0"),
+}
+
 
 class PlannedCheck(Frozen):
     """A check and how to run it: `probe` asks the host about `subject` and compares with
@@ -89,13 +129,13 @@ def plan_checks(desired: DesiredState) -> tuple[PlannedCheck, ...]:
 
 
 def resource_checks(resource: Resource) -> tuple[PlannedCheck, ...]:
-    spec = resource.spec
-    planner = _PLANNERS.get(type(spec))
+    planner = _PLANNERS.get(resource.kind)  # deploys: none
     return tuple(planner(_Builder(resource))) if planner else ()
 
 
 class _Builder:
-    """Makes the checks of one resource: ids, locations and the policy name filled in."""
+    """Makes the checks of one resource: ids, words, and the location of the policy key each
+    check comes from (`field`, default the property; the resource's own when not written)."""
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
@@ -103,24 +143,24 @@ class _Builder:
     def check(
         self,
         prop: str,
-        title: str,
-        expected: str,
         probe: Probe,
         subject: str,
         want: str = "",
         field: str | None = None,
+        title: str | None = None,
     ) -> PlannedCheck:
-        """`field` names the policy key the check comes from (its location, if written)."""
         r = self.resource
-        where = r.field_locations.get(field or prop)
+        kind = r.kind.replace("_", " ")
+        words = {"kind": kind, "key": r.key, "subject": subject, "want": want}
+        default_title, expected = (text.format(**words) for text in WORDS[probe])
         spec = CheckSpec(
             id=f"{r.policy}/{r.id}/{prop}",
             policy=r.policy,
             resource_id=r.id,
             property=prop,
-            title=title,
+            title=title or default_title,
             expected=expected,
-            location=where or r.location,
+            location=r.field_locations.get(field or prop) or r.location,
         )
         return PlannedCheck(spec=spec, probe=probe, subject=subject, want=want)
 
@@ -128,293 +168,113 @@ class _Builder:
 def _package(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, Package)
-    name = spec.name
     if spec.state == "absent":
-        yield b.check(
-            "absent",
-            f"package {name} is not installed",
-            "not installed",
-            "package.absent",
-            name,
-            field="state",
-        )
+        yield b.check("absent", "package.absent", spec.name, field="state")
         return
-    yield b.check(
-        "installed",
-        f"package {name} is installed",
-        "installed",
-        "package.installed",
-        name,
-        field="name",
-    )
+    yield b.check("installed", "package.installed", spec.name, field="name")
     if spec.version is not None:
-        yield b.check(
-            "version",
-            f"package {name} is at version {spec.version}",
-            spec.version,
-            "package.version",
-            name,
-            spec.version,
-        )
+        yield b.check("version", "package.version", spec.name, spec.version)
     if spec.state == "latest":
-        yield b.check(
-            "latest",
-            f"package {name} is at the newest version apt offers",
-            "the candidate version",
-            "package.latest",
-            name,
-            field="state",
-        )
+        yield b.check("latest", "package.latest", spec.name, field="state")
     if spec.hold:
-        yield b.check(
-            "held",
-            f"package {name} is held (apt-mark hold)",
-            "hold",
-            "package.held",
-            name,
-            field="hold",
-        )
+        yield b.check("held", "package.held", spec.name, field="hold")
 
 
 def _patch(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, Patch)
     cves = f" ({', '.join(spec.cves)})" if spec.cves else ""
-    yield b.check(
-        "fixed",
-        f"{spec.advisory}{cves}: package {spec.package} is at {spec.fixed} or later, "
-        "or not installed",
-        f">= {spec.fixed} or not installed",
-        "patch.fixed",
-        spec.package,
-        spec.fixed,
-    )
-
-
-def _file_checks(b: _Builder, want: ExpectedFile, what: str) -> Iterator[PlannedCheck]:
-    path = want.path
-    yield b.check(
-        "present",
-        f"{what} {path} exists and is a regular file",
-        "regular file",
-        "path.file",
-        path,
-        field="path",
-    )
-    yield b.check(
-        "content",
-        f"{what} {path} has the expected content",
-        f"sha256 {want.sha256}",
-        "path.sha256",
-        path,
-        want.sha256,
-        field="content" if "content" in b.resource.field_locations else "template",
-    )
-    yield from _attributes(b, path, what, want.owner, want.group, want.mode)
-
-
-def _attributes(
-    b: _Builder, path: str, what: str, owner: str, group: str, mode: str
-) -> Iterator[PlannedCheck]:
-    yield b.check(
-        "owner",
-        f"{what} {path} is owned by {owner}",
-        owner,
-        "path.owner",
-        path,
-        owner,
-        field="owner",
-    )
-    yield b.check(
-        "group",
-        f"{what} {path} belongs to group {group}",
-        group,
-        "path.group",
-        path,
-        group,
-        field="group",
-    )
-    shown = mode if mode.startswith("0") else f"0{mode}"
-    yield b.check(
-        "mode",
-        f"{what} {path} has mode {shown}",
-        shown,
-        "path.mode",
-        path,
-        normalize_mode(mode),
-        field="mode",
-    )
+    title = WORDS["patch.fixed"][0].format(subject=spec.package, want=spec.fixed)
+    title = f"{spec.advisory}{cves}: {title}"
+    yield b.check("fixed", "patch.fixed", spec.package, spec.fixed, title=title)
 
 
 def _file(b: _Builder) -> Iterator[PlannedCheck]:
+    spec = b.resource.spec
+    assert isinstance(spec, File)
     (want,) = expected_files(b.resource)
-    yield from _file_checks(b, want, "file")
+    source = "content" if spec.content is not None else "template"
+    yield b.check("present", "path.file", want.path, field="path")
+    yield b.check("content", "path.sha256", want.path, want.sha256, field=source)
+    yield from _attributes(b, want.path, want.owner, want.group, want.mode)
+
+
+def _directory(b: _Builder) -> Iterator[PlannedCheck]:
+    spec = b.resource.spec
+    assert isinstance(spec, Directory)
+    yield b.check("present", "path.directory", spec.path, field="path")
+    yield from _attributes(b, spec.path, spec.owner, spec.group, spec.mode)
+
+
+def _attributes(
+    b: _Builder, path: str, owner: str, group: str, mode: str
+) -> Iterator[PlannedCheck]:
+    yield b.check("owner", "path.owner", path, owner)
+    yield b.check("group", "path.group", path, group)
+    yield b.check("mode", "path.mode", path, normalize_mode(mode))
 
 
 def _apt_repository(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, AptRepository)
     key, sources = apt_repository_files(spec)
-    yield b.check(
-        "key",
-        f"apt repository {spec.name}: signing key {key.path} is in place",
-        f"sha256 {key.sha256}",
-        "path.sha256",
-        key.path,
-        key.sha256,
-        field="key",
-    )
-    yield b.check(
-        "sources",
-        f"apt repository {spec.name}: {sources.path} lists {spec.url} {spec.suite}",
-        f"sha256 {sources.sha256}",
-        "path.sha256",
-        sources.path,
-        sources.sha256,
-        field="url",
-    )
-
-
-def _directory(b: _Builder) -> Iterator[PlannedCheck]:
-    spec = b.resource.spec
-    assert isinstance(spec, Directory)
-    yield b.check(
-        "present",
-        f"directory {spec.path} exists",
-        "directory",
-        "path.directory",
-        spec.path,
-        field="path",
-    )
-    yield from _attributes(b, spec.path, "directory", spec.owner, spec.group, spec.mode)
+    title = f"apt repository {spec.name}: signing key {key.path} is in place"
+    yield b.check("key", "path.sha256", key.path, key.sha256, title=title)
+    title = f"apt repository {spec.name}: {sources.path} lists {spec.url} {spec.suite}"
+    yield b.check("sources", "path.sha256", sources.path, sources.sha256, "url", title)
 
 
 def _service(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, Service)
-    if spec.running:
-        yield b.check(
-            "running", f"service {spec.name} is running", "running", "service.running", spec.name
-        )
-    else:
-        yield b.check(
-            "running", f"service {spec.name} is stopped", "stopped", "service.stopped", spec.name
-        )
-    if spec.enabled:
-        yield b.check(
-            "enabled",
-            f"service {spec.name} is enabled at boot",
-            "enabled",
-            "service.enabled",
-            spec.name,
-        )
-    else:
-        yield b.check(
-            "enabled",
-            f"service {spec.name} is disabled at boot",
-            "disabled",
-            "service.disabled",
-            spec.name,
-        )
+    yield b.check("running", "service.running" if spec.running else "service.stopped", spec.name)
+    yield b.check("enabled", "service.enabled" if spec.enabled else "service.disabled", spec.name)
 
 
 def _sysctl(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, Sysctl)
     value = normalize_sysctl(spec.value)
-    yield b.check("value", f"sysctl {spec.key} = {value}", value, "sysctl.value", spec.key, value)
-    line = f"{spec.key} = {value}"
-    yield b.check(
-        "persisted",
-        f"sysctl {spec.key} = {value} is persisted in {SYSCTL_PERSIST_FILE}",
-        line,
-        "sysctl.persisted",
-        spec.key,
-        value,
-        field="value",
-    )
+    yield b.check("value", "sysctl.value", spec.key, value)
+    yield b.check("persisted", "sysctl.persisted", spec.key, value, field="value")
 
 
 def _user(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, User)
-    name = spec.name
     if not spec.present:
-        yield b.check(
-            "absent", f"user {name} does not exist", "absent", "user.absent", name, field="present"
-        )
+        yield b.check("absent", "user.absent", spec.name, field="present")
         return
-    yield b.check("present", f"user {name} exists", "present", "user.present", name, field="name")
-    if spec.uid is not None:
-        yield b.check(
-            "uid", f"user {name} has uid {spec.uid}", str(spec.uid), "user.uid", name, str(spec.uid)
-        )
-    if spec.group is not None:
-        yield b.check(
-            "group",
-            f"user {name} has primary group {spec.group}",
-            spec.group,
-            "user.group",
-            name,
-            spec.group,
-        )
-    if spec.groups:
-        groups = ",".join(spec.groups)
-        yield b.check(
-            "groups",
-            f"user {name} is in groups {', '.join(spec.groups)}",
-            f"member of {groups}",
-            "user.groups",
-            name,
-            groups,
-        )
-    if spec.home is not None:
-        yield b.check(
-            "home", f"user {name} has home {spec.home}", spec.home, "user.home", name, spec.home
-        )
-    if spec.shell is not None:
-        yield b.check(
-            "shell",
-            f"user {name} has shell {spec.shell}",
-            spec.shell,
-            "user.shell",
-            name,
-            spec.shell,
-        )
+    yield b.check("present", "user.present", spec.name, field="name")
+    optional: list[tuple[str, Probe, str | None]] = [
+        ("uid", "user.uid", None if spec.uid is None else str(spec.uid)),
+        ("group", "user.group", spec.group),
+        ("groups", "user.groups", ",".join(spec.groups) or None),
+        ("home", "user.home", spec.home),
+        ("shell", "user.shell", spec.shell),
+    ]
+    for prop, probe, want in optional:
+        if want is not None:
+            yield b.check(prop, probe, spec.name, want)
 
 
 def _command(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, Command)
     if spec.creates is not None:
-        yield b.check(
-            "guard",
-            f"command {spec.name}: {spec.creates} exists",
-            "exists",
-            "command.creates",
-            spec.creates,
-            field="creates",
-        )
+        yield b.check("guard", "command.creates", spec.creates, field="creates")
     else:
-        unless = spec.unless or "false"
-        yield b.check(
-            "guard",
-            f"command {spec.name}: `{unless}` exits 0",
-            "exit status 0",
-            "command.unless",
-            unless,
-            field="unless",
-        )
+        yield b.check("guard", "command.unless", spec.unless or "false", field="unless")
 
 
-_PLANNERS: dict[type, Callable[[_Builder], Iterator[PlannedCheck]]] = {
-    Package: _package,
-    Patch: _patch,
-    File: _file,
-    AptRepository: _apt_repository,
-    Directory: _directory,
-    Service: _service,
-    Sysctl: _sysctl,
-    User: _user,
-    Command: _command,
+_PLANNERS: dict[str, Callable[[_Builder], Iterator[PlannedCheck]]] = {
+    "apt_repository": _apt_repository,
+    "user": _user,
+    "directory": _directory,
+    "package": _package,
+    "patch": _patch,
+    "file": _file,
+    "sysctl": _sysctl,
+    "command": _command,
+    "service": _service,
 }

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,25 +74,39 @@ def verify_hosts(
     mask: MaskFn = _no_mask,
 ) -> dict[str, HostVerification]:
     """Check every host against its desired state (and its policies' own testinfra files).
-    Never raises for a host problem: unreachable hosts come back with status `unreachable`."""
+    Never raises for a host problem: unreachable hosts come back with status `unreachable`.
+    `progress(host, status)` is called once per host, as soon as its results are complete."""
     if not fleet:
         return {}
     folder = Path(tempfile.mkdtemp(prefix="patchring-verify-"))
     config = SshConfig.write([state.host for state in fleet.values()], folder)
+    found: dict[str, HostVerification] = {}
     try:
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(fleet))) as pool:
-            done = pool.map(lambda state: _verify_host(state, config, mask), fleet.values())
-            found = dict(zip(fleet, done, strict=True))
-        reachable = {name: fleet[name] for name, v in found.items() if v.status != "unreachable"}
+            jobs = {pool.submit(_verify_host, state, config, mask): n for n, state in fleet.items()}
+            for job in as_completed(jobs):
+                name = jobs[job]
+                found[name] = job.result()
+                if progress and not (fleet[name].user_checks and _reachable(found[name])):
+                    progress(name, found[name].status)
+        reachable = {name: fleet[name] for name in fleet if _reachable(found[name])}
         extra = run_user_checks(reachable, config.path, folder, mask)
-        results = {name: _with_user_results(v, extra.get(name, ())) for name, v in found.items()}
-        for name, verification in results.items():
-            if progress:
-                progress(name, verification.status)
+        results = {}
+        for name, state in fleet.items():
+            if not _reachable(found[name]):
+                results[name] = _with_user_files_unrun(found[name], state)
+                continue
+            results[name] = _with_user_results(found[name], extra.get(name, ()))
+            if progress and state.user_checks:
+                progress(name, results[name].status)
         return results
     finally:
         config.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reachable(verification: HostVerification) -> bool:
+    return verification.status != "unreachable"
 
 
 def _with_user_results(found: HostVerification, extra: Sequence[CheckResult]) -> HostVerification:
@@ -101,6 +115,25 @@ def _with_user_results(found: HostVerification, extra: Sequence[CheckResult]) ->
     results = (*found.results, *extra)
     status = "passed" if all(r.status == "passed" for r in results) else "failed"
     return found.model_copy(update={"results": results, "status": status})
+
+
+def _with_user_files_unrun(found: HostVerification, state: DesiredState) -> HostVerification:
+    """An unreachable host's own testinfra files, each one error (their tests are unknown)."""
+    unrun = tuple(
+        CheckResult(
+            check_id=f"{check.policy}/{check.path}",
+            title=f"{check.path} (from policy {check.policy})",
+            status="error",
+            expected="test passes",
+            actual="not run",
+            message=found.error or "",
+            source="user",
+            policy=check.policy,
+            resource_id=check.path,
+        )
+        for check in state.user_checks
+    )
+    return found.model_copy(update={"results": (*found.results, *unrun)})
 
 
 def _verify_host(state: DesiredState, config: SshConfig, mask: MaskFn) -> HostVerification:

@@ -150,6 +150,10 @@ def test_users_testinfra_files_pass_fail_and_error_per_host(repo: Path, lab: Lab
 
 
 def test_a_frozen_host_is_reported_with_errors_not_a_hang(repo: Path, lab: Lab) -> None:
+    (repo / "checks").mkdir()
+    (repo / "checks" / "test_agent.py").write_text(USER_CHECKS)
+    policy = repo / "policies" / "acme-agent.yml"
+    write_yaml(policy, {**yaml.safe_load(policy.read_text()), "checks": ["checks/test_agent.py"]})
     fleet = load_project(WorktreeSource(repo)).desired
     frozen = lab.hosts[3]
     faults.freeze_host(LAB_NAME, frozen, state_dir=lab.status.state_dir)
@@ -163,10 +167,18 @@ def test_a_frozen_host_is_reported_with_errors_not_a_hang(repo: Path, lab: Lab) 
     stuck = results[frozen]
     assert stuck.status == "unreachable"
     assert stuck.error and stuck.error.startswith("unreachable: ")
-    assert len(stuck.results) == len(checks_for(fleet[frozen]))
+    assert len(stuck.results) == len(checks_for(fleet[frozen])) + 1
     assert {r.status for r in stuck.results} == {"error"}
     assert all(r.message == stuck.error for r in stuck.results)
-    assert {results[n].status for n in lab.hosts if n != frozen} <= {"passed", "failed"}
+    unrun = stuck.results[-1]  # the user's file: its tests are unknown, it is one error
+    assert (unrun.check_id, unrun.source, unrun.actual) == (
+        "acme-agent/checks/test_agent.py",
+        "user",
+        "not run",
+    )
+    for name in set(lab.hosts) - {frozen}:
+        assert results[name].status in {"passed", "failed"}
+        assert any(r.source == "user" for r in results[name].results)
 
 
 def test_a_host_that_stops_answering_mid_way_times_out(repo: Path, lab: Lab) -> None:

@@ -149,7 +149,7 @@ def test_every_probe_a_check_can_name_exists() -> None:
 def test_a_batch_frames_every_answer_whatever_the_commands_print(shell: str) -> None:
     commands = [
         "printf 'no newline'; echo oops >&2; exit 3",
-        "printf 'patchring-x 0 0 Zm9v Zm9v\\npatchring-x end\\n'",  # a forged frame
+        "printf 'patchring-x data\\nZm9v\\npatchring-x end\\n'",  # a forged frame
         "echo 'unterminated",
         "head -c 3 /dev/zero",
         "read line; echo read:$line",
@@ -158,7 +158,7 @@ def test_a_batch_frames_every_answer_whatever_the_commands_print(shell: str) -> 
     out = subprocess.run([shell, "-c", script], capture_output=True, check=True).stdout
     answers = parse_batch_output(out, "patchring-x", len(commands))
     assert answers[0] == Answer(3, b"no newline", b"oops\n")
-    assert answers[1].stdout.startswith(b"patchring-x 0 0")
+    assert answers[1].stdout == b"patchring-x data\nZm9v\npatchring-x end\n"
     assert answers[2].exit_status == 2 and b"unterminated" not in answers[2].stdout
     assert answers[3] == Answer(0, b"\0\0\0", b"")
     assert answers[4] == Answer(0, b"read:\n", b"")  # commands never read the script
@@ -168,7 +168,7 @@ def test_a_batch_cut_short_is_an_error_not_a_result() -> None:
     out = subprocess.run(
         ["sh", "-c", build_batch_script(["true", "kill -9 $$"], "m")], capture_output=True
     ).stdout
-    with pytest.raises(BatchOutputError, match="1 of 2 answers, no end marker"):
+    with pytest.raises(BatchOutputError, match="cut short"):
         parse_batch_output(out, "m", 2)
 
 
