@@ -62,16 +62,27 @@ def make_repo(dest: Path, inventory: Path) -> Path:
 
 def pyinfra_files(repo: Path, work: Path) -> tuple[Path, Path]:
     project = load_project(WorktreeSource(repo), "inventory")
-    specs = {name: [op.model_dump(mode="json") for op in compile_host(state)]
-             for name, state in project.desired.items()}  # fmt: skip
+    specs = {
+        name: [op.model_dump(mode="json") for op in compile_host(state)]
+        for name, state in project.desired.items()
+    }
     (work / "specs.json").write_text(json.dumps(specs))
     (work / "deploy.py").write_text(f"SPECS = {str(work / 'specs.json')!r}\n" + DEPLOY)
     hosts = []
     for name, state in project.desired.items():
         h = state.host
-        hosts.append((name, {"ssh_hostname": h.address, "ssh_user": h.user, "ssh_key":
-                             h.identity_file, "ssh_known_hosts_file": h.known_hosts,
-                             "ssh_strict_host_key_checking": "yes"}))  # fmt: skip
+        hosts.append(
+            (
+                name,
+                {
+                    "ssh_hostname": h.address,
+                    "ssh_user": h.user,
+                    "ssh_key": h.identity_file,
+                    "ssh_known_hosts_file": h.known_hosts,
+                    "ssh_strict_host_key_checking": "yes",
+                },
+            )
+        )
     (work / "inventory.py").write_text(f"hosts = {hosts!r}\n")
     return work / "inventory.py", work / "deploy.py"
 
@@ -80,6 +91,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rollout", action="store_true", help="converge with a ring rollout")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "orchestrator"]
     work = Path(tempfile.mkdtemp(prefix="patchring-bench-"))
@@ -89,10 +101,26 @@ def main() -> int:
     print(f"lab up, {args.hosts} hosts: {time.perf_counter() - started:.2f} s")
     try:
         repo = make_repo(work / "repo", inventory)
-        seconds, proc = timed([*cli, "apply", "--json"], repo)
-        doc = json.loads(proc.stdout)
-        print(f"first apply of the example, {args.hosts} hosts: {seconds:.2f} s "
-              f"(exit {proc.returncode}, {doc['summary']})")  # fmt: skip
+        if args.rollout:
+            seconds, proc = timed([*cli, "rollout", "--json"], repo)
+            record = json.loads(proc.stdout)
+            rings = ", ".join(
+                f"{r['ring']} {len(r['hosts'])} {r['status']}" for r in record["rings"]
+            )
+            checks = sum(len(v["results"]) for v in record["verify"])
+            print(
+                f"first rollout of the example over three rings, {args.hosts} hosts: "
+                f"{seconds:.2f} s (exit {proc.returncode}; {rings}; {checks} checks verified)"
+            )
+            seconds, proc = timed([*cli, "rollout", "--json"], repo)
+            print(f"second rollout (nothing to change, every ring verified): {seconds:.2f} s")
+        else:
+            seconds, proc = timed([*cli, "apply", "--json"], repo)
+            doc = json.loads(proc.stdout)
+            print(
+                f"first apply of the example, {args.hosts} hosts: {seconds:.2f} s "
+                f"(exit {proc.returncode}, {doc['summary']})"
+            )
         report(cli, repo, work, args)
     finally:
         started = time.perf_counter()
@@ -111,8 +139,9 @@ def report(cli: list[str], repo: Path, work: Path, args: argparse.Namespace) -> 
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     inv, deploy = pyinfra_files(repo, work)
     pyinfra = shutil.which("pyinfra", path=str(Path(sys.executable).parent)) or "pyinfra"
-    runs = [timed([pyinfra, "-y", "--debug", str(inv), str(deploy)], work)
-            for _ in range(args.repeat)]  # fmt: skip
+    runs = [
+        timed([pyinfra, "-y", "--debug", str(inv), str(deploy)], work) for _ in range(args.repeat)
+    ]
     commands = runs[-1][1].stderr.count("Running command on") + runs[-1][1].stdout.count(
         "Running command on"
     )
