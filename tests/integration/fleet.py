@@ -82,3 +82,29 @@ def ssh_config(path: Path, identity_file: Path, known_hosts: Path) -> Path:
 
 def host(address: str, config: Path) -> Any:
     return testinfra.get_host(f"ssh://{address}", ssh_config=str(config))
+
+
+def break_canary(repo: Path) -> None:
+    """Pin the canary ring to the agent's broken 1.0-3 (its postinst fails) from the lab's
+    `broken` suite: a bad security update that must stop in the first ring."""
+    inventory = repo / "inventory" / "fleet.yml"
+    data = yaml.safe_load(inventory.read_text())
+    for ring in data["rings"]:
+        if ring["name"] == "canary":
+            ring["vars"] = {"agent_version": "1.0-3"}
+    write_yaml(inventory, data)
+    write_yaml(
+        repo / "policies" / "broken-suite.yml",
+        {
+            "name": "broken-suite",
+            "select": {"rings": ["canary"]},
+            "apt_repositories": [
+                {
+                    "name": "patchring-lab-broken",
+                    "url": "{{ lab_apt_url }}",
+                    "suite": "broken",
+                    "key": "{{ lab_apt_key }}",
+                }
+            ],
+        },
+    )

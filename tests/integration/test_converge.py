@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.lab import faults
 from tests.integration.conftest import LAB_NAME, Lab
-from tests.integration.fleet import host, make_repo, patchring, write_yaml
+from tests.integration.fleet import break_canary, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -90,29 +90,7 @@ def test_changes_behind_our_back_show_in_the_next_plan(repo: Path, lab: Lab) -> 
 
 def test_broken_update_fails_its_hosts_and_the_others_converge(repo: Path, lab: Lab) -> None:
     canary = lab.ring("canary")
-    fleet = repo / "inventory" / "fleet.yml"
-    import yaml
-
-    data = yaml.safe_load(fleet.read_text())
-    for ring in data["rings"]:
-        if ring["name"] == "canary":
-            ring["vars"] = {"agent_version": "1.0-3"}
-    write_yaml(fleet, data)
-    write_yaml(
-        repo / "policies" / "broken-suite.yml",
-        {
-            "name": "broken-suite",
-            "select": {"rings": ["canary"]},
-            "apt_repositories": [
-                {
-                    "name": "patchring-lab-broken",
-                    "url": "{{ lab_apt_url }}",
-                    "suite": "broken",
-                    "key": "{{ lab_apt_key }}",
-                }
-            ],
-        },
-    )
+    break_canary(repo)
 
     applied = patchring(repo, "apply", "--json")
     assert applied.code == 3

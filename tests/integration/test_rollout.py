@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Lab
-from tests.integration.fleet import host, make_repo, patchring, write_yaml
+from tests.integration.fleet import break_canary, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -27,30 +27,6 @@ def repo(tmp_path: Path, lab: Lab) -> Path:
     lab.reset()
     return make_repo(
         tmp_path / "repo", lab.inventory, ssh={"connect_timeout": 3, "command_timeout": 90}
-    )
-
-
-def _break_canary(repo: Path) -> None:
-    fleet = repo / "inventory" / "fleet.yml"
-    data = yaml.safe_load(fleet.read_text())
-    for ring in data["rings"]:
-        if ring["name"] == "canary":
-            ring["vars"] = {"agent_version": "1.0-3"}
-    write_yaml(fleet, data)
-    write_yaml(
-        repo / "policies" / "broken-suite.yml",
-        {
-            "name": "broken-suite",
-            "select": {"rings": ["canary"]},
-            "apt_repositories": [
-                {
-                    "name": "patchring-lab-broken",
-                    "url": "{{ lab_apt_url }}",
-                    "suite": "broken",
-                    "key": "{{ lab_apt_key }}",
-                }
-            ],
-        },
     )
 
 
@@ -74,7 +50,7 @@ def test_rollout_over_three_rings_passes_and_verifies_every_host(repo: Path, lab
 
 
 def test_broken_update_stops_the_rollout_in_the_first_ring(repo: Path, lab: Lab) -> None:
-    _break_canary(repo)
+    break_canary(repo)
     result = patchring(repo, "rollout", "--json")
     assert result.code == 3
     record = result.json()
