@@ -1,0 +1,106 @@
+"""Policies at a Git commit, and the per-ring refs that show what each ring runs.
+
+`CommitSource` is a `ProjectSource` over a commit's tree (no checkout), so a rollout of
+`--ref COMMIT` and a rollback to the last commit that passed a ring load exactly what was
+committed. The inventory (which hosts exist, how to reach them) is read from the working tree:
+the fleet as it is now. Ring refs live under `refs/patchring/rings/<ring>`; see them with
+`git for-each-ref refs/patchring`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path, PurePosixPath
+
+import git
+
+from orchestrator.errors import UserInputError
+from orchestrator.policy.projectsource import YAML_SUFFIXES, WorktreeSource, check_relative
+
+RING_REF_PREFIX = "refs/patchring/rings/"
+
+
+def open_repo(repo: Path) -> git.Repo:
+    try:
+        return git.Repo(repo, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise UserInputError(
+            f"{repo} is not a Git repository",
+            hint="patchring reads policies from Git: run `git init` and commit them",
+        ) from error
+
+
+def resolve_ref(repo: Path, ref: str) -> str:
+    """The full sha a ref, tag, branch or abbreviated sha names; a clear error otherwise."""
+    r = open_repo(repo)
+    try:
+        return r.commit(ref).hexsha
+    except (git.BadName, ValueError) as error:
+        names = [h.name for h in r.refs]
+        close = difflib.get_close_matches(ref, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserInputError(f"unknown Git ref '{ref}'{hint}") from error
+
+
+class CommitSource:
+    """Policy, template and check files as committed at one commit; `live` folders (the
+    inventory) from the working tree."""
+
+    def __init__(self, repo: Path, ref: str, live: tuple[str, ...] = ("inventory",)) -> None:
+        self.sha = resolve_ref(repo, ref)
+        self._tree = open_repo(repo).commit(self.sha).tree
+        self._worktree = WorktreeSource(repo)
+        self._live = tuple(PurePosixPath(folder) for folder in live)
+        self.root_dir: Path | None = self._worktree.root_dir
+        self.root_label = f"{self._worktree.root_label}@{self.sha[:12]}"
+
+    def _is_live(self, path: str) -> bool:
+        pure = check_relative(path)
+        return any(pure == live or live in pure.parents for live in self._live)
+
+    def list_files(self, folder: str, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[str]:
+        if self._is_live(folder):
+            return self._worktree.list_files(folder, suffixes)
+        prefix = check_relative(folder)
+        try:
+            node = self._tree / prefix.as_posix() if prefix.parts else self._tree
+        except KeyError:
+            return []
+        if not isinstance(node, git.Tree):
+            return []
+        return sorted(
+            str(blob.path)
+            for blob in node.traverse()
+            if isinstance(blob, git.Blob)
+            and blob.name.endswith(suffixes)
+            and not any(part.startswith(".") for part in PurePosixPath(blob.path).parts)
+        )
+
+    def read_text(self, path: str) -> str:
+        if self._is_live(path):
+            return self._worktree.read_text(path)
+        pure = check_relative(path)
+        try:
+            node = self._tree / pure.as_posix()
+        except KeyError:
+            raise FileNotFoundError(path) from None
+        if isinstance(node, git.Tree):
+            raise IsADirectoryError(path)
+        data: bytes = node.data_stream.read()
+        return data.decode("utf-8")
+
+
+def ring_refs(repo: Path) -> dict[str, str]:
+    """Ring name -> the commit patchring last promoted through it."""
+    r = open_repo(repo)
+    return {
+        ref.path.removeprefix(RING_REF_PREFIX): ref.commit.hexsha
+        for ref in r.refs
+        if ref.path.startswith(RING_REF_PREFIX)
+    }
+
+
+def move_ring_ref(repo: Path, ring: str, sha: str, message: str) -> None:
+    """Point `refs/patchring/rings/<ring>` at `sha`, with a reflog entry saying why."""
+    r = open_repo(repo)
+    git.Reference.create(r, f"{RING_REF_PREFIX}{ring}", sha, logmsg=message, force=True)
