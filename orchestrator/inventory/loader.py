@@ -24,8 +24,10 @@ from orchestrator.model.inventory import (
     InventoryGroup,
     InventoryHost,
     InventoryRing,
+    RingEntry,
     SshSettings,
 )
+from orchestrator.model.ring import RingSettings
 from orchestrator.policy.loader import read_located
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, WorktreeSource
 from orchestrator.policy.validation import check_var_names, suggest, validate_located
@@ -124,7 +126,7 @@ class _Merger:
             group_vars = located_vars(located, ("groups", name, "vars"), group.vars)
             self.groups[name] = InventoryGroup(name=name, vars=group_vars, location=where)
         for index, ring in enumerate(doc.rings):
-            self._add_ring(ring.name, located, index, ring.description, ring.vars)
+            self._add_ring(ring, located, index)
         for name, host in doc.hosts.items():
             self._add_host(name, host, located)
 
@@ -141,17 +143,32 @@ class _Merger:
         }
         self.ssh, self.ssh_location = ssh.model_copy(update=paths), where
 
-    def _add_ring(
-        self, name: str, located: LocatedYaml, index: int, text: str, raw: dict[str, Any]
-    ) -> None:
+    def _add_ring(self, ring: RingEntry, located: LocatedYaml, index: int) -> None:
         where = located.value_location(("rings", index, "name"))
-        if name in self.rings:
-            self.duplicate(where, f"ring '{name}'", self.rings[name].location)
+        if ring.name in self.rings:
+            self.duplicate(where, f"ring '{ring.name}'", self.rings[ring.name].location)
             return
-        ring_vars = located_vars(located, ("rings", index, "vars"), raw)
-        self.rings[name] = InventoryRing(
-            name=name, description=text, vars=ring_vars, location=where
+        self._check_health_names(ring, located, index)
+        ring_vars = located_vars(located, ("rings", index, "vars"), ring.vars)
+        settings = {name: getattr(ring, name) for name in RingSettings.model_fields}
+        self.rings[ring.name] = InventoryRing(
+            name=ring.name,
+            description=ring.description,
+            vars=ring_vars,
+            location=where,
+            **settings,
         )
+
+    def _check_health_names(self, ring: RingEntry, located: LocatedYaml, index: int) -> None:
+        """Health results are keyed by check name, so names are unique within a ring."""
+        seen: dict[str, SourceLocation] = {}
+        for number, check in enumerate(ring.gate.health_checks):
+            path: YamlPath = ("rings", index, "gate", "health_checks", number, "name")
+            where = located.value_location(path)
+            if check.name in seen:
+                self.duplicate(where, f"health check '{check.name}'", seen[check.name])
+            else:
+                seen[check.name] = where
 
     def _add_host(self, name: str, host: HostEntry, located: LocatedYaml) -> None:
         where = located.key_location(("hosts", name))

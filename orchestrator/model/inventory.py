@@ -1,7 +1,8 @@
 """Inventory files as users write them (and as `patchring lab up` writes them).
 
 An inventory is one YAML file or a folder of them; their sections are merged, and a name
-defined in two files is an error naming both.
+defined in two files is an error naming both. A ring's rollout settings (batches, failure budget,
+gate, soak, approval, windows) are `RingSettings` from `model.ring`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pydantic import Field
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
+from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
 
 
@@ -36,7 +38,7 @@ class GroupEntry(Frozen):
     vars: dict[str, Any] = {}
 
 
-class RingEntry(Frozen):
+class RingEntry(RingSettings):
     name: str
     description: str = ""
     vars: dict[str, Any] = {}
@@ -61,8 +63,8 @@ class InventoryGroup(Frozen):
     location: SourceLocation
 
 
-class InventoryRing(Frozen):
-    """A rollout ring, in the order rings roll out."""
+class InventoryRing(RingSettings):
+    """A rollout ring, in the order rings roll out, with its rollout settings."""
 
     name: str
     description: str = ""
@@ -107,3 +109,8 @@ class Inventory(Frozen):
 
     def ring(self, name: str) -> InventoryRing | None:
         return next((ring for ring in self.rings if ring.name == name), None)
+
+    def ring_settings(self, name: str) -> RingSettings:
+        """The settings of a defined ring; the defaults for rings only hosts name (and for
+        hosts without a ring)."""
+        return self.ring(name) or RingSettings()
