@@ -13,6 +13,7 @@ debian_packages=(
   openssh-client openssh-server
   git ca-certificates python3-venv
   chromium            # headless browser: the HTML report's screenshot test
+  postgresql          # the ledger's PostgreSQL backend: tests start a private server
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (the lab needs namespaces, cgroups and mounts)" >&2

@@ -4,6 +4,6 @@
 host; nothing here prints.
 """
 
-from orchestrator.engine.run import apply_hosts, plan_hosts
+from orchestrator.engine.run import apply_hosts, plan_hosts, run_on_hosts
 
-__all__ = ["apply_hosts", "plan_hosts"]
+__all__ = ["apply_hosts", "plan_hosts", "run_on_hosts"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import gevent
 from paramiko import SSHException
@@ -24,7 +24,7 @@ from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse
 from orchestrator.engine.operations import add_spec
 from orchestrator.engine.session import FleetSession, HostLink, ProgressFn, open_session
 from orchestrator.errors import EngineError
-from orchestrator.model.desired import DesiredState
+from orchestrator.model.desired import DesiredState, HostTarget
 from orchestrator.model.results import (
     HostApplyStatus,
     HostPlan,
@@ -343,3 +343,30 @@ def _failure_text(meta: OperationMeta, limit: int = 12) -> str:
 def _tail(text: str, lines: int = 12) -> str:
     kept = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:]) if kept else "(no output)"
+
+
+def run_on_hosts(
+    targets: Sequence[HostTarget], command: str, timeout: float
+) -> dict[str, tuple[bool, str]]:
+    """Run one shell command on every host in parallel: (exit 0?, output or reason) per host."""
+
+    def one(session: FleetSession, link: HostLink) -> tuple[bool, str]:
+        if link.error is not None:
+            return False, link.error
+        try:
+            ok, out, err = session.run(link, command, timeout)
+        except TimeoutError as error:
+            return False, f"timed out: {error}"
+        except (OSError, SSHException, EOFError) as error:
+            return False, f"connection lost: {error}"
+        return ok, _tail(out + "\n" + err, 6)
+
+    with open_session(targets) as session:
+        greenlets = {
+            name: gevent.spawn(one, session, link) for name, link in session.links.items()
+        }
+        gevent.joinall(list(greenlets.values()))
+        return {
+            name: g.value if g.successful() else (False, f"failed: {g.exception}")
+            for name, g in greenlets.items()
+        }

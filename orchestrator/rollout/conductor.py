@@ -1,0 +1,461 @@
+"""The rollout conductor: drives a durable rollout from the ledger, one step at a time.
+
+Every step is recorded before the next begins (batch started, host outcomes, batch completed,
+gate, promotion), so a killed process loses nothing and the next `rollout` resumes at the exact
+batch: a batch marked started but not completed is applied again (apply re-converges only what
+is not done). A later ring never starts before an earlier ring's gate has passed. All decisions
+come from `decisions`; this module only sequences them and does the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from orchestrator.engine import apply_hosts
+from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref
+from orchestrator.model.record import RingOutcome
+from orchestrator.model.results import HostResult
+from orchestrator.model.ring import RingSettings
+from orchestrator.model.verification import CheckResult, HostVerification
+from orchestrator.policy import Project, load_project
+from orchestrator.rollout.decisions import (
+    HostFailureKind,
+    budget_state,
+    evaluate_gate,
+    soak_until,
+    split_batches,
+)
+from orchestrator.rollout.health import run_health_checks
+from orchestrator.rollout.planner import ring_waves
+from orchestrator.rollout.windows import next_window_start, window_open
+from orchestrator.store.ledger import (
+    ActiveRolloutError,
+    Ledger,
+    NewRollout,
+    PlannedRing,
+    Position,
+    Rollout,
+    RolloutPlan,
+)
+from orchestrator.verify import verify_hosts
+
+State = Literal["completed", "waiting", "halted", "paused", "aborted", "rolled-back"]
+
+
+@dataclass
+class Conductor:
+    repo: Path
+    inventory: str
+    ledger: Ledger
+    operator: str
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+    wait: bool = False
+    emergency_reason: str | None = None
+    note: Callable[[str], None] = lambda text: None
+    mask: Callable[[str], str] = lambda text: text
+    applied: list[HostResult] = field(default_factory=list)
+    verified: list[HostVerification] = field(default_factory=list)
+
+    @property
+    def inventory_key(self) -> str:
+        where = f"{self.repo.resolve()}::{self.inventory}"
+        return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+    # -- starting or continuing ------------------------------------------------------------
+
+    def start_or_continue(self, ref: str | None) -> Rollout:
+        active = self.ledger.active_rollout(self.inventory_key)
+        if active is not None:
+            if ref is not None and resolve_ref(self.repo, ref) != active.commit:
+                raise ActiveRolloutError(active)
+            return active
+        sha = resolve_ref(self.repo, ref or "HEAD")
+        project = self.project(sha)
+        hosts = {name: state.host.ring for name, state in project.desired.items()}
+        rings = tuple(r.name for r in project.inventory.rings)
+        plan = RolloutPlan(
+            rings=tuple(
+                PlannedRing(
+                    name=ring,
+                    batches=tuple(
+                        split_batches(members, project.inventory.ring_settings(ring).batches)
+                    ),
+                )
+                for ring, members in ring_waves(rings, hosts)
+            )
+        )
+        return self.ledger.start_rollout(
+            NewRollout(
+                inventory_key=self.inventory_key,
+                commit=sha,
+                started_by=self.operator,
+                plan=plan,
+                emergency_reason=self.emergency_reason,
+            )
+        )
+
+    def project(self, sha: str) -> Project:
+        return load_project(CommitSource(self.repo, sha), self.inventory)
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def drive(self, rollout: Rollout) -> tuple[State, str, list[RingOutcome]]:
+        """Do everything allowed now; stop at completion, a wait, or a halt."""
+        if rollout.status in {"paused", "halted"}:
+            return rollout.status, f"rollout {rollout.id} is {rollout.status}", []
+        project = self.project(rollout.commit)
+        emergency = rollout.emergency_reason or self.emergency_reason
+        outcomes: list[RingOutcome] = []
+        for index in range(rollout.position.ring, len(rollout.plan.rings)):
+            planned = rollout.plan.rings[index]
+            settings = project.inventory.ring_settings(planned.name)
+            hosts = tuple(h for batch in planned.batches for h in batch)
+            waiting = self._window_wait(rollout, index, settings, emergency)
+            if waiting:
+                return "waiting", waiting, outcomes
+            halted = self._run_batches(rollout, index, planned, settings, project)
+            if halted:
+                outcomes.append(
+                    RingOutcome(
+                        ring=planned.name,
+                        hosts=hosts,
+                        status="failed",
+                        failed_hosts=halted[1],
+                        reason=halted[0],
+                    )
+                )
+                return "halted", f"ring {planned.name} halted: {halted[0]}", outcomes
+            gate = self._gate(rollout, planned.name, hosts, settings, project)
+            if gate is not None:
+                state, message, failed = gate
+                status = "failed" if state == "halted" else "not-started"
+                outcomes.append(
+                    RingOutcome(
+                        ring=planned.name,
+                        hosts=hosts,
+                        status=status,
+                        failed_hosts=failed,
+                        reason=message,
+                    )
+                )
+                return state, message, outcomes
+            outcomes.append(RingOutcome(ring=planned.name, hosts=hosts, status="passed"))
+            waiting = self._promotion_wait(rollout, index, planned.name, settings, emergency)
+            if waiting:
+                return "waiting", waiting, outcomes
+            rollout = self.ledger.update_rollout(
+                rollout.id,
+                position=Position(ring=index + 1, batch=0),
+                status="running",
+                wait_reason=None,
+                wait_until=None,
+            )
+        self.ledger.update_rollout(
+            rollout.id, status="completed", wait_reason=None, wait_until=None
+        )
+        return "completed", f"rollout {rollout.id} completed: every ring passed its gate", outcomes
+
+    def _window_wait(
+        self, rollout: Rollout, index: int, settings: RingSettings, emergency: str | None
+    ) -> str | None:
+        """Outside every maintenance window nothing is applied (unless an emergency)."""
+        ring = rollout.plan.rings[index].name
+        if self._gate_passed(rollout.id, ring):
+            return None  # applied already; windows do not hold back a promotion
+        while settings.windows and not window_open(settings.windows, self.now()):
+            if emergency:
+                self.note(f"ring {ring}: outside its maintenance windows; emergency: {emergency}")
+                return None
+            until = next_window_start(settings.windows, self.now())
+            self.ledger.update_rollout(
+                rollout.id,
+                status="waiting",
+                position=Position(ring=index, batch=0),
+                wait_reason="maintenance-window",
+                wait_until=until,
+            )
+            if until is None:
+                return f"ring {ring}: its maintenance windows never open"
+            message = (
+                f"ring {ring}: outside its maintenance windows; next opens {until:%F %H:%M %Z}"
+            )
+            if not self.wait:
+                return message
+            self.note(message + "; waiting (--wait)")
+            self.sleep(max(1.0, (until - self.now()).total_seconds()))
+        return None
+
+    def _run_batches(
+        self,
+        rollout: Rollout,
+        index: int,
+        planned: PlannedRing,
+        settings: RingSettings,
+        project: Project,
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """Apply and verify each batch not yet completed; (reason, hosts) when the budget breaks."""
+        ring = planned.name
+        done = self.ledger.completed_batches(rollout.id)
+        ring_hosts = [h for batch in planned.batches for h in batch]
+        if not any((ring, b) in done for b in range(len(planned.batches))):
+            self._record_baseline(rollout, ring, ring_hosts, project, settings)
+        for b, batch in enumerate(planned.batches):
+            if (ring, b) in done:
+                continue
+            self.ledger.update_rollout(
+                rollout.id,
+                status="running",
+                position=Position(ring=index, batch=b),
+                wait_reason=None,
+                wait_until=None,
+            )
+            self.ledger.mark_batch(rollout.id, ring, b, "started")
+            self.note(f"ring {ring}: batch {b + 1}/{len(planned.batches)}: {', '.join(batch)}")
+            fleet = {h: project.desired[h] for h in batch}
+            applied = apply_hosts(fleet)
+            for host, result in applied.items():
+                self.ledger.record_host(
+                    rollout.id, ring, b, host, "apply", result.status, self.mask(result.error or "")
+                )
+            verified = verify_hosts(fleet, None, self.mask)
+            for host, check in verified.items():
+                failing = [r.check_id for r in check.results if r.status != "passed"]
+                self.ledger.record_host(
+                    rollout.id, ring, b, host, "verify", check.status, json.dumps(failing)
+                )
+            self.applied += applied.values()
+            self.verified += verified.values()
+            self.ledger.mark_batch(rollout.id, ring, b, "completed")
+            verdict = budget_state(
+                len(ring_hosts), self._failures(rollout.id, ring), settings.failure_budget
+            )
+            if verdict.exceeded:
+                self.ledger.record_gate(rollout.id, ring, "failed", [verdict.reason])
+                self.ledger.update_rollout(rollout.id, status="halted")
+                return verdict.reason, tuple(verdict.failed_hosts)
+        return None
+
+    def _failures(self, rollout_id: str, ring: str) -> dict[str, HostFailureKind]:
+        """Each host's failure kind from its latest recorded outcomes in this ring."""
+        latest: dict[tuple[str, str], str] = {}
+        for outcome in self.ledger.host_outcomes(rollout_id):
+            if outcome.ring == ring and outcome.phase in {"apply", "verify"}:
+                latest[(outcome.host, outcome.phase)] = outcome.status
+        kinds: dict[str, HostFailureKind] = {}
+        for (host, phase), status in latest.items():
+            if phase == "apply" and status == "unreachable":
+                kinds[host] = "unreachable"
+            elif phase == "apply" and status == "failed":
+                kinds[host] = "apply-failed"
+            elif phase == "verify" and status in {"failed", "unreachable"}:
+                kinds.setdefault(host, "verify-failed")
+        return kinds
+
+    def _record_baseline(
+        self,
+        rollout: Rollout,
+        ring: str,
+        hosts: list[str],
+        project: Project,
+        settings: RingSettings,
+    ) -> None:
+        """The ring's checks before the rollout touches it, for `no_new_failures`."""
+        if not settings.gate.no_new_failures:
+            return
+        before = verify_hosts({h: project.desired[h] for h in hosts}, None, self.mask)
+        for host, check in before.items():
+            passed = [r.check_id for r in check.results if r.status == "passed"]
+            self.ledger.record_host(
+                rollout.id, ring, 0, host, "verify", "baseline", json.dumps(passed)
+            )
+
+    def _baseline(self, rollout_id: str, ring: str) -> dict[str, HostVerification] | None:
+        found = {
+            o.host: HostVerification(
+                host=o.host,
+                status="passed",
+                results=tuple(
+                    CheckResult(check_id=c, title=c, status="passed", expected="", actual="")
+                    for c in json.loads(o.detail or "[]")
+                ),
+            )
+            for o in self.ledger.host_outcomes(rollout_id)
+            if o.ring == ring and o.phase == "verify" and o.status == "baseline"
+        }
+        return found or None
+
+    def _gate_passed(self, rollout_id: str, ring: str) -> datetime | None:
+        passed = [
+            g.at
+            for g in self.ledger.gate_results(rollout_id)
+            if g.ring == ring and g.outcome == "passed"
+        ]
+        return passed[-1] if passed else None
+
+    def _gate(
+        self,
+        rollout: Rollout,
+        ring: str,
+        hosts: tuple[str, ...],
+        settings: RingSettings,
+        project: Project,
+    ) -> tuple[State, str, tuple[str, ...]] | None:
+        """None when the ring's gate has passed (now or before a restart)."""
+        if self._gate_passed(rollout.id, ring):
+            return None
+        fleet = {h: project.desired[h] for h in hosts}
+        verified = verify_hosts(fleet, None, self.mask)  # the whole ring, as it is now
+        applied = self._applied_map(rollout.id, ring)
+        targets = {h: state.host for h, state in fleet.items()}
+        health = run_health_checks(settings.gate.health_checks, targets, self.sleep)
+        result = evaluate_gate(
+            settings.gate,
+            hosts,
+            applied,
+            verified,
+            self._baseline(rollout.id, ring) if settings.gate.no_new_failures else None,
+            health,
+        )
+        self.verified += verified.values()
+        self.ledger.record_gate(rollout.id, ring, result.status, list(result.reasons))
+        reason = "; ".join(result.reasons)
+        if result.status == "passed":
+            self.ledger.set_ring_deployment(self.inventory_key, ring, rollout.commit, rollout.id)
+            move_ring_ref(
+                self.repo,
+                ring,
+                rollout.commit,
+                f"patchring: rollout {rollout.id} passed ring {ring}",
+            )
+            self.note(
+                f"ring {ring}: gate passed; refs/patchring/rings/{ring} -> {rollout.commit[:12]}"
+            )
+            return None
+        failed = tuple(
+            h
+            for h in hosts
+            if verified[h].status != "passed"
+            or applied.get(h) is None
+            or applied[h].status in {"failed", "unreachable"}
+            or any(f.host == h for f in result.health_failures)
+        )
+        if result.status == "inconclusive":
+            self.ledger.update_rollout(rollout.id, status="paused")
+            return "paused", f"ring {ring}: gate inconclusive ({reason}); paused", failed
+        self.ledger.update_rollout(rollout.id, status="halted")
+        return "halted", f"ring {ring}: gate failed: {reason}", failed
+
+    def _applied_map(self, rollout_id: str, ring: str) -> dict[str, HostResult]:
+        latest: dict[str, str] = {}
+        for o in self.ledger.host_outcomes(rollout_id):
+            if o.ring == ring and o.phase == "apply":
+                latest[o.host] = o.status
+        return {h: HostResult(host=h, status=s) for h, s in latest.items()}
+
+    def _promotion_wait(
+        self, rollout: Rollout, index: int, ring: str, settings: RingSettings, emergency: str | None
+    ) -> str | None:
+        """Approval and soak stand between a passed gate and the next ring."""
+        last = index == len(rollout.plan.rings) - 1
+        if last:
+            return None
+        position = Position(ring=index, batch=len(rollout.plan.rings[index].batches))
+        if settings.approval and not any(a.ring == ring for a in self.ledger.approvals(rollout.id)):
+            self.ledger.update_rollout(
+                rollout.id,
+                status="waiting",
+                position=position,
+                wait_reason="approval",
+                wait_until=None,
+            )
+            return f"ring {ring}: waiting for approval (`patchring approve {ring} --reason ...`)"
+        passed_at = self._gate_passed(rollout.id, ring) or self.now()
+        until = soak_until(passed_at, settings.soak)
+        while self.now() < until:
+            if emergency:
+                self.note(f"ring {ring}: soak skipped; emergency: {emergency}")
+                return None
+            self.ledger.update_rollout(
+                rollout.id,
+                status="waiting",
+                position=position,
+                wait_reason="soak",
+                wait_until=until,
+            )
+            message = f"ring {ring}: soaking until {until:%Y-%m-%d %H:%M:%S %Z}"
+            if not self.wait:
+                return message
+            self.note(message + "; waiting (--wait)")
+            self.sleep(max(0.5, (until - self.now()).total_seconds()))
+        return None
+
+    # -- undoing ---------------------------------------------------------------------------
+
+    def rollback(self, rollout: Rollout) -> tuple[State, str]:
+        """Re-apply, to the hosts this rollout changed, the last commit that passed their ring."""
+        deployments = self.ledger.ring_deployments(self.inventory_key)
+        changed: dict[str, list[str]] = {}
+        for o in self.ledger.host_outcomes(rollout.id):
+            changed_here = o.phase == "apply" and o.status in {"changed", "failed"}
+            if changed_here and not self._gate_passed(rollout.id, o.ring):
+                changed.setdefault(o.ring, []).append(o.host)
+        if not changed:
+            return "rolled-back", "nothing to roll back: no host of an unfinished ring was changed"
+        for ring, hosts in changed.items():
+            previous = deployments.get(ring)
+            if previous is None or previous.commit == rollout.commit:
+                raise RollbackError(ring)
+            project = self.project(previous.commit)
+            fleet = {h: project.desired[h] for h in dict.fromkeys(hosts) if h in project.desired}
+            self.note(f"ring {ring}: rolling back {len(fleet)} hosts to {previous.commit[:12]}")
+            applied = apply_hosts(fleet)
+            verified = verify_hosts(fleet, None, self.mask)
+            for host in fleet:
+                status = (
+                    "passed"
+                    if applied[host].status in {"changed", "unchanged"}
+                    and verified[host].status == "passed"
+                    else "failed"
+                )
+                self.ledger.record_host(
+                    rollout.id,
+                    ring,
+                    0,
+                    host,
+                    "rollback",
+                    status,
+                    self.mask(applied[host].error or ""),
+                )
+            self.applied += applied.values()
+            self.verified += verified.values()
+        bad = [
+            o
+            for o in self.ledger.host_outcomes(rollout.id)
+            if o.phase == "rollback" and o.status != "passed"
+        ]
+        self.ledger.update_rollout(
+            rollout.id, status="rolled-back", wait_reason=None, wait_until=None
+        )
+        if bad:
+            return "halted", f"rollback finished with {len(bad)} host(s) still failing"
+        return "rolled-back", f"rolled back {sum(map(len, changed.values()))} hosts"
+
+
+class RollbackError(ValueError):
+    def __init__(self, ring: str) -> None:
+        super().__init__(
+            f"ring {ring} has no earlier commit that passed it; nothing to roll back to"
+        )
+        self.ring = ring
+
+
+def states_of(mapping: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in mapping.items())

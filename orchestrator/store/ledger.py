@@ -1,0 +1,355 @@
+"""The rollout ledger: the durable state of every rollout, behind one small `Ledger` interface.
+
+This module holds the interface (`Ledger`), the frozen models it takes and returns, its errors, the
+row <-> model conversion both backends share, and `open_ledger`, which picks the backend from a
+location: a path or `sqlite:///path` is a SQLite file (`ledger_sqlite`), `postgresql://...` a
+PostgreSQL database (`ledger_postgres`). The SQL lives only in those two modules. Imports the
+standard library, pydantic, `model.base` and `errors`; never the CLI, the engine or the rollout
+decisions (they call the ledger, not the reverse).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, Literal, Protocol, get_args
+
+from pydantic import AfterValidator, Field
+
+from orchestrator.errors import UserInputError
+from orchestrator.model.base import Frozen
+
+SCHEMA_VERSION = 1
+
+RolloutStatus = Literal[
+    "running", "waiting", "paused", "halted", "completed", "aborted", "rolled-back"
+]
+ActiveStatus = Literal["running", "waiting", "paused", "halted"]
+ACTIVE_STATUSES: tuple[str, ...] = get_args(ActiveStatus)
+WaitReason = Literal["soak", "approval", "maintenance-window"]
+HostPhase = Literal["apply", "verify", "health", "rollback"]
+BatchState = Literal["started", "completed"]
+GateOutcome = Literal["passed", "failed", "inconclusive"]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a time without a time zone")
+    return moment.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class LedgerError(UserInputError):
+    """The ledger cannot be opened, read or written; the hint says what to do."""
+
+
+class UnknownRolloutError(LedgerError):
+    """No rollout of that id in the ledger."""
+
+
+class LedgerSchemaError(LedgerError):
+    """The database was written by a newer patchring, or is not a patchring ledger at all."""
+
+
+class ActiveRolloutError(LedgerError):
+    """The fleet already has an active rollout; only one may be active per inventory."""
+
+    def __init__(self, existing: Rollout) -> None:
+        self.rollout_id = existing.id
+        self.started_by = existing.started_by
+        self.started_at = existing.started_at
+        self.status = existing.status
+        super().__init__(
+            f"rollout {existing.id} is already {existing.status} for this inventory "
+            f"(started by {existing.started_by} at {existing.started_at:%Y-%m-%d %H:%M:%S} UTC)",
+            hint=f"resume or abort rollout {existing.id} first; "
+            "only one rollout per inventory may be active",
+        )
+
+
+class Position(Frozen):
+    """Where a rollout stands: the ring index and the batch index within it (both from 0)."""
+
+    ring: int = Field(0, ge=0)
+    batch: int = Field(0, ge=0)
+
+
+class PlannedRing(Frozen):
+    name: Text
+    batches: tuple[tuple[str, ...], ...]
+
+
+class RolloutPlan(Frozen):
+    """The rings with their batches of host names, fixed when the rollout starts."""
+
+    rings: tuple[PlannedRing, ...]
+
+
+class NewRollout(Frozen):
+    """What the caller knows when a rollout starts; the ledger adds id, times and status."""
+
+    inventory_key: Text
+    commit: Text
+    started_by: Text
+    plan: RolloutPlan
+    emergency_reason: str | None = None
+
+
+class Rollout(Frozen):
+    id: Text
+    inventory_key: Text
+    commit: Text
+    status: RolloutStatus
+    wait_reason: WaitReason | None = None
+    wait_until: UtcTime | None = None
+    emergency_reason: str | None = None
+    started_by: Text
+    started_at: UtcTime
+    updated_at: UtcTime
+    position: Position = Position()
+    plan: RolloutPlan
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class HostOutcome(Frozen):
+    rollout_id: Text
+    ring: Text
+    batch: int = Field(ge=0)
+    host: Text
+    phase: HostPhase
+    status: Text
+    detail: str = ""
+    at: UtcTime
+
+
+class GateRecord(Frozen):
+    rollout_id: Text
+    ring: Text
+    outcome: GateOutcome
+    reasons: tuple[str, ...] = ()
+    at: UtcTime
+
+
+class Approval(Frozen):
+    rollout_id: Text
+    ring: Text
+    who: Text
+    reason: str
+    at: UtcTime
+
+
+class RingDeployment(Frozen):
+    """The last commit that passed `ring` on the fleet `inventory_key`, and which rollout did it."""
+
+    inventory_key: Text
+    ring: Text
+    commit: Text
+    rollout_id: Text
+    at: UtcTime
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET
+"""`update_rollout`'s default: leave the field as it is (`None` clears a wait)."""
+
+
+class Ledger(Protocol):
+    """Every write is one transaction, durable when the call returns."""
+
+    def start_rollout(self, rollout: NewRollout) -> Rollout:
+        """Record a new running rollout; ActiveRolloutError if the inventory has an active one."""
+        ...
+
+    def active_rollout(self, inventory_key: str) -> Rollout | None: ...
+
+    def get_rollout(self, rollout_id: str) -> Rollout: ...
+
+    def recent_rollouts(self, inventory_key: str, limit: int = 10) -> list[Rollout]:
+        """Newest first."""
+        ...
+
+    def update_rollout(
+        self,
+        rollout_id: str,
+        *,
+        status: RolloutStatus | _Unset = UNSET,
+        position: Position | _Unset = UNSET,
+        wait_reason: WaitReason | _Unset | None = UNSET,
+        wait_until: datetime | _Unset | None = UNSET,
+    ) -> Rollout: ...
+
+    def mark_batch(self, rollout_id: str, ring: str, batch: int, state: BatchState) -> None: ...
+
+    def completed_batches(self, rollout_id: str) -> set[tuple[str, int]]: ...
+
+    def record_host(
+        self,
+        rollout_id: str,
+        ring: str,
+        batch: int,
+        host: str,
+        phase: HostPhase,
+        status: str,
+        detail: str = "",
+    ) -> None: ...
+
+    def host_outcomes(self, rollout_id: str) -> list[HostOutcome]:
+        """In the order they were recorded."""
+        ...
+
+    def record_gate(
+        self, rollout_id: str, ring: str, outcome: GateOutcome, reasons: Sequence[str]
+    ) -> None: ...
+
+    def gate_results(self, rollout_id: str) -> list[GateRecord]: ...
+
+    def approve(self, rollout_id: str, ring: str, who: str, reason: str) -> Approval: ...
+
+    def approvals(self, rollout_id: str) -> list[Approval]: ...
+
+    def set_ring_deployment(
+        self, inventory_key: str, ring: str, commit: str, rollout_id: str
+    ) -> None: ...
+
+    def ring_deployments(self, inventory_key: str) -> dict[str, RingDeployment]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Ledger: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None: ...
+
+
+def open_ledger(location: str | Path) -> Ledger:
+    """The ledger at `location`, created on first use: a path or `sqlite:///path` (SQLite; note
+    `sqlite:////abs/path` for an absolute path), or `postgresql://user@host:port/database`."""
+    text = str(location)
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme in {"postgresql", "postgres"}:
+        from orchestrator.store.ledger_postgres import PostgresLedger
+
+        return PostgresLedger(text)
+    if scheme in {"", "sqlite"}:
+        from orchestrator.store.ledger_sqlite import SqliteLedger
+
+        if scheme and not text.startswith("sqlite:///"):
+            raise LedgerError(
+                f"unsupported ledger location '{text}'",
+                hint="write sqlite:///relative/path or sqlite:////absolute/path, or just the path",
+            )
+        path = Path(text.removeprefix("sqlite:///")) if scheme else Path(location)
+        return SqliteLedger(path.expanduser())
+    raise LedgerError(
+        f"unsupported ledger location '{text}'",
+        hint="give a file path (SQLite) or a postgresql://user@host:port/database URL",
+    )
+
+
+# --- shared by the backends: clock, ids, rows <-> models -------------------------------------
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_rollout_id(now: datetime) -> str:
+    """Sortable by start time: `20261127T031840Z-3fa2c1`."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def unknown_rollout(rollout_id: str, where: str) -> UnknownRolloutError:
+    return UnknownRolloutError(
+        f"no rollout '{rollout_id}' in the ledger {where}",
+        hint="rollout ids look like 20261127T031840Z-3fa2c1; list recent rollouts to find one",
+    )
+
+
+def check_schema_version(found: int | None, where: str) -> None:
+    """Refuse a ledger without a version, or of a version newer than this code knows."""
+    if found is None:
+        raise LedgerSchemaError(
+            f"the ledger {where} has no schema version (damaged?)",
+            hint="move it away to start a new ledger, or restore it from a backup",
+        )
+    if found > SCHEMA_VERSION:
+        raise LedgerSchemaError(
+            f"the ledger {where} has schema version {found}; "
+            f"this patchring knows versions up to {SCHEMA_VERSION}",
+            hint="upgrade patchring to the version that wrote it, or use another ledger location",
+        )
+
+
+def updated_rollout(current: Rollout, changes: Mapping[str, object], now: datetime) -> Rollout:
+    """`current` with `changes` applied and validated, and a new `updated_at`."""
+    fields = {name: value for name, value in changes.items() if value is not UNSET}
+    document = {**current.model_dump(), **fields, "updated_at": now}
+    return Rollout.model_validate(document)
+
+
+def rollout_row(rollout: Rollout) -> dict[str, object]:
+    return {
+        "id": rollout.id,
+        "inventory_key": rollout.inventory_key,
+        "commit_sha": rollout.commit,
+        "status": rollout.status,
+        "wait_reason": rollout.wait_reason,
+        "wait_until": rollout.wait_until,
+        "emergency_reason": rollout.emergency_reason,
+        "started_by": rollout.started_by,
+        "started_at": rollout.started_at,
+        "updated_at": rollout.updated_at,
+        "ring_index": rollout.position.ring,
+        "batch_index": rollout.position.batch,
+        "plan": rollout.plan.model_dump_json(),
+    }
+
+
+def rollout_from_row(row: Mapping[str, Any]) -> Rollout:
+    fields = {k: v for k, v in row.items() if k not in {"commit_sha", "ring_index", "batch_index"}}
+    fields["commit"] = row["commit_sha"]
+    fields["position"] = {"ring": row["ring_index"], "batch": row["batch_index"]}
+    fields["plan"] = _json_value(row["plan"])
+    return Rollout.model_validate(fields)
+
+
+def gate_row(gate: GateRecord) -> dict[str, object]:
+    return {**gate.model_dump(), "reasons": json.dumps(list(gate.reasons))}
+
+
+def gate_from_row(row: Mapping[str, Any]) -> GateRecord:
+    return GateRecord.model_validate({**row, "reasons": _json_value(row["reasons"])})
+
+
+def deployment_row(deployment: RingDeployment) -> dict[str, object]:
+    fields: dict[str, object] = deployment.model_dump()
+    fields["commit_sha"] = fields.pop("commit")
+    return fields
+
+
+def deployment_from_row(row: Mapping[str, Any]) -> RingDeployment:
+    fields = {k: v for k, v in row.items() if k != "commit_sha"}
+    return RingDeployment.model_validate({**fields, "commit": row["commit_sha"]})
+
+
+def _json_value(value: object) -> object:
+    """A JSON column: text from SQLite, already decoded from PostgreSQL's jsonb."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
