@@ -362,9 +362,7 @@ def run_on_hosts(
         return ok, _tail(out + "\n" + err, 6)
 
     with open_session(targets) as session:
-        greenlets = {
-            name: gevent.spawn(one, session, link) for name, link in session.links.items()
-        }
+        greenlets = {name: gevent.spawn(one, session, link) for name, link in session.links.items()}
         gevent.joinall(list(greenlets.values()))
         return {
             name: g.value if g.successful() else (False, f"failed: {g.exception}")
