@@ -1,4 +1,4 @@
-"""Commands that leave a run record: verify, rollout, report (apply records through `Recorder`)."""
+"""Run records: `Recorder` (used by apply, verify, rollout) and the verify and report commands."""
 
 from __future__ import annotations
 
@@ -27,12 +27,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common], help="check every host against its policies")
     _selection_flags(p)
     p.set_defaults(handler=cmd_verify)
-    p = sub.add_parser(
-        "rollout", parents=[common], help="apply ring by ring, verifying each ring before the next"
-    )
-    p.add_argument("--to", dest="to_ring", metavar="RING", help="stop after this ring")
-    p.add_argument("--json", action="store_true", help="print the run record")
-    p.set_defaults(handler=cmd_rollout)
     p = sub.add_parser("report", help="render a recorded run (default: the latest)")
     p.add_argument("run", nargs="?", default=None, help="run id (default: latest)")
     p.add_argument("--repo", type=Path, default=Path("."), help="policy repository (default: .)")
@@ -68,6 +62,7 @@ class Recorder:
         apply: Sequence[HostResult] = (),
         verify: Sequence[HostVerification] = (),
         rings: Sequence[RingOutcome] = (),
+        emergency_reason: str | None = None,
     ) -> tuple[RunRecord, dict[str, Path]]:
         from orchestrator.gitops import compute_inputs, git_source
         from orchestrator.report.files import write_reports
@@ -88,6 +83,7 @@ class Recorder:
             apply=tuple(apply),
             verify=tuple(verify),
             rings=tuple(rings),
+            emergency_reason=emergency_reason,
         )
         from orchestrator.report.masking import mask_record
 
@@ -133,37 +129,6 @@ def cmd_verify(args: argparse.Namespace, output: Output) -> int:
     )
     _print_run(output, record, files, _verify_summary(results.values()))
     return EXIT_HOSTS_FAILED if failed else EXIT_OK
-
-
-def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
-    from orchestrator.rollout.planner import ring_waves
-    from orchestrator.rollout.runner import run_rollout
-
-    recorder = Recorder.start(args.repo, "rollout", to=args.to_ring)
-    chosen = select(args.repo, args.inventory, None, None)
-    host_rings = {name: state.host.ring for name, state in chosen.fleet.items()}
-    waves = ring_waves(chosen.rings, host_rings, args.to_ring)
-    outcome = run_rollout(
-        chosen.fleet,
-        waves,
-        on_ring=lambda ring, what: output.note(f"ring {ring}: {what}"),
-        mask=masker_for(chosen),
-    )
-    status: RunStatus = "halted" if outcome.halted_at else "succeeded"
-    record, files = recorder.finish(chosen, status, outcome.apply, outcome.verify, outcome.rings)
-    lines = [
-        f"  ring {r.ring:<10} {r.status:<12} {len(r.hosts)} hosts"
-        + (f"  {r.reason}" if r.reason else "")
-        for r in outcome.rings
-    ]
-    halted = outcome.halted_at
-    head = (
-        f"Rollout halted in ring {halted.ring}; later rings were not touched."
-        if halted
-        else "Rollout completed: every ring applied and verified."
-    )
-    _print_run(output, record, files, "\n".join([head, *lines]))
-    return EXIT_HOSTS_FAILED if halted else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, output: Output) -> int:

@@ -108,7 +108,17 @@ class Conductor:
     # -- driving ---------------------------------------------------------------------------
 
     def drive(self, rollout: Rollout) -> tuple[State, str, list[RingOutcome]]:
-        """Do everything allowed now; stop at completion, a wait, or a halt."""
+        """Do everything allowed now; stop at completion, a wait, or a halt. The ring outcomes
+        name every ring of the plan; rings after a stop are `not-started`."""
+        state, message, outcomes = self._drive(rollout)
+        seen = {o.ring for o in outcomes}
+        for planned in rollout.plan.rings[rollout.position.ring :]:
+            if planned.name not in seen:
+                hosts = tuple(h for batch in planned.batches for h in batch)
+                outcomes.append(RingOutcome(ring=planned.name, hosts=hosts, status="not-started"))
+        return state, message, outcomes
+
+    def _drive(self, rollout: Rollout) -> tuple[State, str, list[RingOutcome]]:
         if rollout.status in {"paused", "halted"}:
             return rollout.status, f"rollout {rollout.id} is {rollout.status}", []
         project = self.project(rollout.commit)

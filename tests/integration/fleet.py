@@ -108,3 +108,22 @@ def break_canary(repo: Path) -> None:
             ],
         },
     )
+
+
+def commit(repo: Path, message: str) -> None:
+    """Rollouts take policies from Git: commit what the test changed."""
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-qm",
+            message,
+        ],
+        cwd=repo,
+        check=True,
+    )

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Lab
-from tests.integration.fleet import break_canary, host, make_repo, patchring, write_yaml
+from tests.integration.fleet import break_canary, commit, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,7 @@ def test_rollout_over_three_rings_passes_and_verifies_every_host(repo: Path, lab
 
 def test_broken_update_stops_the_rollout_in_the_first_ring(repo: Path, lab: Lab) -> None:
     break_canary(repo)
+    commit(repo, "acme-agent 1.0-3 for canary")
     result = patchring(repo, "rollout", "--json")
     assert result.code == 3
     record = result.json()

@@ -1,0 +1,237 @@
+"""Durable rollouts: rollout, status, approve, pause, resume, abort, rollback.
+
+State lives in the ledger (SQLite in `.patchring/ledger.db` by default, PostgreSQL with
+`--ledger postgresql://...` or PATCHRING_LEDGER), so any CI job or person can continue it.
+Exit codes: 0 completed or waiting (soak, approval, window: not a failure), 3 halted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli.console import Output
+from orchestrator.cli.project import select
+from orchestrator.cli.runs import Recorder, _user, masker_for
+from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
+from orchestrator.model.record import RunStatus
+
+LEDGER_DEFAULT = Path(".patchring") / "ledger.db"
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    ledger = argparse.ArgumentParser(add_help=False)
+    ledger.add_argument(
+        "--ledger",
+        default=os.environ.get("PATCHRING_LEDGER"),
+        help="ledger location: a SQLite path or postgresql:// URL "
+        "(default: <repo>/.patchring/ledger.db, or $PATCHRING_LEDGER)",
+    )
+    p = sub.add_parser(
+        "rollout", parents=[common, ledger], help="start or continue a ring-by-ring rollout"
+    )
+    p.add_argument("--ref", help="commit, tag or branch to roll out (default: HEAD)")
+    p.add_argument("--wait", action="store_true", help="block through soak and windows")
+    p.add_argument(
+        "--emergency",
+        action="store_true",
+        help="skip soak and maintenance windows (needs --reason)",
+    )
+    p.add_argument("--reason", help="why (recorded; required with --emergency)")
+    p.add_argument("--json", action="store_true", help="print the run record")
+    p.set_defaults(handler=cmd_rollout)
+    p = sub.add_parser("status", parents=[common, ledger], help="active and recent rollouts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+    p = sub.add_parser("approve", parents=[common, ledger], help="approve promotion past a ring")
+    p.add_argument("ring")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=cmd_approve)
+    for verb, text in (
+        ("pause", "pause the active rollout"),
+        ("abort", "abort the active rollout"),
+        ("resume", "resume a paused rollout and continue it"),
+        ("rollback", "roll back the hosts a halted rollout changed"),
+    ):
+        p = sub.add_parser(verb, parents=[common, ledger], help=text)
+        p.add_argument("--reason", help="why (recorded in the run record)")
+        p.add_argument("--json", action="store_true", help="print the run record")
+        p.set_defaults(handler=cmd_control, verb=verb)
+
+
+def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
+    from orchestrator.rollout.conductor import Conductor
+    from orchestrator.store.ledger import open_ledger
+
+    location = args.ledger or (args.repo / LEDGER_DEFAULT)
+    return Conductor(
+        repo=args.repo,
+        inventory=args.inventory,
+        ledger=open_ledger(location),
+        operator=f"{_user()}@{socket.gethostname()}",
+        note=output.note,
+        **extra,
+    )
+
+
+def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
+    if args.emergency and not args.reason:
+        raise UserInputError("--emergency needs --reason TEXT: the reason is recorded and reported")
+    recorder = Recorder.start(args.repo, "rollout", ref=args.ref)
+    chosen = select(args.repo, args.inventory, None, None)
+    conductor = _conductor(
+        args,
+        output,
+        wait=args.wait,
+        mask=masker_for(chosen),
+        emergency_reason=args.reason if args.emergency else None,
+    )
+    with conductor.ledger:
+        rollout = conductor.start_or_continue(args.ref)
+        output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status})")
+        state, message, rings = conductor.drive(rollout)
+    return _finish(
+        args, output, recorder, chosen, conductor, state, message, rings, rollout.emergency_reason
+    )
+
+
+def cmd_control(args: argparse.Namespace, output: Output) -> int:
+    recorder = Recorder.start(args.repo, "rollout", action=args.verb)
+    chosen = select(args.repo, args.inventory, None, None)
+    conductor = _conductor(args, output, mask=masker_for(chosen))
+    with conductor.ledger:
+        active = conductor.ledger.active_rollout(conductor.inventory_key)
+        if active is None:
+            raise UserInputError(
+                f"no active rollout to {args.verb}", hint="`patchring status` lists recent rollouts"
+            )
+        if args.verb == "pause":
+            conductor.ledger.update_rollout(active.id, status="paused")
+            output.text(f"Rollout {active.id} paused.\n")
+            return EXIT_OK
+        if args.verb == "abort":
+            conductor.ledger.update_rollout(
+                active.id, status="aborted", wait_reason=None, wait_until=None
+            )
+            output.text(f"Rollout {active.id} aborted; hosts keep what was applied.\n")
+            return EXIT_OK
+        if args.verb == "resume":
+            active = conductor.ledger.update_rollout(active.id, status="running")
+            state, message, rings = conductor.drive(active)
+        else:
+            from orchestrator.rollout.conductor import RollbackError
+
+            try:
+                state, message = conductor.rollback(active)
+            except RollbackError as error:
+                raise UserInputError(str(error), hint="abort the rollout instead") from error
+            rings = []
+    return _finish(
+        args, output, recorder, chosen, conductor, state, message, rings, active.emergency_reason
+    )
+
+
+def _finish(
+    args: argparse.Namespace,
+    output: Output,
+    recorder: Recorder,
+    chosen: Any,
+    conductor: Any,
+    state: str,
+    message: str,
+    rings: list[Any],
+    emergency: str | None,
+) -> int:
+    status: RunStatus = "halted" if state == "halted" else "succeeded"
+    # A host verified twice (its batch, then the ring's gate) is reported as last seen.
+    applied = list({r.host: r for r in conductor.applied}.values())
+    verified = list({v.host: v for v in conductor.verified}.values())
+    record, files = recorder.finish(
+        chosen,
+        status,
+        applied,
+        verified,
+        rings,
+        emergency_reason=emergency,
+    )
+    if output.json_mode:
+        output.document(record.model_dump(mode="json", by_alias=True))
+    else:
+        lines = [
+            f"  ring {r.ring:<10} {r.status:<12} {len(r.hosts)} hosts"
+            + (f"  {r.reason}" if r.reason else "")
+            for r in rings
+        ]
+        where = ", ".join(str(p) for p in files.values())
+        output.text(
+            "\n".join([f"Rollout {state}: {message}", *lines])
+            + f"\n\nRun {record.id} recorded; reports: {where}\n"
+        )
+    return EXIT_HOSTS_FAILED if state == "halted" else EXIT_OK
+
+
+def cmd_approve(args: argparse.Namespace, output: Output) -> int:
+    conductor = _conductor(args, output)
+    with conductor.ledger:
+        active = conductor.ledger.active_rollout(conductor.inventory_key)
+        if active is None:
+            raise UserInputError("no active rollout to approve")
+        rings = [r.name for r in active.plan.rings]
+        if args.ring not in rings:
+            raise UserInputError(
+                f"ring '{args.ring}' is not in rollout {active.id} (rings: {', '.join(rings)})"
+            )
+        approval = conductor.ledger.approve(active.id, args.ring, conductor.operator, args.reason)
+    output.text(
+        f"Approved ring {approval.ring} of rollout {active.id} by {approval.who}: "
+        f"{approval.reason}\nRun `patchring rollout` to continue.\n"
+    )
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, output: Output) -> int:
+    conductor = _conductor(args, output)
+    with conductor.ledger:
+        key = conductor.inventory_key
+        recent = conductor.ledger.recent_rollouts(key)
+        deployments = conductor.ledger.ring_deployments(key)
+        gates = {r.id: conductor.ledger.gate_results(r.id) for r in recent[:1]}
+    if output.json_mode:
+        output.document(
+            {
+                "schema": "patchring.status/v1",
+                "rings": {k: v.model_dump(mode="json") for k, v in deployments.items()},
+                "rollouts": [r.model_dump(mode="json") for r in recent],
+            }
+        )
+        return EXIT_OK
+    lines = ["Rings (last commit that passed each):"]
+    lines += [
+        f"  {ring:<10} {d.commit[:12]}  rollout {d.rollout_id}  {d.at:%F %H:%M}"
+        for ring, d in deployments.items()
+    ] or ["  (none yet)"]
+    lines.append("Rollouts (newest first):")
+    for r in recent:
+        wait = (
+            f" ({r.wait_reason} until {r.wait_until:%F %H:%M})"
+            if r.wait_until
+            else (f" ({r.wait_reason})" if r.wait_reason else "")
+        )
+        ring = r.plan.rings[r.position.ring].name if r.position.ring < len(r.plan.rings) else "-"
+        lines.append(
+            f"  {r.id}  {r.status}{wait}  commit {r.commit[:12]}  at ring {ring}"
+            f"  by {r.started_by}"
+            + (f"  EMERGENCY: {r.emergency_reason}" if r.emergency_reason else "")
+        )
+        for gate in gates.get(r.id, []):
+            lines.append(
+                f"      gate {gate.ring}: {gate.outcome}"
+                + (f" ({'; '.join(gate.reasons)})" if gate.reasons else "")
+            )
+    if not recent:
+        lines.append("  (none)")
+    output.text("\n".join(lines) + "\n")
+    return EXIT_OK
