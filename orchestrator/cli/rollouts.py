@@ -94,7 +94,15 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status})")
         state, message, rings = conductor.drive(rollout)
     return _finish(
-        args, output, recorder, chosen, conductor, state, message, rings, rollout.emergency_reason
+        args,
+        output,
+        recorder,
+        chosen,
+        conductor,
+        state,
+        message,
+        rings,
+        rollout.emergency_reason or conductor.emergency_reason,
     )
 
 

@@ -2,8 +2,9 @@
 
 `CommitSource` is a `ProjectSource` over a commit's tree (no checkout), so a rollout of
 `--ref COMMIT` and a rollback to the last commit that passed a ring load exactly what was
-committed. The inventory (which hosts exist, how to reach them) is read from the working tree:
-the fleet as it is now. Ring refs live under `refs/patchring/rings/<ring>`; see them with
+committed. In the inventory folder, files that are not in the commit (the lab's generated
+`inventory/lab.yml`, hosts kept out of Git) come from the working tree: the fleet as it is now;
+committed inventory files (rings, variables) come from the commit like everything else. Ring refs live under `refs/patchring/rings/<ring>`; see them with
 `git for-each-ref refs/patchring`.
 """
 
@@ -43,8 +44,8 @@ def resolve_ref(repo: Path, ref: str) -> str:
 
 
 class CommitSource:
-    """Policy, template and check files as committed at one commit; `live` folders (the
-    inventory) from the working tree."""
+    """Files as committed at one commit; in `live` folders (the inventory), files the commit
+    does not have are read from the working tree."""
 
     def __init__(self, repo: Path, ref: str, live: tuple[str, ...] = ("inventory",)) -> None:
         self.sha = resolve_ref(repo, ref)
@@ -59,8 +60,12 @@ class CommitSource:
         return any(pure == live or live in pure.parents for live in self._live)
 
     def list_files(self, folder: str, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[str]:
+        committed = self._committed_files(folder, suffixes)
         if self._is_live(folder):
-            return self._worktree.list_files(folder, suffixes)
+            return sorted(set(committed) | set(self._worktree.list_files(folder, suffixes)))
+        return committed
+
+    def _committed_files(self, folder: str, suffixes: tuple[str, ...]) -> list[str]:
         prefix = check_relative(folder)
         try:
             node = self._tree / prefix.as_posix() if prefix.parts else self._tree
@@ -77,12 +82,12 @@ class CommitSource:
         )
 
     def read_text(self, path: str) -> str:
-        if self._is_live(path):
-            return self._worktree.read_text(path)
         pure = check_relative(path)
         try:
             node = self._tree / pure.as_posix()
         except KeyError:
+            if self._is_live(path):
+                return self._worktree.read_text(path)
             raise FileNotFoundError(path) from None
         if isinstance(node, git.Tree):
             raise IsADirectoryError(path)

@@ -46,6 +46,12 @@ from orchestrator.store.ledger import (
 )
 from orchestrator.verify import verify_hosts
 
+
+def inventory_key(repo: Path, inventory: str) -> str:
+    """Which fleet a rollout belongs to: one active rollout per repository and inventory."""
+    return hashlib.sha256(f"{repo.resolve()}::{inventory}".encode()).hexdigest()[:16]
+
+
 State = Literal["completed", "waiting", "halted", "paused", "aborted", "rolled-back"]
 
 
@@ -66,8 +72,7 @@ class Conductor:
 
     @property
     def inventory_key(self) -> str:
-        where = f"{self.repo.resolve()}::{self.inventory}"
-        return hashlib.sha256(where.encode()).hexdigest()[:16]
+        return inventory_key(self.repo, self.inventory)
 
     # -- starting or continuing ------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The integration lab: six real Debian hosts over three rings, booted once per test session.
+"""The integration lab: ten real Debian hosts over three rings, booted once per test session.
 
 Tests that need pristine hosts call `lab.reset()`; a test that breaks a host resets it after.
 """
@@ -41,7 +41,7 @@ class Lab:
         return str(proc.stdout)
 
     def reset(self, names: list[str] | None = None) -> None:
-        with ThreadPoolExecutor(max_workers=6) as pool:
+        with ThreadPoolExecutor(max_workers=10) as pool:
             list(
                 pool.map(
                     lambda n: faults.reset_host(LAB_NAME, n, state_dir=self.status.state_dir),
@@ -54,7 +54,7 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("lab")
     inventory = base / "lab.yml"
-    status = lab_up(LabConfig(name=LAB_NAME, hosts=6, subnet=LAB_SUBNET, inventory_path=inventory))
+    status = lab_up(LabConfig(name=LAB_NAME, hosts=10, subnet=LAB_SUBNET, inventory_path=inventory))
     try:
         config = ssh_config(base / "ssh_config", status.identity_file, status.known_hosts)
         yield Lab(status=status, inventory=inventory, ssh_config=config)

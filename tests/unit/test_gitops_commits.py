@@ -35,7 +35,8 @@ def repo(tmp_path: Path) -> Path:
     _git(tmp_path, "add", "-A")
     _git(tmp_path, "commit", "-qm", "two")
     (tmp_path / "policies" / "a.yml").write_text("name: uncommitted\n")
-    (tmp_path / "inventory" / "lab.yml").write_text("hosts: {}\n")  # not committed
+    (tmp_path / "inventory" / "fleet.yml").write_text("rings: [changed]\n")  # not committed
+    (tmp_path / "inventory" / "lab.yml").write_text("hosts: {}\n")  # not in Git at all
     return tmp_path
 
 
@@ -44,6 +45,8 @@ def test_commit_source_reads_the_commit_and_the_live_inventory(repo: Path) -> No
     assert first.list_files("policies") == ["policies/a.yml"]
     assert first.read_text("policies/a.yml") == "name: a\n"
     assert first.list_files("inventory") == ["inventory/fleet.yml", "inventory/lab.yml"]
+    assert first.read_text("inventory/fleet.yml") == "rings: []\n"  # as committed
+    assert first.read_text("inventory/lab.yml") == "hosts: {}\n"  # from the working tree
     assert first.root_label.endswith(f"@{first.sha[:12]}")
     head = CommitSource(repo, "HEAD")
     assert head.read_text("policies/a.yml") == "name: a2\n"  # committed, not the working tree

@@ -1,0 +1,302 @@
+"""The rollout engine on a 10-host lab over three rings (1/3/6): batches, budgets, gates, soak,
+approvals, windows, emergencies, a second rollout refused, rollback, and resume after a kill."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.rollout.conductor import inventory_key
+from orchestrator.store.ledger import open_ledger
+from tests.integration.conftest import Lab
+from tests.integration.fleet import commit, host, make_repo, patchring, write_yaml
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def repo(tmp_path: Path, lab: Lab) -> Path:
+    lab.reset()
+    return make_repo(
+        tmp_path / "repo", lab.inventory, ssh={"connect_timeout": 3, "command_timeout": 90}
+    )
+
+
+def set_rings(repo: Path, **settings: dict[str, Any]) -> None:
+    """Replace the example's ring settings with the test's, committed: a rollout reads the
+    rings, like the policies, from the commit it rolls out."""
+    fleet = repo / "inventory" / "fleet.yml"
+    data = yaml.safe_load(fleet.read_text())
+    data["rings"] = [
+        {"name": name, **settings.get(name, {})} for name in ("canary", "pilot", "broad")
+    ]
+    write_yaml(fleet, data)
+    commit(repo, "ring settings for this test")
+
+
+def pin_agent(repo: Path, version: str, rings: list[str] | None = None) -> None:
+    """Pin acme-agent for some rings (ring vars) and offer the broken suite to them."""
+    fleet = repo / "inventory" / "fleet.yml"
+    data = yaml.safe_load(fleet.read_text())
+    for ring in data["rings"]:
+        if rings is None or ring["name"] in rings:
+            ring["vars"] = {"agent_version": version}
+    write_yaml(fleet, data)
+    write_yaml(
+        repo / "policies" / "broken-suite.yml",
+        {
+            "name": "broken-suite",
+            "select": {"rings": rings or ["canary", "pilot", "broad"]},
+            "apt_repositories": [
+                {
+                    "name": "patchring-lab-broken",
+                    "url": "{{ lab_apt_url }}",
+                    "suite": "broken",
+                    "key": "{{ lab_apt_key }}",
+                }
+            ],
+        },
+    )
+
+
+def KEY(repo: Path) -> str:
+    return inventory_key(repo, "inventory")
+
+
+def ledger(repo: Path) -> Any:
+    return open_ledger(repo / ".patchring" / "ledger.db")
+
+
+def installed(lab: Lab, name: str) -> str | None:
+    package = host(lab.address(name), lab.ssh_config).package("acme-agent")
+    return str(package.version) if package.is_installed else None
+
+
+def dpkg_status(lab: Lab, name: str) -> str:
+    query = "dpkg-query -W -f '${Status}' acme-agent 2>/dev/null || true"
+    return str(host(lab.address(name), lab.ssh_config).run(query).stdout)
+
+
+def test_batches_apply_in_order_and_the_rollout_completes(repo: Path, lab: Lab) -> None:
+    set_rings(
+        repo, canary={"batches": [1]}, pilot={"batches": [1, "100%"]}, broad={"batches": [2, "50%"]}
+    )
+    result = patchring(repo, "rollout", "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    with ledger(repo) as book:
+        (rollout,) = book.recent_rollouts(KEY(repo))
+        assert rollout.status == "completed"
+        batches = [[len(b) for b in r.batches] for r in rollout.plan.rings]
+        assert batches == [[1], [1, 2], [2, 3, 1]]  # 50% of 6 is 3; the last size repeats
+        applies = [o for o in book.host_outcomes(rollout.id) if o.phase == "apply"]
+        order = [(o.ring, o.batch) for o in sorted(applies, key=lambda o: o.at)]
+        assert order == sorted(
+            order, key=lambda rb: (["canary", "pilot", "broad"].index(rb[0]), rb[1])
+        )
+        gates = {g.ring: g for g in book.gate_results(rollout.id)}
+        for ring, nxt in (("canary", "pilot"), ("pilot", "broad")):
+            first_next = min(o.at for o in applies if o.ring == nxt)
+            assert gates[ring].outcome == "passed" and gates[ring].at <= first_next
+    refs = subprocess.run(
+        ["git", "for-each-ref", "refs/patchring"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert refs.count("refs/patchring/rings/") == 3
+
+
+def test_failure_budget_halts_the_ring_mid_way(repo: Path, lab: Lab) -> None:
+    set_rings(repo, pilot={"batches": [1, "100%"], "failure_budget": {"max_failed": 0}})
+    pin_agent(repo, "1.0-3", rings=["pilot"])
+    commit(repo, "pilot gets the broken 1.0-3")
+    result = patchring(repo, "rollout", "--json")
+    assert result.code == 3
+    rings = {r["ring"]: r for r in result.json()["rings"]}
+    assert rings["canary"]["status"] == "passed"
+    assert rings["pilot"]["status"] == "failed"
+    assert "budget" in rings["pilot"]["reason"] or "fail" in rings["pilot"]["reason"]
+    assert rings["broad"]["status"] == "not-started"
+    pilot = lab.ring("pilot")
+    assert "half-configured" in dpkg_status(lab, pilot[0])  # batch 1 ran, and broke
+    assert [dpkg_status(lab, n) for n in pilot[1:]] == ["", ""]  # later batches untouched
+    assert all(installed(lab, n) is None for n in lab.ring("broad"))
+
+
+def test_failed_gate_halts_before_the_next_ring(repo: Path, lab: Lab) -> None:
+    set_rings(
+        repo,
+        canary={
+            "gate": {
+                "health_checks": [
+                    {
+                        "name": "never",
+                        "command": "test -e /nonexistent",
+                        "retries": 1,
+                        "interval": "1s",
+                    }
+                ]
+            }
+        },
+    )
+    result = patchring(repo, "rollout", "--json")
+    assert result.code == 3
+    rings = {r["ring"]: r for r in result.json()["rings"]}
+    assert rings["canary"]["status"] == "failed"
+    assert "never" in rings["canary"]["reason"]
+    assert all(installed(lab, n) is None for n in lab.ring("pilot"))
+
+
+def test_inconclusive_gate_pauses(repo: Path, lab: Lab) -> None:
+    set_rings(
+        repo,
+        canary={
+            "gate": {"health_checks": [{"name": "slow", "command": "sleep 30", "timeout": "2s"}]}
+        },
+    )
+    result = patchring(repo, "rollout")
+    assert result.code == 0  # paused is not a failure
+    assert "inconclusive" in result.stdout
+    status = patchring(repo, "status", "--json").json()
+    assert status["rollouts"][0]["status"] == "paused"
+    assert all(installed(lab, n) is None for n in lab.ring("pilot"))
+
+
+def test_soak_waits_then_continues(repo: Path, lab: Lab) -> None:
+    set_rings(repo, canary={"soak": "4s"})
+    first = patchring(repo, "rollout")
+    assert first.code == 0
+    assert "soaking until" in first.stdout
+    status = patchring(repo, "status", "--json").json()["rollouts"][0]
+    assert (status["status"], status["wait_reason"]) == ("waiting", "soak")
+    assert all(installed(lab, n) is None for n in lab.ring("pilot"))
+    time.sleep(4)
+    second = patchring(repo, "rollout", "--json")
+    assert second.code == 0
+    assert all(r["status"] == "passed" for r in second.json()["rings"])
+
+
+def test_approval_gate(repo: Path, lab: Lab) -> None:
+    set_rings(repo, canary={"approval": True})
+    first = patchring(repo, "rollout")
+    assert first.code == 0
+    assert "waiting for approval" in first.stdout
+    assert patchring(repo, "rollout").code == 0  # still waiting, nothing more happens
+    assert all(installed(lab, n) is None for n in lab.ring("pilot"))
+    approved = patchring(repo, "approve", "canary", "--reason", "canary looks healthy")
+    assert approved.code == 0
+    done = patchring(repo, "rollout", "--json")
+    assert done.code == 0
+    assert all(r["status"] == "passed" for r in done.json()["rings"])
+    with ledger(repo) as book:
+        (approval,) = book.approvals(book.recent_rollouts(KEY(repo))[0].id)
+        assert (approval.ring, approval.reason) == ("canary", "canary looks healthy")
+
+
+def test_maintenance_window_refuses_and_emergency_overrides(repo: Path, lab: Lab) -> None:
+    later = datetime.now(UTC) + timedelta(hours=6)
+    window = {
+        "start": later.strftime("%H:%M"),
+        "end": (later + timedelta(minutes=30)).strftime("%H:%M"),
+        "timezone": "UTC",
+    }
+    set_rings(repo, canary={"windows": [window]})
+    refused = patchring(repo, "rollout")
+    assert refused.code == 0
+    assert "outside its maintenance windows" in refused.stdout
+    assert all(installed(lab, n) is None for n in lab.ring("canary"))
+    assert patchring(repo, "rollout", "--emergency").code == 1  # a reason is required
+    urgent = patchring(
+        repo, "rollout", "--emergency", "--reason", "CVE-2026-10001 exploited", "--json"
+    )
+    assert urgent.code == 0
+    record = urgent.json()
+    assert record["emergency_reason"] == "CVE-2026-10001 exploited"
+    assert all(installed(lab, n) == "1.0-2" for n in lab.ring("canary"))
+    html = (repo / ".patchring" / "runs" / f"{record['id']}.html").read_text()
+    assert "CVE-2026-10001 exploited" in html
+
+
+def test_second_concurrent_rollout_is_refused(repo: Path, lab: Lab) -> None:
+    set_rings(repo, canary={"approval": True})
+    assert patchring(repo, "rollout").code == 0  # waits for approval: still active
+    (repo / "policies" / "note.yml").write_text("name: note\nselect: {all: true}\n")
+    commit(repo, "another change")
+    second = patchring(repo, "rollout", "--ref", "HEAD")
+    assert second.code == 1
+    assert "is already waiting for this inventory (started by" in second.stderr
+
+
+def test_rollback_restores_the_previous_version_and_file(repo: Path, lab: Lab) -> None:
+    set_rings(repo, canary={"auto_rollback": False})
+    policy = repo / "policies" / "acme-agent.yml"
+    data = yaml.safe_load(policy.read_text())
+    data.pop("patches")  # the fleet as it was before the advisory
+    write_yaml(policy, data)
+    pin_agent(repo, "1.0-1", rings=None)
+    commit(repo, "agent 1.0-1 everywhere")
+    assert patchring(repo, "rollout").code == 0
+    canary = lab.ring("canary")[0]
+    before = host(lab.address(canary), lab.ssh_config).file("/etc/acme/agent.conf").content_string
+    pin_agent(repo, "1.0-3", rings=None)
+    template = repo / "templates" / "agent.conf.j2"
+    template.write_text(template.read_text() + "new_feature = on\n")
+    commit(repo, "agent 1.0-3 (broken) and a new setting")
+    halted = patchring(repo, "rollout")
+    assert halted.code == 3
+    back = patchring(repo, "rollback", "--json")
+    assert back.code == 0, back.stdout + back.stderr
+    h = host(lab.address(canary), lab.ssh_config)
+    assert h.package("acme-agent").version == "1.0-1"
+    assert h.file("/etc/acme/agent.conf").content_string == before
+    assert patchring(repo, "status", "--json").json()["rollouts"][0]["status"] == "rolled-back"
+
+
+def test_killed_mid_batch_resumes_at_that_batch(repo: Path, lab: Lab) -> None:
+    set_rings(repo, broad={"batches": [2, 2, 2]})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "rollout"],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    reached = False
+    while not reached and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        if (repo / ".patchring" / "ledger.db").exists():
+            with ledger(repo) as book:
+                active = book.active_rollout(KEY(repo))
+            reached = active is not None and (active.position.ring, active.position.batch) == (2, 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert reached, "the rollout never reached broad batch 2"
+    with ledger(repo) as book:
+        rollout = book.recent_rollouts(KEY(repo))[0]
+        done_before = book.completed_batches(rollout.id)
+    assert ("broad", 0) in done_before and ("broad", 2) not in done_before
+    assert rollout.status == "running"
+    resumed_at = time.monotonic()
+    result = patchring(repo, "rollout", "--json")
+    resume_seconds = time.monotonic() - resumed_at
+    assert result.code == 0, result.stdout + result.stderr
+    with ledger(repo) as book:
+        rollout = book.get_rollout(rollout.id)
+        assert rollout.status == "completed"
+        applies = [o for o in book.host_outcomes(rollout.id) if o.phase == "apply"]
+    # batches finished before the kill were not applied again
+    for ring, batch in done_before:
+        assert len([o for o in applies if (o.ring, o.batch) == (ring, batch)]) == len(
+            rollout.plan.rings[["canary", "pilot", "broad"].index(ring)].batches[batch]
+        )
+    assert all(installed(lab, n) == "1.0-2" for n in lab.hosts)
+    print(f"resume after kill: {resume_seconds:.2f} s")
