@@ -4,8 +4,8 @@
 `--ref COMMIT` and a rollback to the last commit that passed a ring load exactly what was
 committed. In the inventory folder, files that are not in the commit (the lab's generated
 `inventory/lab.yml`, hosts kept out of Git) come from the working tree: the fleet as it is now;
-committed inventory files (rings, variables) come from the commit like everything else. Ring refs live under `refs/patchring/rings/<ring>`; see them with
-`git for-each-ref refs/patchring`.
+committed inventory files (rings, variables) come from the commit like everything else.
+Ring refs live under `refs/patchring/rings/<ring>`; see them with `git for-each-ref refs/patchring`.
 """
 
 from __future__ import annotations
