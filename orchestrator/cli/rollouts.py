@@ -34,6 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "rollout", parents=[common, ledger], help="start or continue a ring-by-ring rollout"
     )
     p.add_argument("--ref", help="commit, tag or branch to roll out (default: HEAD)")
+    p.add_argument("--to", dest="to_ring", metavar="RING", help="stop after this ring's gate")
     p.add_argument("--wait", action="store_true", help="block through soak and windows")
     p.add_argument(
         "--emergency",
@@ -82,10 +83,16 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         raise UserInputError("--emergency needs --reason TEXT: the reason is recorded and reported")
     recorder = Recorder.start(args.repo, "rollout", ref=args.ref)
     chosen = select(args.repo, args.inventory, None, None)
+    if args.to_ring is not None and args.to_ring not in chosen.rings:
+        raise UserInputError(
+            f"unknown ring '{args.to_ring}' for --to "
+            f"(rings: {', '.join(chosen.rings) or 'none defined'})"
+        )
     conductor = _conductor(
         args,
         output,
         wait=args.wait,
+        stop_after=args.to_ring,
         mask=masker_for(chosen),
         emergency_reason=args.reason if args.emergency else None,
     )
@@ -178,7 +185,8 @@ def _finish(
             "\n".join([f"Rollout {state}: {message}", *lines])
             + f"\n\nRun {record.id} recorded; reports: {where}\n"
         )
-    return EXIT_HOSTS_FAILED if state == "halted" else EXIT_OK
+    halted = state == "halted" or any(r.status == "failed" for r in rings)  # auto rollback too
+    return EXIT_HOSTS_FAILED if halted else EXIT_OK
 
 
 def cmd_approve(args: argparse.Namespace, output: Output) -> int:

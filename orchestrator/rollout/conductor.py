@@ -65,6 +65,7 @@ class Conductor:
     sleep: Callable[[float], None] = time.sleep
     wait: bool = False
     emergency_reason: str | None = None
+    stop_after: str | None = None
     note: Callable[[str], None] = lambda text: None
     mask: Callable[[str], str] = lambda text: text
     applied: list[HostResult] = field(default_factory=list)
@@ -129,6 +130,9 @@ class Conductor:
         project = self.project(rollout.commit)
         emergency = rollout.emergency_reason or self.emergency_reason
         outcomes: list[RingOutcome] = []
+        names = [r.name for r in rollout.plan.rings]
+        if self.stop_after in names and names.index(self.stop_after) < rollout.position.ring:
+            return "waiting", f"ring {self.stop_after} has already passed (--to)", outcomes
         for index in range(rollout.position.ring, len(rollout.plan.rings)):
             planned = rollout.plan.rings[index]
             settings = project.inventory.ring_settings(planned.name)
@@ -147,7 +151,8 @@ class Conductor:
                         reason=halted[0],
                     )
                 )
-                return "halted", f"ring {planned.name} halted: {halted[0]}", outcomes
+                message = f"ring {planned.name} halted: {halted[0]}"
+                return (*self._after_halt(rollout, settings, message), outcomes)
             gate = self._gate(rollout, planned.name, hosts, settings, project)
             if gate is not None:
                 state, message, failed = gate
@@ -161,11 +166,29 @@ class Conductor:
                         reason=message,
                     )
                 )
+                if state == "halted":
+                    return (*self._after_halt(rollout, settings, message), outcomes)
                 return state, message, outcomes
             outcomes.append(RingOutcome(ring=planned.name, hosts=hosts, status="passed"))
             waiting = self._promotion_wait(rollout, index, planned.name, settings, emergency)
             if waiting:
                 return "waiting", waiting, outcomes
+            if planned.name == self.stop_after and index + 1 < len(rollout.plan.rings):
+                self.ledger.update_rollout(
+                    rollout.id,
+                    position=Position(ring=index + 1, batch=0),
+                    status="waiting",
+                    wait_reason=None,
+                    wait_until=None,
+                )
+                return (
+                    "waiting",
+                    (
+                        f"stopped after ring {planned.name} (--to); run "
+                        "`patchring rollout` to continue"
+                    ),
+                    outcomes,
+                )
             rollout = self.ledger.update_rollout(
                 rollout.id,
                 position=Position(ring=index + 1, batch=0),
@@ -413,6 +436,19 @@ class Conductor:
         return None
 
     # -- undoing ---------------------------------------------------------------------------
+
+    def _after_halt(
+        self, rollout: Rollout, settings: RingSettings, message: str
+    ) -> tuple[State, str]:
+        """A ring with `auto_rollback` undoes this rollout's changes as soon as it halts."""
+        if not settings.auto_rollback:
+            return "halted", message
+        self.note(f"{message}; rolling back automatically (auto_rollback)")
+        try:
+            state, rolled = self.rollback(self.ledger.get_rollout(rollout.id))
+        except RollbackError as error:
+            return "halted", f"{message}; automatic rollback impossible: {error}"
+        return state, f"{message}; {rolled}"
 
     def rollback(self, rollout: Rollout) -> tuple[State, str]:
         """Re-apply, to the hosts this rollout changed, the last commit that passed their ring."""

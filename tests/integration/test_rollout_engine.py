@@ -236,8 +236,11 @@ def test_second_concurrent_rollout_is_refused(repo: Path, lab: Lab) -> None:
     assert "is already waiting for this inventory (started by" in second.stderr
 
 
-def test_rollback_restores_the_previous_version_and_file(repo: Path, lab: Lab) -> None:
-    set_rings(repo, canary={"auto_rollback": False})
+@pytest.mark.parametrize("automatic", [False, True], ids=["rollback-command", "auto-rollback"])
+def test_rollback_restores_the_previous_version_and_file(
+    repo: Path, lab: Lab, automatic: bool
+) -> None:
+    set_rings(repo, canary={"auto_rollback": automatic})
     policy = repo / "policies" / "acme-agent.yml"
     data = yaml.safe_load(policy.read_text())
     data.pop("patches")  # the fleet as it was before the advisory
@@ -253,8 +256,11 @@ def test_rollback_restores_the_previous_version_and_file(repo: Path, lab: Lab) -
     commit(repo, "agent 1.0-3 (broken) and a new setting")
     halted = patchring(repo, "rollout")
     assert halted.code == 3
-    back = patchring(repo, "rollback", "--json")
-    assert back.code == 0, back.stdout + back.stderr
+    if automatic:
+        assert "rolling back automatically" in halted.stderr + halted.stdout
+    else:
+        back = patchring(repo, "rollback", "--json")
+        assert back.code == 0, back.stdout + back.stderr
     h = host(lab.address(canary), lab.ssh_config)
     assert h.package("acme-agent").version == "1.0-1"
     assert h.file("/etc/acme/agent.conf").content_string == before
@@ -300,3 +306,20 @@ def test_killed_mid_batch_resumes_at_that_batch(repo: Path, lab: Lab) -> None:
         )
     assert all(installed(lab, n) == "1.0-2" for n in lab.hosts)
     print(f"resume after kill: {resume_seconds:.2f} s")
+
+
+def test_to_ring_stops_after_that_ring_and_a_later_rollout_continues(repo: Path, lab: Lab) -> None:
+    set_rings(repo)
+    first = patchring(repo, "rollout", "--to", "canary", "--json")
+    assert first.code == 0
+    assert [(r["ring"], r["status"]) for r in first.json()["rings"]] == [
+        ("canary", "passed"),
+        ("pilot", "not-started"),
+        ("broad", "not-started"),
+    ]
+    assert all(installed(lab, n) is None for n in lab.ring("pilot"))
+    assert patchring(repo, "rollout", "--to", "nowhere").code == 1
+    rest = patchring(repo, "rollout", "--json")
+    assert rest.code == 0
+    assert [r["status"] for r in rest.json()["rings"]] == ["passed", "passed"]
+    assert all(installed(lab, n) == "1.0-2" for n in lab.hosts)
