@@ -57,6 +57,13 @@ def make_repo(dest: Path, inventory: Path) -> Path:
     for folder in ("policies", "templates", "inventory"):
         shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     shutil.copy(inventory, dest / "inventory" / "lab.yml")
+    (dest / ".gitignore").write_text("inventory/lab.yml\n.patchring/\n")
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "example policies"]):
+        subprocess.run(
+            ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", *argv],
+            cwd=dest,
+            check=True,
+        )
     return dest
 
 

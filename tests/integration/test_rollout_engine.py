@@ -323,3 +323,18 @@ def test_to_ring_stops_after_that_ring_and_a_later_rollout_continues(repo: Path,
     assert rest.code == 0
     assert [r["status"] for r in rest.json()["rings"]] == ["passed", "passed"]
     assert all(installed(lab, n) == "1.0-2" for n in lab.hosts)
+
+
+def test_pause_resume_and_abort(repo: Path, lab: Lab) -> None:
+    set_rings(repo, pilot={"approval": True})
+    assert patchring(repo, "rollout").code == 0  # canary done, waits for approval of pilot
+    assert patchring(repo, "pause").code == 0
+    assert patchring(repo, "status", "--json").json()["rollouts"][0]["status"] == "paused"
+    paused = patchring(repo, "rollout")
+    assert paused.code == 0 and "is paused" in paused.stdout
+    resumed = patchring(repo, "resume")
+    assert resumed.code == 0 and "waiting for approval" in resumed.stdout
+    assert patchring(repo, "abort").code == 0
+    assert patchring(repo, "status", "--json").json()["rollouts"][0]["status"] == "aborted"
+    assert patchring(repo, "abort").code == 1  # nothing active any more
+    assert all(installed(lab, n) is None for n in lab.ring("broad"))
