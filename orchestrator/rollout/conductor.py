@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -506,7 +506,3 @@ class RollbackError(ValueError):
             f"ring {ring} has no earlier commit that passed it; nothing to roll back to"
         )
         self.ring = ring
-
-
-def states_of(mapping: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in mapping.items())

@@ -353,3 +353,59 @@ def deployment_from_row(row: Mapping[str, Any]) -> RingDeployment:
 def _json_value(value: object) -> object:
     """A JSON column: text from SQLite, already decoded from PostgreSQL's jsonb."""
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+class RolloutEventLog:
+    """The append-only part of a ledger (host outcomes, gate results, approvals), written the
+    same way by every backend: a backend supplies `_insert_for` and `_select_for`."""
+
+    def _insert_for(self, rollout_id: str, table: str, row: Mapping[str, object]) -> None:
+        raise NotImplementedError
+
+    def _select_for(self, rollout_id: str, table: str) -> Sequence[Mapping[str, Any]]:
+        raise NotImplementedError
+
+    def record_host(
+        self,
+        rollout_id: str,
+        ring: str,
+        batch: int,
+        host: str,
+        phase: HostPhase,
+        status: str,
+        detail: str = "",
+    ) -> None:
+        outcome = HostOutcome(
+            rollout_id=rollout_id,
+            ring=ring,
+            batch=batch,
+            host=host,
+            phase=phase,
+            status=status,
+            detail=detail,
+            at=utc_now(),
+        )
+        self._insert_for(rollout_id, "host_outcomes", outcome.model_dump())
+
+    def host_outcomes(self, rollout_id: str) -> list[HostOutcome]:
+        rows = self._select_for(rollout_id, "host_outcomes")
+        return [HostOutcome.model_validate(row) for row in rows]
+
+    def record_gate(
+        self, rollout_id: str, ring: str, outcome: GateOutcome, reasons: Sequence[str]
+    ) -> None:
+        gate = GateRecord(
+            rollout_id=rollout_id, ring=ring, outcome=outcome, reasons=tuple(reasons), at=utc_now()
+        )
+        self._insert_for(rollout_id, "gate_results", gate_row(gate))
+
+    def gate_results(self, rollout_id: str) -> list[GateRecord]:
+        return [gate_from_row(row) for row in self._select_for(rollout_id, "gate_results")]
+
+    def approve(self, rollout_id: str, ring: str, who: str, reason: str) -> Approval:
+        approval = Approval(rollout_id=rollout_id, ring=ring, who=who, reason=reason, at=utc_now())
+        self._insert_for(rollout_id, "approvals", approval.model_dump())
+        return approval
+
+    def approvals(self, rollout_id: str) -> list[Approval]:
+        return [Approval.model_validate(row) for row in self._select_for(rollout_id, "approvals")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -28,25 +28,19 @@ from orchestrator.store.ledger import (
     SCHEMA_VERSION,
     UNSET,
     ActiveRolloutError,
-    Approval,
     BatchState,
-    GateOutcome,
-    GateRecord,
-    HostOutcome,
-    HostPhase,
     LedgerError,
     NewRollout,
     Position,
     RingDeployment,
     Rollout,
+    RolloutEventLog,
     RolloutStatus,
     WaitReason,
     _Unset,
     check_schema_version,
     deployment_from_row,
     deployment_row,
-    gate_from_row,
-    gate_row,
     new_rollout_id,
     rollout_from_row,
     rollout_row,
@@ -97,7 +91,7 @@ _SELECT_ROLLOUT = "SELECT * FROM patchring.rollouts"
 _Row = dict[str, Any]
 
 
-class PostgresLedger:
+class PostgresLedger(RolloutEventLog):
     """The ledger in the PostgreSQL database at `url` (`postgresql://user@host:port/db`)."""
 
     def __init__(self, url: str) -> None:
@@ -225,51 +219,6 @@ class PostgresLedger:
         )
         return {(row["ring"], row["batch"]) for row in rows}
 
-    def record_host(
-        self,
-        rollout_id: str,
-        ring: str,
-        batch: int,
-        host: str,
-        phase: HostPhase,
-        status: str,
-        detail: str = "",
-    ) -> None:
-        outcome = HostOutcome(
-            rollout_id=rollout_id,
-            ring=ring,
-            batch=batch,
-            host=host,
-            phase=phase,
-            status=status,
-            detail=detail,
-            at=utc_now(),
-        )
-        self._write_for(rollout_id, *_insert("host_outcomes", outcome.model_dump()))
-
-    def host_outcomes(self, rollout_id: str) -> list[HostOutcome]:
-        rows = self._select_for(rollout_id, "host_outcomes")
-        return [HostOutcome.model_validate(row) for row in rows]
-
-    def record_gate(
-        self, rollout_id: str, ring: str, outcome: GateOutcome, reasons: Sequence[str]
-    ) -> None:
-        gate = GateRecord(
-            rollout_id=rollout_id, ring=ring, outcome=outcome, reasons=tuple(reasons), at=utc_now()
-        )
-        self._write_for(rollout_id, *_insert("gate_results", gate_row(gate)))
-
-    def gate_results(self, rollout_id: str) -> list[GateRecord]:
-        return [gate_from_row(row) for row in self._select_for(rollout_id, "gate_results")]
-
-    def approve(self, rollout_id: str, ring: str, who: str, reason: str) -> Approval:
-        approval = Approval(rollout_id=rollout_id, ring=ring, who=who, reason=reason, at=utc_now())
-        self._write_for(rollout_id, *_insert("approvals", approval.model_dump()))
-        return approval
-
-    def approvals(self, rollout_id: str) -> list[Approval]:
-        return [Approval.model_validate(row) for row in self._select_for(rollout_id, "approvals")]
-
     # --- ring deployments ---
 
     def set_ring_deployment(
@@ -342,6 +291,9 @@ class PostgresLedger:
             self._write(sql, params)
         except pg_errors.ForeignKeyViolation as exc:
             raise unknown_rollout(rollout_id, self.where) from exc
+
+    def _insert_for(self, rollout_id: str, table: str, row: Mapping[str, object]) -> None:
+        self._write_for(rollout_id, *_insert(table, row))
 
     def _select_for(self, rollout_id: str, table: str) -> list[_Row]:
         rows = self._read(

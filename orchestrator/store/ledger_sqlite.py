@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,26 +23,20 @@ from orchestrator.store.ledger import (
     SCHEMA_VERSION,
     UNSET,
     ActiveRolloutError,
-    Approval,
     BatchState,
-    GateOutcome,
-    GateRecord,
-    HostOutcome,
-    HostPhase,
     LedgerError,
     LedgerSchemaError,
     NewRollout,
     Position,
     RingDeployment,
     Rollout,
+    RolloutEventLog,
     RolloutStatus,
     WaitReason,
     _Unset,
     check_schema_version,
     deployment_from_row,
     deployment_row,
-    gate_from_row,
-    gate_row,
     new_rollout_id,
     rollout_from_row,
     rollout_row,
@@ -87,7 +81,7 @@ _SCHEMA = (
 _SELECT_ROLLOUT = "SELECT * FROM rollouts"
 
 
-class SqliteLedger:
+class SqliteLedger(RolloutEventLog):
     """The ledger in the SQLite file `path`."""
 
     def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
@@ -209,51 +203,6 @@ class SqliteLedger:
             (rollout_id,),
         )
         return {(row["ring"], row["batch"]) for row in rows}
-
-    def record_host(
-        self,
-        rollout_id: str,
-        ring: str,
-        batch: int,
-        host: str,
-        phase: HostPhase,
-        status: str,
-        detail: str = "",
-    ) -> None:
-        outcome = HostOutcome(
-            rollout_id=rollout_id,
-            ring=ring,
-            batch=batch,
-            host=host,
-            phase=phase,
-            status=status,
-            detail=detail,
-            at=utc_now(),
-        )
-        self._insert_for(rollout_id, "host_outcomes", outcome.model_dump())
-
-    def host_outcomes(self, rollout_id: str) -> list[HostOutcome]:
-        rows = self._select_for(rollout_id, "host_outcomes")
-        return [HostOutcome.model_validate(row) for row in rows]
-
-    def record_gate(
-        self, rollout_id: str, ring: str, outcome: GateOutcome, reasons: Sequence[str]
-    ) -> None:
-        gate = GateRecord(
-            rollout_id=rollout_id, ring=ring, outcome=outcome, reasons=tuple(reasons), at=utc_now()
-        )
-        self._insert_for(rollout_id, "gate_results", gate_row(gate))
-
-    def gate_results(self, rollout_id: str) -> list[GateRecord]:
-        return [gate_from_row(row) for row in self._select_for(rollout_id, "gate_results")]
-
-    def approve(self, rollout_id: str, ring: str, who: str, reason: str) -> Approval:
-        approval = Approval(rollout_id=rollout_id, ring=ring, who=who, reason=reason, at=utc_now())
-        self._insert_for(rollout_id, "approvals", approval.model_dump())
-        return approval
-
-    def approvals(self, rollout_id: str) -> list[Approval]:
-        return [Approval.model_validate(row) for row in self._select_for(rollout_id, "approvals")]
 
     # --- ring deployments ---
 
