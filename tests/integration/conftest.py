@@ -5,6 +5,7 @@ Tests that need pristine hosts call `lab.reset()`; a test that breaks a host res
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ import pytest
 from orchestrator.lab import LabConfig, LabStatus, faults, lab_down, lab_up
 from tests.integration.fleet import ssh_config
 
-LAB_NAME = "it"
-LAB_SUBNET = "10.213.8.0/24"
+# Overridable so that two checkouts can run their integration suites on one machine at once.
+LAB_NAME = os.environ.get("PATCHRING_TEST_LAB", "it")
+LAB_SUBNET = os.environ.get("PATCHRING_TEST_SUBNET", "10.213.8.0/24")
 
 
 @dataclass(frozen=True)
