@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +24,8 @@ from pydantic import AfterValidator, Field
 from orchestrator.errors import UserInputError
 from orchestrator.model.base import Frozen
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: rollouts, batches, events, ring deployments. 2: adds `leases` (one driver per rollout)."""
 
 RolloutStatus = Literal[
     "running", "waiting", "paused", "halted", "completed", "aborted", "rolled-back"
@@ -72,6 +73,85 @@ class ActiveRolloutError(LedgerError):
             f"(started by {existing.started_by} at {existing.started_at:%Y-%m-%d %H:%M:%S} UTC)",
             hint=f"resume or abort rollout {existing.id} first; "
             "only one rollout per inventory may be active",
+        )
+
+
+class RolloutChangedError(LedgerError):
+    """Someone else (`pause`, `abort`, another driver) changed the rollout's status, so the
+    write that expected it unchanged was refused; the driver stops."""
+
+    def __init__(self, current: Rollout) -> None:
+        self.rollout = current
+        super().__init__(
+            f"rollout {current.id} is now {current.status} (changed by another command)",
+            hint="`patchring status` shows where it stands",
+        )
+
+
+class LeaseHolder(Frozen):
+    """Who drives a rollout: a unique token, and for people the operator, host and pid.
+
+    `scope` names the process-id space of the holder (a boot of one machine, one pid namespace)
+    when it is known, so a process in the same scope can tell whether the holder still lives."""
+
+    token: Text
+    operator: Text
+    hostname: Text
+    pid: int = Field(ge=0)
+    scope: str | None = None
+
+    @property
+    def display(self) -> str:
+        return f"{self.operator}:{self.pid}"
+
+
+class Lease(Frozen):
+    """A rollout's driver lease as the ledger last saw it; `observed_at` is the ledger's clock
+    when it was read, so `live` does not depend on the reader's clock."""
+
+    rollout_id: Text
+    holder: LeaseHolder
+    taken_at: UtcTime
+    heartbeat_at: UtcTime
+    expires_at: UtcTime
+    observed_at: UtcTime
+
+    @property
+    def live(self) -> bool:
+        return self.expires_at > self.observed_at
+
+
+class LeaseHeldError(LedgerError):
+    """Another live process drives the rollout; nothing was done."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        ago = max(0, int((lease.observed_at - lease.heartbeat_at).total_seconds()))
+        left = max(0, int((lease.expires_at - lease.observed_at).total_seconds()))
+        super().__init__(
+            f"rollout {lease.rollout_id} is being driven by {lease.holder.display} "
+            f"since {lease.taken_at:%Y-%m-%d %H:%M:%S} UTC (last heartbeat {ago} s ago); "
+            "nothing was done",
+            hint="only one process may drive a rollout: wait for it (`patchring status`), or stop "
+            "it with `patchring pause` or `patchring abort`; if that process died, its lease "
+            f"expires in {left} s and the next `patchring rollout` takes over",
+        )
+
+
+class LeaseLostError(LedgerError):
+    """This process no longer holds the rollout's lease (it expired and another took it)."""
+
+    def __init__(self, rollout_id: str, now_held_by: Lease | None) -> None:
+        self.lease = now_held_by
+        who = (
+            f"it is now driven by {now_held_by.holder.display}"
+            if now_held_by is not None
+            else "the lease was released"
+        )
+        super().__init__(
+            f"this process lost the lease on rollout {rollout_id}: {who}",
+            hint="the heartbeat stalled past the lease's expiry; this process stopped driving "
+            "before its next step",
         )
 
 
@@ -190,7 +270,11 @@ class Ledger(Protocol):
         position: Position | _Unset = UNSET,
         wait_reason: WaitReason | _Unset | None = UNSET,
         wait_until: datetime | _Unset | None = UNSET,
-    ) -> Rollout: ...
+        expect: Collection[RolloutStatus] | None = None,
+    ) -> Rollout:
+        """With `expect`, the write happens only if the status is still one of those
+        (RolloutChangedError otherwise): a driver never overwrites a pause or abort."""
+        ...
 
     def mark_batch(self, rollout_id: str, ring: str, batch: int, state: BatchState) -> None: ...
 
@@ -217,6 +301,12 @@ class Ledger(Protocol):
 
     def gate_results(self, rollout_id: str) -> list[GateRecord]: ...
 
+    def record_gate_passed(
+        self, rollout_id: str, inventory_key: str, ring: str, commit: str, reasons: Sequence[str]
+    ) -> None:
+        """The passed gate and the ring's new deployed commit, in one transaction."""
+        ...
+
     def approve(self, rollout_id: str, ring: str, who: str, reason: str) -> Approval: ...
 
     def approvals(self, rollout_id: str) -> list[Approval]: ...
@@ -226,6 +316,24 @@ class Ledger(Protocol):
     ) -> None: ...
 
     def ring_deployments(self, inventory_key: str) -> dict[str, RingDeployment]: ...
+
+    def take_lease(
+        self, rollout_id: str, holder: LeaseHolder, ttl: timedelta, *, replacing: str | None = None
+    ) -> Lease:
+        """Become the rollout's one driver, atomically: when nobody holds it, the lease has
+        expired, `holder` holds it already, or its holder's token is `replacing` (a holder the
+        caller knows is dead). LeaseHeldError names the live holder otherwise."""
+        ...
+
+    def renew_lease(self, rollout_id: str, token: str, ttl: timedelta) -> Lease:
+        """Push the expiry `ttl` past now; LeaseLostError if `token` no longer holds it."""
+        ...
+
+    def release_lease(self, rollout_id: str, token: str) -> None:
+        """Give the lease up (only if `token` still holds it)."""
+        ...
+
+    def lease(self, rollout_id: str) -> Lease | None: ...
 
     def close(self) -> None: ...
 
@@ -298,8 +406,16 @@ def check_schema_version(found: int | None, where: str) -> None:
         )
 
 
-def updated_rollout(current: Rollout, changes: Mapping[str, object], now: datetime) -> Rollout:
-    """`current` with `changes` applied and validated, and a new `updated_at`."""
+def updated_rollout(
+    current: Rollout,
+    changes: Mapping[str, object],
+    now: datetime,
+    expect: Collection[str] | None = None,
+) -> Rollout:
+    """`current` with `changes` applied and validated, and a new `updated_at`; RolloutChangedError
+    when `expect` is given and the current status is not in it."""
+    if expect is not None and current.status not in expect:
+        raise RolloutChangedError(current)
     fields = {name: value for name, value in changes.items() if value is not UNSET}
     document = {**current.model_dump(), **fields, "updated_at": now}
     return Rollout.model_validate(document)
@@ -348,6 +464,19 @@ def deployment_row(deployment: RingDeployment) -> dict[str, object]:
 def deployment_from_row(row: Mapping[str, Any]) -> RingDeployment:
     fields = {k: v for k, v in row.items() if k != "commit_sha"}
     return RingDeployment.model_validate({**fields, "commit": row["commit_sha"]})
+
+
+def lease_row(rollout_id: str, holder: LeaseHolder) -> dict[str, object]:
+    """The columns of a lease row that come from the holder (the times come from the ledger)."""
+    return {"rollout_id": rollout_id, **holder.model_dump()}
+
+
+def lease_from_row(row: Mapping[str, Any], observed_at: datetime) -> Lease:
+    holder = {name: row[name] for name in LeaseHolder.model_fields}
+    times = {name: row[name] for name in ("taken_at", "heartbeat_at", "expires_at")}
+    return Lease.model_validate(
+        {"rollout_id": row["rollout_id"], "holder": holder, "observed_at": observed_at, **times}
+    )
 
 
 def _json_value(value: object) -> object:

@@ -4,16 +4,18 @@ Tables live in their own schema, `patchring`, created on first use under an advi
 processes opening a new database at once create them once. A write is one transaction (a single
 statement in autocommit, or an explicit transaction when it reads first) with
 `synchronous_commit=on`, so it is durable when the call returns. One active rollout per inventory
-is a unique partial index. The only module besides `ledger_sqlite` that holds SQL; imports psycopg,
-the standard library and `ledger`.
+is a unique partial index. A driver lease is taken by one conditional upsert, with the server's
+clock deciding expiry (so drivers on machines whose clocks disagree still agree on it). A ledger of
+an older schema version is upgraded in place on open. The only module besides `ledger_sqlite` that
+holds SQL; imports psycopg, the standard library and `ledger`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +31,11 @@ from orchestrator.store.ledger import (
     UNSET,
     ActiveRolloutError,
     BatchState,
+    GateRecord,
+    Lease,
+    LeaseHeldError,
+    LeaseHolder,
+    LeaseLostError,
     LedgerError,
     NewRollout,
     Position,
@@ -41,6 +48,9 @@ from orchestrator.store.ledger import (
     check_schema_version,
     deployment_from_row,
     deployment_row,
+    gate_row,
+    lease_from_row,
+    lease_row,
     new_rollout_id,
     rollout_from_row,
     rollout_row,
@@ -52,7 +62,7 @@ from orchestrator.store.ledger import (
 CONNECT_TIMEOUT_SECONDS = 10
 _LOCK_KEY = 0x70617463  # "patc": serializes schema creation between processes
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
-_SCHEMA = (
+_SCHEMA_V1 = (
     "CREATE SCHEMA IF NOT EXISTS patchring",
     "CREATE TABLE patchring.schema_version (version integer NOT NULL)",
     """CREATE TABLE patchring.rollouts (
@@ -86,6 +96,39 @@ _SCHEMA = (
         inventory_key text NOT NULL, ring text NOT NULL, commit_sha text NOT NULL,
         rollout_id text NOT NULL REFERENCES patchring.rollouts (id), at timestamptz NOT NULL,
         PRIMARY KEY (inventory_key, ring))""",
+)
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        """CREATE TABLE patchring.leases (
+            rollout_id text PRIMARY KEY REFERENCES patchring.rollouts (id), token text NOT NULL,
+            operator text NOT NULL, hostname text NOT NULL, pid integer NOT NULL, scope text,
+            taken_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL)""",
+    ),
+}
+"""Statements that bring a ledger of version n-1 to version n; a new ledger runs them all."""
+_TAKE_LEASE = """
+    INSERT INTO patchring.leases AS held
+        (rollout_id, token, operator, hostname, pid, scope, taken_at, heartbeat_at, expires_at)
+    SELECT %(rollout_id)s, %(token)s, %(operator)s, %(hostname)s, %(pid)s, %(scope)s,
+        now.t, now.t, now.t + %(ttl)s
+    FROM (SELECT clock_timestamp() AS t) AS now
+    ON CONFLICT (rollout_id) DO UPDATE SET
+        token = excluded.token, operator = excluded.operator, hostname = excluded.hostname,
+        pid = excluded.pid, scope = excluded.scope,
+        taken_at = CASE WHEN held.token = excluded.token THEN held.taken_at
+                        ELSE excluded.taken_at END,
+        heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
+    WHERE held.expires_at <= excluded.heartbeat_at OR held.token = excluded.token
+        OR held.token = %(replacing)s
+    RETURNING held.*, held.heartbeat_at AS observed_at"""
+_RENEW_LEASE = """
+    UPDATE patchring.leases SET heartbeat_at = now.t, expires_at = now.t + %(ttl)s
+    FROM (SELECT clock_timestamp() AS t) AS now
+    WHERE rollout_id = %(rollout_id)s AND token = %(token)s
+    RETURNING patchring.leases.*, now.t AS observed_at"""
+_SELECT_LEASE = (
+    "SELECT *, clock_timestamp() AS observed_at FROM patchring.leases WHERE rollout_id = %s"
 )
 _SELECT_ROLLOUT = "SELECT * FROM patchring.rollouts"
 _Row = dict[str, Any]
@@ -171,6 +214,7 @@ class PostgresLedger(RolloutEventLog):
         position: Position | _Unset = UNSET,
         wait_reason: WaitReason | _Unset | None = UNSET,
         wait_until: datetime | _Unset | None = UNSET,
+        expect: Collection[RolloutStatus] | None = None,
     ) -> Rollout:
         changes = {
             "status": status,
@@ -185,7 +229,7 @@ class PostgresLedger(RolloutEventLog):
                 ).fetchone()
                 if row is None:
                     raise unknown_rollout(rollout_id, self.where)
-                record = updated_rollout(rollout_from_row(row), changes, utc_now())
+                record = updated_rollout(rollout_from_row(row), changes, utc_now(), expect)
                 values = rollout_row(record)
                 assignments = ", ".join(f"{name} = %({name})s" for name in values if name != "id")
                 self._db.execute(
@@ -231,13 +275,7 @@ class PostgresLedger(RolloutEventLog):
             rollout_id=rollout_id,
             at=utc_now(),
         )
-        sql, values = _insert("ring_deployments", deployment_row(deployment))
-        self._write_for(
-            rollout_id,
-            f"{sql} ON CONFLICT (inventory_key, ring) DO UPDATE SET "
-            "commit_sha = excluded.commit_sha, rollout_id = excluded.rollout_id, at = excluded.at",
-            values,
-        )
+        self._write_for(rollout_id, *_upsert_deployment(deployment))
 
     def ring_deployments(self, inventory_key: str) -> dict[str, RingDeployment]:
         rows = self._read(
@@ -246,6 +284,65 @@ class PostgresLedger(RolloutEventLog):
         )
         deployments = [deployment_from_row(row) for row in rows]
         return {deployment.ring: deployment for deployment in deployments}
+
+    def record_gate_passed(
+        self, rollout_id: str, inventory_key: str, ring: str, commit: str, reasons: Sequence[str]
+    ) -> None:
+        now = utc_now()
+        gate = GateRecord(
+            rollout_id=rollout_id, ring=ring, outcome="passed", reasons=tuple(reasons), at=now
+        )
+        deployment = RingDeployment(
+            inventory_key=inventory_key, ring=ring, commit=commit, rollout_id=rollout_id, at=now
+        )
+        try:
+            with self._lock, self._errors(), self._db.transaction():
+                self._db.execute(*_insert("gate_results", gate_row(gate)))
+                self._db.execute(*_upsert_deployment(deployment))
+        except pg_errors.ForeignKeyViolation as exc:
+            raise unknown_rollout(rollout_id, self.where) from exc
+
+    # --- the driver lease ---
+
+    def take_lease(
+        self, rollout_id: str, holder: LeaseHolder, ttl: timedelta, *, replacing: str | None = None
+    ) -> Lease:
+        values = {**lease_row(rollout_id, holder), "ttl": ttl, "replacing": replacing}
+        for _ in range(3):  # a holder that releases between our two statements: try again
+            try:
+                with self._lock, self._errors():
+                    row = self._db.execute(_TAKE_LEASE, values).fetchone()
+                    if row is not None:
+                        return lease_from_row(row, row["observed_at"])
+                    held = self._db.execute(_SELECT_LEASE, (rollout_id,)).fetchone()
+            except pg_errors.ForeignKeyViolation as exc:
+                raise unknown_rollout(rollout_id, self.where) from exc
+            if held is not None:
+                raise LeaseHeldError(lease_from_row(held, held["observed_at"]))
+        raise LedgerError(  # pragma: no cover - three releases in a row
+            f"could not take the lease on rollout {rollout_id}: its holder keeps changing",
+            hint="try again",
+        )
+
+    def renew_lease(self, rollout_id: str, token: str, ttl: timedelta) -> Lease:
+        values = {"rollout_id": rollout_id, "token": token, "ttl": ttl}
+        with self._lock, self._errors():
+            row = self._db.execute(_RENEW_LEASE, values).fetchone()
+            if row is not None:
+                return lease_from_row(row, row["observed_at"])
+            held = self._db.execute(_SELECT_LEASE, (rollout_id,)).fetchone()
+        now_held = lease_from_row(held, held["observed_at"]) if held else None
+        raise LeaseLostError(rollout_id, now_held)
+
+    def release_lease(self, rollout_id: str, token: str) -> None:
+        self._write(
+            "DELETE FROM patchring.leases WHERE rollout_id = %s AND token = %s",
+            (rollout_id, token),
+        )
+
+    def lease(self, rollout_id: str) -> Lease | None:
+        rows = self._read(_SELECT_LEASE, (rollout_id,))
+        return lease_from_row(rows[0], rows[0]["observed_at"]) if rows else None
 
     # --- connection ---
 
@@ -265,19 +362,28 @@ class PostgresLedger(RolloutEventLog):
         self.close()
 
     def _prepare_schema(self) -> None:
-        """Create the schema in one transaction, or check the version of an existing ledger."""
+        """Create the schema in one transaction, or check the version of an existing ledger and
+        upgrade it if it is older (serialized between processes by an advisory lock)."""
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             found = self._db.execute("SELECT to_regclass('patchring.schema_version') AS t")
             if (row := found.fetchone()) is None or row["t"] is None:
-                for statement in _SCHEMA:
+                for statement in _SCHEMA_V1:
                     self._db.execute(statement)
+                self._db.execute("INSERT INTO patchring.schema_version (version) VALUES (1)")
+                version: int | None = 1
+            else:
+                read = self._db.execute("SELECT max(version) AS v FROM patchring.schema_version")
+                version = (read.fetchone() or {}).get("v")
+                check_schema_version(version, self.where)
+            assert version is not None  # check_schema_version refuses a missing one
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _UPGRADES[target]:
+                    self._db.execute(statement)
+            if version < SCHEMA_VERSION:
                 self._db.execute(
-                    "INSERT INTO patchring.schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
+                    "UPDATE patchring.schema_version SET version = %s", (SCHEMA_VERSION,)
                 )
-                return
-            version = self._db.execute("SELECT max(version) AS v FROM patchring.schema_version")
-            check_schema_version((version.fetchone() or {}).get("v"), self.where)
 
     def _write(self, sql: str, params: tuple[object, ...] | Mapping[str, object]) -> None:
         """One statement, in autocommit: its own transaction, committed when this returns."""
@@ -328,6 +434,15 @@ def _insert(table: str, row: Mapping[str, object]) -> tuple[str, Mapping[str, ob
     names = ", ".join(row)
     marks = ", ".join(f"%({name})s" for name in row)
     return f"INSERT INTO patchring.{table} ({names}) VALUES ({marks})", row
+
+
+def _upsert_deployment(deployment: RingDeployment) -> tuple[str, Mapping[str, object]]:
+    sql, values = _insert("ring_deployments", deployment_row(deployment))
+    return (
+        f"{sql} ON CONFLICT (inventory_key, ring) DO UPDATE SET "
+        "commit_sha = excluded.commit_sha, rollout_id = excluded.rollout_id, at = excluded.at",
+        values,
+    )
 
 
 def redact_url(url: str) -> str:

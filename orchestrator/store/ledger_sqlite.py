@@ -2,10 +2,11 @@
 
 Created on first use (its folder too). WAL journal with `synchronous=FULL`, so a write is on disk
 when the call returns and readers never block the writer; `busy_timeout`, so a second patchring
-process waits for the lock instead of failing. Each write is one `BEGIN IMMEDIATE` transaction.
-One active rollout per inventory is a unique partial index, so two processes racing cannot both
-win. The only module besides `ledger_postgres` that holds SQL; imports `sqlite3`, the standard
-library and `ledger`.
+process waits for the lock instead of failing. Each write is one `BEGIN IMMEDIATE` transaction. One
+active rollout per inventory is a unique partial index, so two processes racing cannot both win. A
+lease (one driver per rollout) is taken inside one such transaction, so it is atomic. A ledger of
+an older schema version is upgraded in place on open. The only module besides `ledger_postgres`
+that holds SQL; imports `sqlite3`, the standard library and `ledger`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +25,11 @@ from orchestrator.store.ledger import (
     UNSET,
     ActiveRolloutError,
     BatchState,
+    GateRecord,
+    Lease,
+    LeaseHeldError,
+    LeaseHolder,
+    LeaseLostError,
     LedgerError,
     LedgerSchemaError,
     NewRollout,
@@ -37,6 +43,9 @@ from orchestrator.store.ledger import (
     check_schema_version,
     deployment_from_row,
     deployment_row,
+    gate_row,
+    lease_from_row,
+    lease_row,
     new_rollout_id,
     rollout_from_row,
     rollout_row,
@@ -48,7 +57,7 @@ from orchestrator.store.runs import _fix as fix_folder
 
 BUSY_TIMEOUT_SECONDS = 60.0
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
-_SCHEMA = (
+_SCHEMA_V1 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE rollouts (
         id TEXT PRIMARY KEY, inventory_key TEXT NOT NULL, commit_sha TEXT NOT NULL,
@@ -78,7 +87,22 @@ _SCHEMA = (
         rollout_id TEXT NOT NULL REFERENCES rollouts (id), at TEXT NOT NULL,
         PRIMARY KEY (inventory_key, ring))""",
 )
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        """CREATE TABLE leases (
+            rollout_id TEXT PRIMARY KEY REFERENCES rollouts (id), token TEXT NOT NULL,
+            operator TEXT NOT NULL, hostname TEXT NOT NULL, pid INTEGER NOT NULL, scope TEXT,
+            taken_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+    ),
+}
+"""Statements that bring a ledger of version n-1 to version n; a new ledger runs them all."""
 _SELECT_ROLLOUT = "SELECT * FROM rollouts"
+_UPSERT_DEPLOYMENT = (
+    "INSERT INTO ring_deployments (inventory_key, ring, commit_sha, rollout_id, at) "
+    "VALUES (:inventory_key, :ring, :commit_sha, :rollout_id, :at) "
+    "ON CONFLICT (inventory_key, ring) DO UPDATE SET commit_sha = excluded.commit_sha, "
+    "rollout_id = excluded.rollout_id, at = excluded.at"
+)
 
 
 class SqliteLedger(RolloutEventLog):
@@ -161,6 +185,7 @@ class SqliteLedger(RolloutEventLog):
         position: Position | _Unset = UNSET,
         wait_reason: WaitReason | _Unset | None = UNSET,
         wait_until: datetime | _Unset | None = UNSET,
+        expect: Collection[RolloutStatus] | None = None,
     ) -> Rollout:
         changes = {
             "status": status,
@@ -173,7 +198,8 @@ class SqliteLedger(RolloutEventLog):
                 row = db.execute(f"{_SELECT_ROLLOUT} WHERE id = ?", (rollout_id,)).fetchone()
                 if row is None:
                     raise unknown_rollout(rollout_id, str(self.path))
-                record = updated_rollout(rollout_from_row(dict(row)), changes, utc_now())
+                current = rollout_from_row(dict(row))
+                record = updated_rollout(current, changes, utc_now(), expect)
                 values = _sqlite_values(rollout_row(record))
                 assignments = ", ".join(f"{name} = :{name}" for name in values if name != "id")
                 db.execute(f"UPDATE rollouts SET {assignments} WHERE id = :id", values)
@@ -217,14 +243,7 @@ class SqliteLedger(RolloutEventLog):
             at=utc_now(),
         )
         values = _sqlite_values(deployment_row(deployment))
-        self._write_for(
-            rollout_id,
-            "INSERT INTO ring_deployments (inventory_key, ring, commit_sha, rollout_id, at) "
-            "VALUES (:inventory_key, :ring, :commit_sha, :rollout_id, :at) "
-            "ON CONFLICT (inventory_key, ring) DO UPDATE SET commit_sha = excluded.commit_sha, "
-            "rollout_id = excluded.rollout_id, at = excluded.at",
-            values,
-        )
+        self._write_for(rollout_id, _UPSERT_DEPLOYMENT, values)
 
     def ring_deployments(self, inventory_key: str) -> dict[str, RingDeployment]:
         rows = self._read(
@@ -233,6 +252,73 @@ class SqliteLedger(RolloutEventLog):
         )
         deployments = [deployment_from_row(dict(row)) for row in rows]
         return {deployment.ring: deployment for deployment in deployments}
+
+    def record_gate_passed(
+        self, rollout_id: str, inventory_key: str, ring: str, commit: str, reasons: Sequence[str]
+    ) -> None:
+        now = utc_now()
+        gate = GateRecord(
+            rollout_id=rollout_id, ring=ring, outcome="passed", reasons=tuple(reasons), at=now
+        )
+        deployment = RingDeployment(
+            inventory_key=inventory_key, ring=ring, commit=commit, rollout_id=rollout_id, at=now
+        )
+        try:
+            with self._write() as db:
+                _insert(db, "gate_results", gate_row(gate))
+                db.execute(_UPSERT_DEPLOYMENT, _sqlite_values(deployment_row(deployment)))
+        except sqlite3.IntegrityError as exc:
+            raise unknown_rollout(rollout_id, str(self.path)) from exc
+
+    # --- the driver lease ---
+
+    def take_lease(
+        self, rollout_id: str, holder: LeaseHolder, ttl: timedelta, *, replacing: str | None = None
+    ) -> Lease:
+        try:
+            with self._write() as db:
+                now = utc_now()
+                row = db.execute("SELECT * FROM leases WHERE rollout_id = ?", (rollout_id,))
+                found = row.fetchone()
+                current = lease_from_row(dict(found), now) if found is not None else None
+                mine = current is not None and current.holder.token in {holder.token, replacing}
+                if current is not None and current.live and not mine:
+                    raise LeaseHeldError(current)
+                kept = current is not None and current.holder.token == holder.token
+                taken_at = current.taken_at if current is not None and kept else now
+                values = {
+                    **lease_row(rollout_id, holder),
+                    "taken_at": taken_at,
+                    "heartbeat_at": now,
+                    "expires_at": now + ttl,
+                }
+                db.execute("DELETE FROM leases WHERE rollout_id = ?", (rollout_id,))
+                _insert(db, "leases", values)
+        except sqlite3.IntegrityError as exc:
+            raise unknown_rollout(rollout_id, str(self.path)) from exc
+        return lease_from_row(values, now)
+
+    def renew_lease(self, rollout_id: str, token: str, ttl: timedelta) -> Lease:
+        with self._write() as db:
+            now = utc_now()
+            found = db.execute(
+                "UPDATE leases SET heartbeat_at = ?, expires_at = ? "
+                "WHERE rollout_id = ? AND token = ? RETURNING *",
+                (_sqlite_value(now), _sqlite_value(now + ttl), rollout_id, token),
+            ).fetchone()
+            if found is not None:
+                return lease_from_row(dict(found), now)
+            other = db.execute("SELECT * FROM leases WHERE rollout_id = ?", (rollout_id,))
+            current = other.fetchone()
+        raise LeaseLostError(rollout_id, lease_from_row(dict(current), now) if current else None)
+
+    def release_lease(self, rollout_id: str, token: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE rollout_id = ? AND token = ?", (rollout_id, token))
+
+    def lease(self, rollout_id: str) -> Lease | None:
+        rows = self._read("SELECT * FROM leases WHERE rollout_id = ?", (rollout_id,))
+        return lease_from_row(dict(rows[0]), utc_now()) if rows else None
 
     # --- connection ---
 
@@ -253,16 +339,34 @@ class SqliteLedger(RolloutEventLog):
 
     def _prepare_schema(self) -> None:
         """Check the version of an existing ledger (a read: no wait for writers), or create the
-        tables in one transaction (re-checked under the write lock: another process may win)."""
+        tables in one transaction (re-checked under the write lock: another process may win);
+        upgrade an older ledger in one transaction the same way."""
         if not self._has_schema(self._db):
             with self._write() as db:
                 if not self._has_schema(db):
-                    for statement in _SCHEMA:
+                    for statement in _SCHEMA_V1:
                         db.execute(statement)
-                    db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                    db.execute("INSERT INTO schema_version VALUES (1)")
+                    self._upgrade(db, 1)
                     return
-        version = self._db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        version = self._version(self._db)
         check_schema_version(version, str(self.path))
+        if version is not None and version < SCHEMA_VERSION:
+            with self._write() as db:
+                self._upgrade(db, self._version(db) or SCHEMA_VERSION)
+
+    @staticmethod
+    def _version(db: sqlite3.Connection) -> int | None:
+        found: int | None = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        return found
+
+    @staticmethod
+    def _upgrade(db: sqlite3.Connection, version: int) -> None:
+        """From `version` to SCHEMA_VERSION, inside the caller's transaction."""
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _UPGRADES[target]:
+                db.execute(statement)
+        db.execute("UPDATE schema_version SET version = ?", (max(version, SCHEMA_VERSION),))
 
     def _has_schema(self, db: sqlite3.Connection) -> bool:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

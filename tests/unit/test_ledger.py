@@ -8,6 +8,7 @@ skipped locally, and fails under CI (CI=true), so a CI machine missing them cann
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,12 +28,16 @@ from orchestrator.errors import PatchringError, UserInputError
 from orchestrator.store.ledger import (
     SCHEMA_VERSION,
     ActiveRolloutError,
+    LeaseHeldError,
+    LeaseHolder,
+    LeaseLostError,
     Ledger,
     LedgerError,
     LedgerSchemaError,
     NewRollout,
     PlannedRing,
     Position,
+    RolloutChangedError,
     RolloutPlan,
     UnknownRolloutError,
     open_ledger,
@@ -58,6 +64,7 @@ class Backend:
     name: str
     location: str
     set_schema_version: Callable[[int], None]
+    execute: Callable[[str], None]  # SQL on the ledger's tables, written `{patchring}.table`
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +87,12 @@ def _sqlite_backend(path: Path) -> Backend:
             db.execute("UPDATE schema_version SET version = ?", (version,))
         db.close()
 
-    return Backend("sqlite", str(path), set_version)
+    def execute(sql: str) -> None:
+        with sqlite3.connect(path) as db:
+            db.execute(sql.format(patchring="main"))
+        db.close()
+
+    return Backend("sqlite", str(path), set_version, execute)
 
 
 def _postgres_backend(server: PostgresServer) -> Backend:
@@ -90,7 +102,11 @@ def _postgres_backend(server: PostgresServer) -> Backend:
         with psycopg.connect(url, autocommit=True) as db:
             db.execute("UPDATE patchring.schema_version SET version = %s", (version,))
 
-    return Backend("postgresql", url, set_version)
+    def execute(sql: str) -> None:
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(sql.format(patchring="patchring"))  # type: ignore[arg-type]
+
+    return Backend("postgresql", url, set_version, execute)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -402,6 +418,181 @@ def test_a_newer_schema_version_is_refused(backend: Backend) -> None:
     assert f"schema version {SCHEMA_VERSION + 1}" in refused.value.message
     assert "upgrade patchring" in (refused.value.hint or "")
     assert isinstance(refused.value, PatchringError)
+
+
+# --- the driver lease: one process drives a rollout ---
+
+MINUTE = timedelta(minutes=1)
+
+
+def holder(name: str = "ana", pid: int = 4242) -> LeaseHolder:
+    return LeaseHolder(token=f"token-{name}", operator=f"{name}@laptop", hostname="laptop", pid=pid)
+
+
+def test_lease_is_taken_renewed_and_released(ledger: Ledger) -> None:
+    rollout = ledger.start_rollout(new_rollout())
+    assert ledger.lease(rollout.id) is None
+    taken = ledger.take_lease(rollout.id, holder(), MINUTE)
+    assert taken.live and taken.holder == holder()
+    assert taken.taken_at == taken.heartbeat_at and taken.expires_at == taken.taken_at + MINUTE
+    read = ledger.lease(rollout.id)
+    assert read is not None and read.observed_at >= taken.observed_at
+    assert read == taken.model_copy(update={"observed_at": read.observed_at})
+    renewed = ledger.renew_lease(rollout.id, "token-ana", 2 * MINUTE)
+    assert renewed.taken_at == taken.taken_at  # since when it drives does not move
+    assert renewed.heartbeat_at >= taken.heartbeat_at
+    assert renewed.expires_at == renewed.heartbeat_at + 2 * MINUTE
+    again = ledger.take_lease(rollout.id, holder(), MINUTE)  # the holder may take it again
+    assert again.taken_at == taken.taken_at
+    ledger.release_lease(rollout.id, "token-someone-else")  # not theirs: nothing happens
+    assert ledger.lease(rollout.id) is not None
+    ledger.release_lease(rollout.id, "token-ana")
+    assert ledger.lease(rollout.id) is None
+    with pytest.raises(LeaseLostError, match="the lease was released"):
+        ledger.renew_lease(rollout.id, "token-ana", MINUTE)
+    with pytest.raises(UnknownRolloutError):
+        ledger.take_lease("nope", holder(), MINUTE)
+
+
+def test_a_live_lease_is_refused_naming_its_holder(backend: Backend) -> None:
+    with open_ledger(backend.location) as one, open_ledger(backend.location) as two:
+        rollout = one.start_rollout(new_rollout())
+        first = one.take_lease(rollout.id, holder("ana", pid=111), MINUTE)
+        with pytest.raises(LeaseHeldError) as refused:
+            two.take_lease(rollout.id, holder("bob", pid=222), MINUTE)
+        error = refused.value
+        assert error.lease.holder == first.holder
+        assert error.message.startswith(
+            f"rollout {rollout.id} is being driven by ana@laptop:111 "
+            f"since {first.taken_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        assert "nothing was done" in error.message
+        assert "patchring abort" in (error.hint or "")
+        assert isinstance(error, UserInputError)  # exit 1: nothing was changed
+        with pytest.raises(LeaseLostError, match="driven by ana@laptop:111"):
+            two.renew_lease(rollout.id, "token-bob", MINUTE)
+        assert one.lease(rollout.id).holder.token == "token-ana"  # type: ignore[union-attr]
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_told(ledger: Ledger) -> None:
+    rollout = ledger.start_rollout(new_rollout())
+    ledger.take_lease(rollout.id, holder("ana"), timedelta(0))  # expires at once
+    expired = ledger.lease(rollout.id)
+    assert expired is not None and not expired.live
+    taken = ledger.take_lease(rollout.id, holder("bob"), MINUTE)
+    assert taken.holder.token == "token-bob" and taken.live
+    assert taken.taken_at >= expired.taken_at
+    with pytest.raises(LeaseLostError) as lost:
+        ledger.renew_lease(rollout.id, "token-ana", MINUTE)
+    assert lost.value.lease is not None and lost.value.lease.holder.token == "token-bob"
+
+
+def test_a_live_lease_of_a_known_dead_holder_can_be_replaced(ledger: Ledger) -> None:
+    rollout = ledger.start_rollout(new_rollout())
+    ledger.take_lease(rollout.id, holder("ana"), MINUTE)
+    with pytest.raises(LeaseHeldError):
+        ledger.take_lease(rollout.id, holder("bob"), MINUTE, replacing="token-carl")
+    taken = ledger.take_lease(rollout.id, holder("bob"), MINUTE, replacing="token-ana")
+    assert taken.holder.token == "token-bob"
+
+
+LEASE_RACERS = 4
+
+
+def _race_for_lease(location: str, rollout_id: str, n: int, start: Any, results: Any) -> None:
+    with open_ledger(location) as ledger:
+        start.wait()
+        try:
+            ledger.take_lease(rollout_id, holder(f"racer{n}", pid=n), MINUTE)
+            results.put(("won", n))
+        except LeaseHeldError as error:
+            results.put(("refused", error.lease.holder.pid))
+
+
+def test_racing_processes_let_exactly_one_take_the_lease(backend: Backend) -> None:
+    with open_ledger(backend.location) as ledger:
+        rollout = ledger.start_rollout(new_rollout())
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(LEASE_RACERS), context.Queue()
+    racers = [
+        context.Process(
+            target=_race_for_lease, args=(backend.location, rollout.id, n, start, results)
+        )
+        for n in range(LEASE_RACERS)
+    ]
+    for racer in racers:
+        racer.start()
+    outcomes = [results.get(timeout=60) for _ in racers]
+    for racer in racers:
+        racer.join(timeout=60)
+        assert racer.exitcode == 0
+    winners = [n for verdict, n in outcomes if verdict == "won"]
+    assert len(winners) == 1
+    assert [n for verdict, n in outcomes if verdict == "refused"] == winners * (LEASE_RACERS - 1)
+    with open_ledger(backend.location) as ledger:
+        assert ledger.lease(rollout.id).holder.pid == winners[0]  # type: ignore[union-attr]
+
+
+def test_a_guarded_update_never_overwrites_a_pause_or_abort(ledger: Ledger) -> None:
+    rollout = ledger.start_rollout(new_rollout())
+    ledger.update_rollout(rollout.id, status="aborted")  # from another shell
+    with pytest.raises(RolloutChangedError) as changed:
+        ledger.update_rollout(rollout.id, status="running", expect=("running", "waiting"))
+    assert changed.value.rollout.status == "aborted"
+    assert ledger.get_rollout(rollout.id).status == "aborted"
+
+
+def test_a_passed_gate_and_the_ring_deployment_are_written_together(ledger: Ledger) -> None:
+    rollout = ledger.start_rollout(new_rollout())
+    ledger.record_gate_passed(rollout.id, FLEET, "canary", "a1b2c3d", ["1 of 1 hosts passed"])
+    (gate,) = ledger.gate_results(rollout.id)
+    assert (gate.ring, gate.outcome, gate.reasons) == ("canary", "passed", ("1 of 1 hosts passed",))
+    deployment = ledger.ring_deployments(FLEET)["canary"]
+    assert (deployment.commit, deployment.rollout_id, deployment.at) == (
+        "a1b2c3d",
+        rollout.id,
+        gate.at,
+    )
+    with pytest.raises(UnknownRolloutError):
+        ledger.record_gate_passed("nope", FLEET, "main", "a1b2c3d", [])
+    assert len(ledger.gate_results(rollout.id)) == 1 and len(ledger.ring_deployments(FLEET)) == 1
+
+
+def test_a_version_1_ledger_is_upgraded_and_keeps_its_rollouts(backend: Backend) -> None:
+    with open_ledger(backend.location) as ledger:
+        rollout = ledger.start_rollout(new_rollout())
+        ledger.record_host(rollout.id, "canary", 0, "web-1", "apply", "changed")
+    backend.execute("DROP TABLE {patchring}.leases")  # what a version-1 ledger looks like
+    backend.set_schema_version(1)
+    with open_ledger(backend.location) as upgraded:
+        assert upgraded.get_rollout(rollout.id) == rollout
+        assert [o.host for o in upgraded.host_outcomes(rollout.id)] == ["web-1"]
+        assert upgraded.take_lease(rollout.id, holder(), MINUTE).live
+    with open_ledger(backend.location) as reopened:  # upgraded once, durably
+        assert reopened.lease(rollout.id) is not None
+    if backend.name == "sqlite":
+        with sqlite3.connect(backend.location) as db:
+            assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        db.close()
+    else:
+        with psycopg.connect(backend.location) as pg:
+            found = pg.execute("SELECT version FROM patchring.schema_version").fetchall()
+            assert found == [(2,)]
+
+
+def test_a_version_1_ledger_opened_by_racing_processes_is_upgraded_once(backend: Backend) -> None:
+    with open_ledger(backend.location) as ledger:
+        ledger.start_rollout(new_rollout())
+    backend.execute("DROP TABLE {patchring}.leases")
+    backend.set_schema_version(1)
+    racers = [_python(RACER, backend.location, f"racer-{n}@host") for n in range(3)]
+    _say(racers, "open\n")
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+    _say(racers, "start\n")
+    outputs = [racer.communicate(timeout=60)[0].split() for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    assert [words[0] for words in outputs] == ["refused"] * 3  # the old rollout is still active
 
 
 # --- what only one backend can show ---
