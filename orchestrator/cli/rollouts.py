@@ -2,21 +2,25 @@
 
 State lives in the ledger (SQLite in `.patchring/ledger.db` by default, PostgreSQL with
 `--ledger postgresql://...` or PATCHRING_LEDGER), so any CI job or person can continue it.
-Exit codes: 0 completed or waiting (soak, approval, window: not a failure), 3 halted.
+Exit codes: 0 completed or waiting (soak, approval, window: not a failure), 3 halted (or the
+ledger lost after hosts were changed), 1 refused before anything was done (another process drives
+the rollout, bad flags).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import select
 from orchestrator.cli.runs import Recorder, _user, masker_for
-from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
+from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, PatchringError, UserInputError
 from orchestrator.model.record import RunStatus
 
 LEDGER_DEFAULT = Path(".patchring") / "ledger.db"
@@ -96,7 +100,7 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         mask=masker_for(chosen),
         emergency_reason=args.reason if args.emergency else None,
     )
-    with conductor.ledger:
+    with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         rollout = conductor.start_or_continue(args.ref)
         output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status})")
         state, message, rings = conductor.drive(rollout)
@@ -117,7 +121,7 @@ def cmd_control(args: argparse.Namespace, output: Output) -> int:
     recorder = Recorder.start(args.repo, "rollout", action=args.verb)
     chosen = select(args.repo, args.inventory, None, None)
     conductor = _conductor(args, output, mask=masker_for(chosen))
-    with conductor.ledger:
+    with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         active = conductor.ledger.active_rollout(conductor.inventory_key)
         if active is None:
             raise UserInputError(
@@ -134,8 +138,7 @@ def cmd_control(args: argparse.Namespace, output: Output) -> int:
             output.text(f"Rollout {active.id} aborted; hosts keep what was applied.\n")
             return EXIT_OK
         if args.verb == "resume":
-            active = conductor.ledger.update_rollout(active.id, status="running")
-            state, message, rings = conductor.drive(active)
+            state, message, rings = conductor.resume(active)
         else:
             from orchestrator.rollout.conductor import RollbackError
 
@@ -189,6 +192,44 @@ def _finish(
     return EXIT_HOSTS_FAILED if halted else EXIT_OK
 
 
+class LedgerLostAfterChangesError(PatchringError):
+    """The ledger failed after hosts were changed: not "nothing was changed" (exit 1), but a
+    rollout that failed part way (exit 3); the run record says what was done."""
+
+    exit_code = EXIT_HOSTS_FAILED
+
+
+@contextlib.contextmanager
+def _record_if_ledger_lost(
+    args: argparse.Namespace, output: Output, recorder: Recorder, chosen: Any, conductor: Any
+) -> Iterator[None]:
+    """A ledger failure before any host was touched stays a plain error; after, the run record
+    of what was done is written and the error says the hosts may have changed."""
+    from orchestrator.store.ledger import LedgerError
+
+    try:
+        yield
+    except LedgerError as error:
+        if not conductor.hosts_touched:
+            raise
+        message = f"the ledger failed part way: {error.message}"
+        record, _ = recorder.finish(
+            chosen,
+            "failed",
+            list({r.host: r for r in conductor.applied}.values()),
+            list({v.host: v for v in conductor.verified}.values()),
+            emergency_reason=conductor.emergency_reason,
+        )
+        if output.json_mode:
+            output.document(record.model_dump(mode="json", by_alias=True))
+        raise LedgerLostAfterChangesError(
+            f"{message}; hosts may have changed ({len(conductor.applied)} applied before it "
+            f"failed); run {record.id} records what was done",
+            hint=f"{error.hint + '; ' if error.hint else ''}once the ledger is back, "
+            "`patchring rollout` resumes from what it recorded",
+        ) from error
+
+
 def cmd_approve(args: argparse.Namespace, output: Output) -> int:
     conductor = _conductor(args, output)
     with conductor.ledger:
@@ -215,12 +256,24 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
         recent = conductor.ledger.recent_rollouts(key)
         deployments = conductor.ledger.ring_deployments(key)
         gates = {r.id: conductor.ledger.gate_results(r.id) for r in recent[:1]}
+        leases = {r.id: conductor.ledger.lease(r.id) for r in recent if r.active}
+    from orchestrator.rollout.lease import describe_driver
+
+    # `running` is what the ledger says; whether a live process drives it is the lease's to say
+    drivers = {r.id: describe_driver(leases[r.id]) for r in recent if r.status == "running"}
     if output.json_mode:
         output.document(
             {
                 "schema": "patchring.status/v1",
                 "rings": {k: v.model_dump(mode="json") for k, v in deployments.items()},
-                "rollouts": [r.model_dump(mode="json") for r in recent],
+                "rollouts": [
+                    {
+                        **r.model_dump(mode="json"),
+                        "driver": drivers.get(r.id),
+                        "lease": _lease_document(leases.get(r.id)),
+                    }
+                    for r in recent
+                ],
             }
         )
         return EXIT_OK
@@ -237,8 +290,9 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
             else (f" ({r.wait_reason})" if r.wait_reason else "")
         )
         ring = r.plan.rings[r.position.ring].name if r.position.ring < len(r.plan.rings) else "-"
+        driver = f" ({drivers[r.id]})" if r.id in drivers else ""
         lines.append(
-            f"  {r.id}  {r.status}{wait}  commit {r.commit[:12]}  at ring {ring}"
+            f"  {r.id}  {r.status}{driver}{wait}  commit {r.commit[:12]}  at ring {ring}"
             f"  by {r.started_by}"
             + (f"  EMERGENCY: {r.emergency_reason}" if r.emergency_reason else "")
         )
@@ -251,3 +305,17 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
         lines.append("  (none)")
     output.text("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _lease_document(lease: Any) -> dict[str, Any] | None:
+    if lease is None:
+        return None
+    return {
+        "holder": lease.holder.display,
+        "hostname": lease.holder.hostname,
+        "pid": lease.holder.pid,
+        "taken_at": lease.taken_at.isoformat(),
+        "heartbeat_at": lease.heartbeat_at.isoformat(),
+        "expires_at": lease.expires_at.isoformat(),
+        "live": lease.live,
+    }

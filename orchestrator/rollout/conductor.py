@@ -5,21 +5,29 @@ gate, promotion), so a killed process loses nothing and the next `rollout` resum
 batch: a batch marked started but not completed is applied again (apply re-converges only what
 is not done). A later ring never starts before an earlier ring's gate has passed. All decisions
 come from `decisions`; this module only sequences them and does the I/O.
+
+Exactly one process drives a rollout: `drive`, `resume` and `rollback` hold the rollout's lease in
+the ledger (`lease`) for their whole run, and before each ring, batch and gate the driver renews
+it and re-reads the rollout, so a pause, halt or abort written by anyone stops it there. A passed
+gate and the ring's deployed commit are one ledger write; the Git ref follows, and a ref that lags
+the ledger (a kill in between) is repaired when the next driver starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from orchestrator.engine import apply_hosts
-from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref
+from orchestrator.errors import EXIT_HOSTS_FAILED, PatchringError
+from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref, ring_refs
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostResult
 from orchestrator.model.ring import RingSettings
@@ -33,15 +41,26 @@ from orchestrator.rollout.decisions import (
     split_batches,
 )
 from orchestrator.rollout.health import run_health_checks
+from orchestrator.rollout.lease import (
+    HEARTBEAT_EVERY,
+    LEASE_TTL,
+    Heartbeat,
+    holder_is_dead,
+    this_process,
+)
 from orchestrator.rollout.planner import ring_waves
 from orchestrator.rollout.windows import next_window_start, window_open
 from orchestrator.store.ledger import (
+    ACTIVE_STATUSES,
     ActiveRolloutError,
+    LeaseHolder,
     Ledger,
+    LedgerError,
     NewRollout,
     PlannedRing,
     Position,
     Rollout,
+    RolloutChangedError,
     RolloutPlan,
 )
 from orchestrator.verify import verify_hosts
@@ -53,6 +72,8 @@ def inventory_key(repo: Path, inventory: str) -> str:
 
 
 State = Literal["completed", "waiting", "halted", "paused", "aborted", "rolled-back"]
+DRIVING = ("running", "waiting")
+"""The statuses a driver may move on from; any other was written by someone else, and wins."""
 
 
 @dataclass
@@ -70,6 +91,12 @@ class Conductor:
     mask: Callable[[str], str] = lambda text: text
     applied: list[HostResult] = field(default_factory=list)
     verified: list[HostVerification] = field(default_factory=list)
+    lease_ttl: timedelta = LEASE_TTL
+    heartbeat_every: timedelta = HEARTBEAT_EVERY
+    hosts_touched: bool = False
+    """Set before the first apply: from then on, a failure may leave hosts changed."""
+    _holder: LeaseHolder | None = field(default=None, init=False, repr=False)
+    _heartbeat: Heartbeat | None = field(default=None, init=False, repr=False)
 
     @property
     def inventory_key(self) -> str:
@@ -98,25 +125,110 @@ class Conductor:
                 for ring, members in ring_waves(rings, hosts)
             )
         )
-        return self.ledger.start_rollout(
-            NewRollout(
-                inventory_key=self.inventory_key,
-                commit=sha,
-                started_by=self.operator,
-                plan=plan,
-                emergency_reason=self.emergency_reason,
+        try:
+            return self.ledger.start_rollout(
+                NewRollout(
+                    inventory_key=self.inventory_key,
+                    commit=sha,
+                    started_by=self.operator,
+                    plan=plan,
+                    emergency_reason=self.emergency_reason,
+                )
             )
-        )
+        except ActiveRolloutError:  # another process started it a moment ago: its lease decides
+            raced = self.ledger.active_rollout(self.inventory_key)
+            if raced is None or raced.commit != sha:
+                raise
+            return raced
 
     def project(self, sha: str) -> Project:
         return load_project(CommitSource(self.repo, sha), self.inventory)
 
+    # -- the one driver --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def leased(self, rollout: Rollout) -> Iterator[None]:
+        """Be the rollout's one driver for the block: take its lease (LeaseHeldError while
+        another live process holds it; taken over once it expired, or at once when its holder
+        ran on this machine and is gone), keep it with a heartbeat, give it up at the end."""
+        if self._holder is not None:  # re-entered: an automatic rollback inside `drive`
+            yield
+            return
+        holder = this_process(self.operator)
+        current = self.ledger.lease(rollout.id)
+        dead = current is not None and current.live and holder_is_dead(current.holder)
+        self.ledger.take_lease(
+            rollout.id,
+            holder,
+            self.lease_ttl,
+            replacing=current.holder.token if current is not None and dead else None,
+        )
+        if current is not None and (dead or not current.live):
+            self.note(f"took over rollout {rollout.id} from {current.holder.display}, now gone")
+        self._holder = holder
+        try:
+            with Heartbeat(
+                self.ledger, rollout.id, holder.token, self.lease_ttl, self.heartbeat_every
+            ) as heartbeat:
+                self._heartbeat = heartbeat
+                self._repair_ring_refs()
+                yield
+        finally:
+            self._holder = self._heartbeat = None
+            with contextlib.suppress(LedgerError):  # a lost ledger: the lease expires by itself
+                self.ledger.release_lease(rollout.id, holder.token)
+
+    def _checkpoint(self, rollout_id: str) -> Rollout:
+        """Before each step: this process still holds the lease, and nobody paused, halted or
+        aborted the rollout meanwhile (RolloutChangedError: their write wins, the driver stops)."""
+        assert self._holder is not None, "a step outside `leased`"
+        if self._heartbeat is not None and self._heartbeat.lost is not None:
+            raise self._heartbeat.lost
+        self.ledger.renew_lease(rollout_id, self._holder.token, self.lease_ttl)
+        current = self.ledger.get_rollout(rollout_id)
+        if current.status not in DRIVING:
+            raise RolloutChangedError(current)
+        return current
+
+    def _repair_ring_refs(self) -> None:
+        """Move every `refs/patchring/rings/<ring>` that lags the ledger's deployment of the
+        ring (a process killed between the ledger write and the ref move)."""
+        refs = ring_refs(self.repo)
+        for ring, deployment in self.ledger.ring_deployments(self.inventory_key).items():
+            if refs.get(ring) != deployment.commit:
+                move_ring_ref(
+                    self.repo,
+                    ring,
+                    deployment.commit,
+                    f"patchring: repaired: rollout {deployment.rollout_id} passed ring {ring}",
+                )
+                self.note(f"ring {ring}: refs/patchring/rings/{ring} repaired to the ledger's")
+
     # -- driving ---------------------------------------------------------------------------
+
+    def resume(self, rollout: Rollout) -> tuple[State, str, list[RingOutcome]]:
+        """`patchring resume`: a paused (or halted) rollout runs again, driven by this process."""
+        with self.leased(rollout):
+            resumed = self.ledger.update_rollout(
+                rollout.id, status="running", expect=ACTIVE_STATUSES
+            )
+            return self.drive(resumed)
 
     def drive(self, rollout: Rollout) -> tuple[State, str, list[RingOutcome]]:
         """Do everything allowed now; stop at completion, a wait, or a halt. The ring outcomes
         name every ring of the plan; rings after a stop are `not-started`."""
-        state, message, outcomes = self._drive(rollout)
+        outcomes: list[RingOutcome] = []
+        with self.leased(rollout):
+            rollout = self.ledger.get_rollout(rollout.id)  # as it is now that we drive it
+            try:
+                state, message, outcomes = self._drive(rollout, outcomes)
+            except RolloutChangedError as changed:
+                status = changed.rollout.status
+                state = cast(State, status)
+                message = (
+                    f"rollout {rollout.id} was {status} by another command; "
+                    "this process stopped before its next step"
+                )
         seen = {o.ring for o in outcomes}
         for planned in rollout.plan.rings[rollout.position.ring :]:
             if planned.name not in seen:
@@ -124,16 +236,23 @@ class Conductor:
                 outcomes.append(RingOutcome(ring=planned.name, hosts=hosts, status="not-started"))
         return state, message, outcomes
 
-    def _drive(self, rollout: Rollout) -> tuple[State, str, list[RingOutcome]]:
-        if rollout.status in {"paused", "halted"}:
-            return rollout.status, f"rollout {rollout.id} is {rollout.status}", []
+    def _drive(
+        self, rollout: Rollout, outcomes: list[RingOutcome]
+    ) -> tuple[State, str, list[RingOutcome]]:
+        if rollout.status == "halted":
+            raise RolloutHaltedError(rollout, self._halt_reason(rollout))
+        if rollout.status == "paused":
+            message = f"rollout {rollout.id} is paused; `patchring resume` continues it"
+            return "paused", message, outcomes
+        if rollout.status not in DRIVING:  # finished by another command before we took it
+            raise RolloutChangedError(rollout)
         project = self.project(rollout.commit)
         emergency = rollout.emergency_reason or self.emergency_reason
-        outcomes: list[RingOutcome] = []
         names = [r.name for r in rollout.plan.rings]
         if self.stop_after in names and names.index(self.stop_after) < rollout.position.ring:
             return "waiting", f"ring {self.stop_after} has already passed (--to)", outcomes
         for index in range(rollout.position.ring, len(rollout.plan.rings)):
+            self._checkpoint(rollout.id)
             planned = rollout.plan.rings[index]
             settings = project.inventory.ring_settings(planned.name)
             hosts = tuple(h for batch in planned.batches for h in batch)
@@ -153,6 +272,7 @@ class Conductor:
                 )
                 message = f"ring {planned.name} halted: {halted[0]}"
                 return (*self._after_halt(rollout, settings, message), outcomes)
+            self._checkpoint(rollout.id)
             gate = self._gate(rollout, planned.name, hosts, settings, project)
             if gate is not None:
                 state, message, failed = gate
@@ -180,6 +300,7 @@ class Conductor:
                     status="waiting",
                     wait_reason=None,
                     wait_until=None,
+                    expect=DRIVING,
                 )
                 return (
                     "waiting",
@@ -195,9 +316,10 @@ class Conductor:
                 status="running",
                 wait_reason=None,
                 wait_until=None,
+                expect=DRIVING,
             )
         self.ledger.update_rollout(
-            rollout.id, status="completed", wait_reason=None, wait_until=None
+            rollout.id, status="completed", wait_reason=None, wait_until=None, expect=DRIVING
         )
         return "completed", f"rollout {rollout.id} completed: every ring passed its gate", outcomes
 
@@ -219,6 +341,7 @@ class Conductor:
                 position=Position(ring=index, batch=0),
                 wait_reason="maintenance-window",
                 wait_until=until,
+                expect=DRIVING,
             )
             if until is None:
                 return f"ring {ring}: its maintenance windows never open"
@@ -248,16 +371,19 @@ class Conductor:
         for b, batch in enumerate(planned.batches):
             if (ring, b) in done:
                 continue
+            self._checkpoint(rollout.id)
             self.ledger.update_rollout(
                 rollout.id,
                 status="running",
                 position=Position(ring=index, batch=b),
                 wait_reason=None,
                 wait_until=None,
+                expect=DRIVING,
             )
             self.ledger.mark_batch(rollout.id, ring, b, "started")
             self.note(f"ring {ring}: batch {b + 1}/{len(planned.batches)}: {', '.join(batch)}")
             fleet = {h: project.desired[h] for h in batch}
+            self.hosts_touched = True
             applied = apply_hosts(fleet)
             for host, result in applied.items():
                 self.ledger.record_host(
@@ -277,7 +403,7 @@ class Conductor:
             )
             if verdict.exceeded:
                 self.ledger.record_gate(rollout.id, ring, "failed", [verdict.reason])
-                self.ledger.update_rollout(rollout.id, status="halted")
+                self.ledger.update_rollout(rollout.id, status="halted", expect=DRIVING)
                 return verdict.reason, tuple(verdict.failed_hosts)
         return None
 
@@ -330,6 +456,20 @@ class Conductor:
         }
         return found or None
 
+    def _halt_reason(self, rollout: Rollout) -> str:
+        failed = [g for g in self.ledger.gate_results(rollout.id) if g.outcome == "failed"]
+        if not failed:
+            return "halted"
+        return "; ".join(failed[-1].reasons) or "its gate failed"
+
+    def _checkpoint_rollback(self, rollout_id: str) -> None:
+        """Before each ring's rollback: still the driver, and the rollout still active."""
+        assert self._holder is not None, "a rollback outside `leased`"
+        self.ledger.renew_lease(rollout_id, self._holder.token, self.lease_ttl)
+        current = self.ledger.get_rollout(rollout_id)
+        if not current.active:
+            raise RolloutChangedError(current)
+
     def _gate_passed(self, rollout_id: str, ring: str) -> datetime | None:
         passed = [
             g.at
@@ -363,10 +503,13 @@ class Conductor:
             health,
         )
         self.verified += verified.values()
-        self.ledger.record_gate(rollout.id, ring, result.status, list(result.reasons))
         reason = "; ".join(result.reasons)
         if result.status == "passed":
-            self.ledger.set_ring_deployment(self.inventory_key, ring, rollout.commit, rollout.id)
+            # the gate and the ring's deployed commit move together; the ref follows (and is
+            # repaired by the next driver if a kill falls in between)
+            self.ledger.record_gate_passed(
+                rollout.id, self.inventory_key, ring, rollout.commit, list(result.reasons)
+            )
             move_ring_ref(
                 self.repo,
                 ring,
@@ -385,10 +528,11 @@ class Conductor:
             or applied[h].status in {"failed", "unreachable"}
             or any(f.host == h for f in result.health_failures)
         )
+        self.ledger.record_gate(rollout.id, ring, result.status, list(result.reasons))
         if result.status == "inconclusive":
-            self.ledger.update_rollout(rollout.id, status="paused")
+            self.ledger.update_rollout(rollout.id, status="paused", expect=DRIVING)
             return "paused", f"ring {ring}: gate inconclusive ({reason}); paused", failed
-        self.ledger.update_rollout(rollout.id, status="halted")
+        self.ledger.update_rollout(rollout.id, status="halted", expect=DRIVING)
         return "halted", f"ring {ring}: gate failed: {reason}", failed
 
     def _applied_map(self, rollout_id: str, ring: str) -> dict[str, HostResult]:
@@ -413,6 +557,7 @@ class Conductor:
                 position=position,
                 wait_reason="approval",
                 wait_until=None,
+                expect=DRIVING,
             )
             return f"ring {ring}: waiting for approval (`patchring approve {ring} --reason ...`)"
         passed_at = self._gate_passed(rollout.id, ring) or self.now()
@@ -427,6 +572,7 @@ class Conductor:
                 position=position,
                 wait_reason="soak",
                 wait_until=until,
+                expect=DRIVING,
             )
             message = f"ring {ring}: soaking until {until:%Y-%m-%d %H:%M:%S %Z}"
             if not self.wait:
@@ -452,6 +598,10 @@ class Conductor:
 
     def rollback(self, rollout: Rollout) -> tuple[State, str]:
         """Re-apply, to the hosts this rollout changed, the last commit that passed their ring."""
+        with self.leased(rollout):
+            return self._rollback(rollout)
+
+    def _rollback(self, rollout: Rollout) -> tuple[State, str]:
         deployments = self.ledger.ring_deployments(self.inventory_key)
         changed: dict[str, list[str]] = {}
         for o in self.ledger.host_outcomes(rollout.id):
@@ -467,6 +617,8 @@ class Conductor:
             project = self.project(previous.commit)
             fleet = {h: project.desired[h] for h in dict.fromkeys(hosts) if h in project.desired}
             self.note(f"ring {ring}: rolling back {len(fleet)} hosts to {previous.commit[:12]}")
+            self._checkpoint_rollback(rollout.id)
+            self.hosts_touched = True
             applied = apply_hosts(fleet)
             verified = verify_hosts(fleet, None, self.mask)
             for host in fleet:
@@ -493,11 +645,35 @@ class Conductor:
             if o.phase == "rollback" and o.status != "passed"
         ]
         self.ledger.update_rollout(
-            rollout.id, status="rolled-back", wait_reason=None, wait_until=None
+            rollout.id,
+            status="rolled-back",
+            wait_reason=None,
+            wait_until=None,
+            expect=ACTIVE_STATUSES,
         )
         if bad:
             return "halted", f"rollback finished with {len(bad)} host(s) still failing"
         return "rolled-back", f"rolled back {sum(map(len, changed.values()))} hosts"
+
+
+class RolloutHaltedError(PatchringError):
+    """`rollout` on a halted rollout: nothing is done, and the way out is named. Exit code 3,
+    as for the halt itself."""
+
+    exit_code = EXIT_HOSTS_FAILED
+
+    def __init__(self, rollout: Rollout, reason: str) -> None:
+        ring = (
+            rollout.plan.rings[rollout.position.ring].name
+            if rollout.position.ring < len(rollout.plan.rings)
+            else "?"
+        )
+        super().__init__(
+            f"rollout {rollout.id} is halted at ring {ring}: {reason}; nothing was done",
+            hint=f"`patchring rollback` re-applies to the hosts it changed the last commit that "
+            f"passed ring {ring}; `patchring abort` ends it and leaves the hosts as they are; "
+            "after either, `patchring rollout` starts a new rollout",
+        )
 
 
 class RollbackError(ValueError):

@@ -270,7 +270,7 @@ class Ledger(Protocol):
         position: Position | _Unset = UNSET,
         wait_reason: WaitReason | _Unset | None = UNSET,
         wait_until: datetime | _Unset | None = UNSET,
-        expect: Collection[RolloutStatus] | None = None,
+        expect: Collection[str] | None = None,
     ) -> Rollout:
         """With `expect`, the write happens only if the status is still one of those
         (RolloutChangedError otherwise): a driver never overwrites a pause or abort."""

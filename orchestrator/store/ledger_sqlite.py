@@ -185,7 +185,7 @@ class SqliteLedger(RolloutEventLog):
         position: Position | _Unset = UNSET,
         wait_reason: WaitReason | _Unset | None = UNSET,
         wait_until: datetime | _Unset | None = UNSET,
-        expect: Collection[RolloutStatus] | None = None,
+        expect: Collection[str] | None = None,
     ) -> Rollout:
         changes = {
             "status": status,
