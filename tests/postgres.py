@@ -56,6 +56,7 @@ class PostgresServer:
     folder: Path
     user: str = SERVER_USER
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _cluster: _Cluster | None = None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
@@ -67,6 +68,16 @@ class PostgresServer:
             admin.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def stop(self) -> None:
+        """Stop the server at once, as a crash or an outage would (clients lose it mid-way)."""
+        assert self._cluster is not None
+        self._cluster.run("pg_ctl", "-D", str(self._cluster.data), "-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        """Start it again on the same port, with every database it had."""
+        assert self._cluster is not None
+        self._cluster.start_on(self.port)
+
 
 @contextlib.contextmanager
 def private_postgres() -> Iterator[PostgresServer]:
@@ -77,9 +88,12 @@ def private_postgres() -> Iterator[PostgresServer]:
         cluster.initialise()
         port = cluster.start()
         try:
-            yield PostgresServer(host="127.0.0.1", port=port, folder=folder, user=cluster.user)
+            yield PostgresServer(
+                host="127.0.0.1", port=port, folder=folder, user=cluster.user, _cluster=cluster
+            )
         finally:
-            cluster.run("pg_ctl", "-D", str(cluster.data), "-m", "fast", "-w", "stop")
+            with contextlib.suppress(PostgresUnavailableError):  # a test may have stopped it
+                cluster.run("pg_ctl", "-D", str(cluster.data), "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -119,15 +133,18 @@ class _Cluster:
         problem: Exception | None = None
         for _ in range(3):
             port = _free_port()
-            options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self.folder}"
-            log = str(self.folder / "server.log")
             try:
-                self.run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
+                self.start_on(port)
             except PostgresUnavailableError as exc:
                 problem = exc
                 continue
             return port
         raise PostgresUnavailableError(f"the test PostgreSQL server did not start: {problem}")
+
+    def start_on(self, port: int) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self.folder}"
+        log = str(self.folder / "server.log")
+        self.run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
 
 
 def _free_port() -> int:

@@ -130,6 +130,12 @@ def test_failure_budget_halts_the_ring_mid_way(repo: Path, lab: Lab) -> None:
     assert "half-configured" in dpkg_status(lab, pilot[0])  # batch 1 ran, and broke
     assert [dpkg_status(lab, n) for n in pilot[1:]] == ["", ""]  # later batches untouched
     assert all(installed(lab, n) is None for n in lab.ring("broad"))
+    records = sorted((repo / ".patchring" / "runs").glob("*.json"))
+    again = patchring(repo, "rollout")  # on the halted rollout: nothing done, the way out named
+    assert again.code == 3
+    assert "is halted at ring pilot" in again.stderr and "nothing was done" in again.stderr
+    assert "`patchring rollback`" in again.stderr and "`patchring abort`" in again.stderr
+    assert sorted((repo / ".patchring" / "runs").glob("*.json")) == records  # no empty record
 
 
 def test_failed_gate_halts_before_the_next_ring(repo: Path, lab: Lab) -> None:
