@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import select
-from orchestrator.cli.runs import Recorder, _user, masker_for
+from orchestrator.cli.runs import Recorder, _user
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
 from orchestrator.model.record import RunStatus
 
@@ -74,6 +74,8 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
         ledger=open_ledger(location),
         operator=f"{_user()}@{socket.gethostname()}",
         note=output.note,
+        mask=output.mask,
+        on_project=lambda project: output.protect(project.secrets),
         **extra,
     )
 
@@ -81,8 +83,8 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
 def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
     if args.emergency and not args.reason:
         raise UserInputError("--emergency needs --reason TEXT: the reason is recorded and reported")
-    recorder = Recorder.start(args.repo, "rollout", ref=args.ref)
-    chosen = select(args.repo, args.inventory, None, None)
+    recorder = Recorder.start(args.repo, "rollout", output, ref=args.ref)
+    chosen = select(args.repo, args.inventory, None, None, output)
     if args.to_ring is not None and args.to_ring not in chosen.rings:
         raise UserInputError(
             f"unknown ring '{args.to_ring}' for --to "
@@ -93,7 +95,6 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         output,
         wait=args.wait,
         stop_after=args.to_ring,
-        mask=masker_for(chosen),
         emergency_reason=args.reason if args.emergency else None,
     )
     with conductor.ledger:
@@ -114,9 +115,9 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
 
 
 def cmd_control(args: argparse.Namespace, output: Output) -> int:
-    recorder = Recorder.start(args.repo, "rollout", action=args.verb)
-    chosen = select(args.repo, args.inventory, None, None)
-    conductor = _conductor(args, output, mask=masker_for(chosen))
+    recorder = Recorder.start(args.repo, "rollout", output, action=args.verb)
+    chosen = select(args.repo, args.inventory, None, None, output)
+    conductor = _conductor(args, output)
     with conductor.ledger:
         active = conductor.ledger.active_rollout(conductor.inventory_key)
         if active is None:

@@ -37,7 +37,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _selection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ring", help="only hosts of this ring")
-    p.add_argument("--host", help="only this host")
+    p.add_argument("--host", action="append", metavar="HOST", help="only this host (repeatable)")
     p.add_argument("--json", action="store_true", help="print the run record")
 
 
@@ -47,13 +47,17 @@ class Recorder:
 
     repo: Path
     kind: RunKind
+    output: Output
     selection: dict[str, str | None]
     started: datetime
 
     @classmethod
-    def start(cls, repo: Path, kind: RunKind, **selection: str | None) -> Recorder:
+    def start(
+        cls, repo: Path, kind: RunKind, output: Output, **selection: str | list[str] | None
+    ) -> Recorder:
         _store(repo).check_writable()
-        return cls(repo, kind, dict(selection), datetime.now(UTC))
+        chosen = {k: ",".join(v) if isinstance(v, list) else v for k, v in selection.items()}
+        return cls(repo, kind, output, chosen, datetime.now(UTC))
 
     def finish(
         self,
@@ -85,10 +89,8 @@ class Recorder:
             rings=tuple(rings),
             emergency_reason=emergency_reason,
         )
-        from orchestrator.report.masking import mask_record
-
-        mask = masker_for(chosen)
-        record = mask_record(record, mask)  # secrets never reach the history or a report
+        mask = self.output.masker  # every secret of every project this command loaded
+        record = mask.value(record)  # secrets never reach the history or a report
         path = _store(self.repo).save(record)
         files = write_reports(record, path.parent, mask)
         return record, files
@@ -107,22 +109,13 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def masker_for(chosen: Selection) -> Any:
-    from orchestrator.report.masking import Masker
-
-    values: dict[str, Any] = {}
-    for state in chosen.fleet.values():
-        values.update({f"{state.host.name}:{k}": v.value for k, v in state.vars.items()})
-    return Masker.from_vars(values)
-
-
 def cmd_verify(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.verify import verify_hosts
 
-    recorder = Recorder.start(args.repo, "verify", ring=args.ring, host=args.host)
-    chosen = select(args.repo, args.inventory, args.ring, args.host)
+    recorder = Recorder.start(args.repo, "verify", output, ring=args.ring, host=args.host)
+    chosen = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Verifying", len(chosen.fleet)) as progress:
-        results = verify_hosts(chosen.fleet, progress, masker_for(chosen))
+        results = verify_hosts(chosen.fleet, progress, output.mask)
     failed = any(v.status != "passed" for v in results.values())
     record, files = recorder.finish(
         chosen, "failed" if failed else "succeeded", verify=list(results.values())
@@ -145,7 +138,7 @@ def cmd_report(args: argparse.Namespace, output: Output) -> int:
     }
     text = renderers[args.format](record)
     if args.output:
-        args.output.write_text(text)
+        args.output.write_text(output.mask(text))
         output.note(f"wrote {args.output}")
     else:
         output.text(text)

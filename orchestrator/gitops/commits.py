@@ -94,6 +94,9 @@ class CommitSource:
         data: bytes = node.data_stream.read()
         return data.decode("utf-8")
 
+    def read_env(self, name: str) -> str | None:
+        return self._worktree.read_env(name)
+
 
 def ring_refs(repo: Path) -> dict[str, str]:
     """Ring name -> the commit patchring last promoted through it."""

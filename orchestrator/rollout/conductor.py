@@ -68,6 +68,9 @@ class Conductor:
     stop_after: str | None = None
     note: Callable[[str], None] = lambda text: None
     mask: Callable[[str], str] = lambda text: text
+    on_project: Callable[[Project], None] = lambda project: None
+    """Called with each project version loaded (the caller learns its secrets before anything
+    of it is shown or recorded)."""
     applied: list[HostResult] = field(default_factory=list)
     verified: list[HostVerification] = field(default_factory=list)
 
@@ -109,7 +112,9 @@ class Conductor:
         )
 
     def project(self, sha: str) -> Project:
-        return load_project(CommitSource(self.repo, sha), self.inventory)
+        project = load_project(CommitSource(self.repo, sha), self.inventory)
+        self.on_project(project)
+        return project
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -363,7 +368,9 @@ class Conductor:
             health,
         )
         self.verified += verified.values()
-        self.ledger.record_gate(rollout.id, ring, result.status, list(result.reasons))
+        self.ledger.record_gate(
+            rollout.id, ring, result.status, [self.mask(r) for r in result.reasons]
+        )
         reason = "; ".join(result.reasons)
         if result.status == "passed":
             self.ledger.set_ring_deployment(self.inventory_key, ring, rollout.commit, rollout.id)
