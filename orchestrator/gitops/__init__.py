@@ -1,7 +1,9 @@
 """The gitpython adapter: which commit the policies come from, and fingerprints of the files used.
 
 The only gitpython importer. Reads the repository and the files a run used; never writes, never
-imports the CLI, pyinfra or testinfra.
+imports the CLI, pyinfra or testinfra. Every `git.Repo` is closed as soon as it is done with
+(`with`): an open one keeps `git cat-file` processes whose finalizers, run at interpreter exit
+after gevent's hub is gone, print "Exception ignored ... greenlet is being finalized".
 """
 
 from __future__ import annotations
@@ -35,17 +37,21 @@ def git_source(repo: Path) -> GitSource:
     GitSource with `commit` None."""
     try:
         r = git.Repo(repo, search_parent_directories=True)
-        commit = r.head.commit
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return GitSource(repo=str(repo.resolve()))
-    return GitSource(
-        repo=str(repo.resolve()),
-        commit=commit.hexsha,
-        author=f"{commit.author.name} <{commit.author.email}>",
-        date=commit.authored_datetime.isoformat(),
-        message=str(commit.message).strip(),
-        dirty=_is_dirty(r),
-    )
+    with r:
+        try:
+            commit = r.head.commit
+        except ValueError:  # no commit yet
+            return GitSource(repo=str(repo.resolve()))
+        return GitSource(
+            repo=str(repo.resolve()),
+            commit=commit.hexsha,
+            author=f"{commit.author.name} <{commit.author.email}>",
+            date=commit.authored_datetime.isoformat(),
+            message=str(commit.message).strip(),
+            dirty=_is_dirty(r),
+        )
 
 
 def _is_dirty(r: git.Repo) -> bool:

@@ -112,7 +112,8 @@ class Conductor:
         )
 
     def project(self, sha: str) -> Project:
-        project = load_project(CommitSource(self.repo, sha), self.inventory)
+        with CommitSource(self.repo, sha) as source:
+            project = load_project(source, self.inventory)
         self.on_project(project)
         return project
 
