@@ -20,11 +20,13 @@ from typing import Literal
 
 from orchestrator.engine import apply_hosts
 from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref
+from orchestrator.model.outcome_detail import apply_detail, verify_detail
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostResult
 from orchestrator.model.ring import RingSettings
 from orchestrator.model.verification import CheckResult, HostVerification
 from orchestrator.policy import Project, load_project
+from orchestrator.report.masking import mask_result
 from orchestrator.rollout.decisions import (
     HostFailureKind,
     budget_state,
@@ -260,15 +262,10 @@ class Conductor:
             fleet = {h: project.desired[h] for h in batch}
             applied = apply_hosts(fleet)
             for host, result in applied.items():
-                self.ledger.record_host(
-                    rollout.id, ring, b, host, "apply", result.status, self.mask(result.error or "")
-                )
+                detail = apply_detail(mask_result(result, self.mask))
+                self.ledger.record_host(rollout.id, ring, b, host, "apply", result.status, detail)
             verified = verify_hosts(fleet, None, self.mask)
-            for host, check in verified.items():
-                failing = [r.check_id for r in check.results if r.status != "passed"]
-                self.ledger.record_host(
-                    rollout.id, ring, b, host, "verify", check.status, json.dumps(failing)
-                )
+            self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
             self.verified += verified.values()
             self.ledger.mark_batch(rollout.id, ring, b, "completed")
@@ -280,6 +277,19 @@ class Conductor:
                 self.ledger.update_rollout(rollout.id, status="halted")
                 return verdict.reason, tuple(verdict.failed_hosts)
         return None
+
+    def _record_verified(
+        self,
+        rollout_id: str,
+        ring: str,
+        batch_of: dict[str, int],
+        verified: dict[str, HostVerification],
+    ) -> None:
+        """Every check of every host, so the rollout's record can be built from the ledger."""
+        for host, check in verified.items():
+            self.ledger.record_host(
+                rollout_id, ring, batch_of[host], host, "verify", check.status, verify_detail(check)
+            )
 
     def _failures(self, rollout_id: str, ring: str) -> dict[str, HostFailureKind]:
         """Each host's failure kind from its latest recorded outcomes in this ring."""
@@ -351,6 +361,14 @@ class Conductor:
             return None
         fleet = {h: project.desired[h] for h in hosts}
         verified = verify_hosts(fleet, None, self.mask)  # the whole ring, as it is now
+        batch_of = {
+            h: b
+            for planned in rollout.plan.rings
+            if planned.name == ring
+            for b, batch in enumerate(planned.batches)
+            for h in batch
+        }
+        self._record_verified(rollout.id, ring, batch_of, verified)
         applied = self._applied_map(rollout.id, ring)
         targets = {h: state.host for h, state in fleet.items()}
         health = run_health_checks(settings.gate.health_checks, targets, self.sleep)
@@ -377,13 +395,17 @@ class Conductor:
                 f"ring {ring}: gate passed; refs/patchring/rings/{ring} -> {rollout.commit[:12]}"
             )
             return None
+        # Hosts the gate could not observe are not failed hosts: their checks did not run.
         failed = tuple(
             h
             for h in hosts
-            if verified[h].status != "passed"
-            or applied.get(h) is None
-            or applied[h].status in {"failed", "unreachable"}
-            or any(f.host == h for f in result.health_failures)
+            if h not in result.unobserved
+            and (
+                verified[h].status != "passed"
+                or applied.get(h) is None
+                or applied[h].status in {"failed", "unreachable"}
+                or any(f.host == h for f in result.health_failures)
+            )
         )
         if result.status == "inconclusive":
             self.ledger.update_rollout(rollout.id, status="paused")
