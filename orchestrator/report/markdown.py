@@ -40,6 +40,7 @@ def render_markdown(record: RunRecord, mask: Mask = no_mask, limit: int = 10) ->
         _summary(view),
         _rings(view),
         _history(view),
+        _host_table(view),
         _apply_failures(view),
         _check_failures(view, limit),
     ]
@@ -143,6 +144,24 @@ def _history(view: RunView) -> str:
     for at, what, why in sorted(entries, key=lambda entry: entry[0]):
         rows.append(f"- {at:%Y-%m-%d %H:%M:%S} {what}" + (f": {_cell(why, 300)}" if why else ""))
     return "\n".join(rows)
+
+
+def _host_table(view: RunView) -> str:
+    """A rollout's every host with its latest outcome, folded (a CI summary stays short)."""
+    if view.record.rollout is None or not view.hosts:
+        return ""
+    rows = [
+        f"<details><summary>Hosts ({len(view.hosts)})</summary>",
+        "",
+        "| Host | Ring | State | Apply | Checks passed |",
+        "|---|---|---|---|--:|",
+    ]
+    for row in view.hosts:
+        passed = sum(c.status == "passed" for c in row.checks.values())
+        apply = row.apply.status if row.apply else "-"
+        checks = f"{passed}/{len(row.checks)}" if row.verify else "-"
+        rows.append(f"| {_cell(row.host)} | {_cell(row.ring)} | {row.state} | {apply} | {checks} |")
+    return "\n".join([*rows, "", "</details>"])
 
 
 def _apply_failures(view: RunView) -> str:
