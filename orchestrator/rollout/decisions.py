@@ -183,12 +183,18 @@ def observation_gap(verified: HostVerification | None) -> str | None:
 
 
 def _unobserved_reason(gaps: Mapping[str, str]) -> str:
-    """`2 host(s) not observed: a, b (unreachable: ...)`, hosts grouped by why."""
+    """`2 host(s) not observed: a, b (unreachable: ...)`; when the hosts were not observed for
+    different reasons: `a, b (a: unreachable: ...; b: not verified)`, hosts grouped by why."""
     by_why: dict[str, list[str]] = {}
     for host, why in gaps.items():
         by_why.setdefault(why, []).append(host)
-    groups = "; ".join(f"{_listed(hosts)} ({why})" for why, hosts in by_why.items())
-    return f"{len(gaps)} host(s) not observed: {groups}"
+    if len(by_why) == 1:
+        why = next(iter(by_why))
+    else:
+        whys = [f"{_listed(hosts)}: {why}" for why, hosts in by_why.items()]
+        more = f"; +{len(whys) - _SHOWN} more" if len(whys) > _SHOWN else ""
+        why = "; ".join(whys[:_SHOWN]) + more
+    return f"{len(gaps)} host(s) not observed: {_listed(list(gaps))} ({why})"
 
 
 def _new_failures(

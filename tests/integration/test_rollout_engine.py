@@ -414,7 +414,8 @@ def test_hosts_unreachable_at_the_gate_make_it_inconclusive_not_a_rollback(
         assert cut == pilot[:2], f"the rollout ended before pilot was cut off: {out}{err}"
         assert proc.returncode == 0, out + err  # paused is not a failure
         assert "gate inconclusive" in out, out
-        assert f"2 host(s) not observed: {pilot[0]}, {pilot[1]} (unreachable: " in out, out
+        assert f"2 host(s) not observed: {pilot[0]}, {pilot[1]} (" in out, out
+        assert "unreachable: ssh: connect to host" in out, out
         assert "new failure" not in out and "rolling back" not in out + err
         with ledger(repo) as book:
             rollout = book.recent_rollouts(KEY(repo))[0]

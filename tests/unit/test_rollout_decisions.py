@@ -334,7 +334,7 @@ ALL_UP = health(("up", "a", "passed", ""), ("up", "b", "passed", ""), ("up", "c"
             None,
             {},
             "inconclusive",
-            (f"3 host(s) not observed: a, d ({DOWN}); c (not verified)",),
+            (f"3 host(s) not observed: a, c, d (a, d: {DOWN}; c: not verified)",),
         ),
         (
             Gate(min_hosts=3),
