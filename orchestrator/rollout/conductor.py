@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.engine import apply_hosts
+from orchestrator.compiler.retire import removal_command, retired_files
+from orchestrator.engine import apply_hosts, run_on_hosts
 from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref
-from orchestrator.model.outcome_detail import apply_detail, verify_detail
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.outcome_detail import apply_detail, read_apply, verify_detail
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostResult
 from orchestrator.model.ring import RingSettings
@@ -489,6 +491,7 @@ class Conductor:
             project = self.project(previous.commit)
             fleet = {h: project.desired[h] for h in dict.fromkeys(hosts) if h in project.desired}
             self.note(f"ring {ring}: rolling back {len(fleet)} hosts to {previous.commit[:12]}")
+            unremoved = self._retire(rollout, fleet)
             applied = apply_hosts(fleet)
             verified = verify_hosts(fleet, None, self.mask)
             for host in fleet:
@@ -496,6 +499,7 @@ class Conductor:
                     "passed"
                     if applied[host].status in {"changed", "unchanged"}
                     and verified[host].status == "passed"
+                    and host not in unremoved
                     else "failed"
                 )
                 self.ledger.record_host(
@@ -505,7 +509,7 @@ class Conductor:
                     host,
                     "rollback",
                     status,
-                    self.mask(applied[host].error or ""),
+                    self.mask(unremoved.get(host) or applied[host].error or ""),
                 )
             self.applied += applied.values()
             self.verified += verified.values()
@@ -520,6 +524,35 @@ class Conductor:
         if bad:
             return "halted", f"rollback finished with {len(bad)} host(s) still failing"
         return "rolled-back", f"rolled back {sum(map(len, changed.values()))} hosts"
+
+    def _retire(self, rollout: Rollout, fleet: dict[str, DesiredState]) -> dict[str, str]:
+        """Remove from each host what only the rolled-back commit declared (its apt sources,
+        files this rollout created: `compiler.retire`); host -> why that failed."""
+        rolled = self.project(rollout.commit).desired
+        created: dict[str, set[str]] = {}
+        for o in self.ledger.host_outcomes(rollout.id):
+            if o.phase == "apply" and o.status == "changed":
+                result = read_apply(o.host, o.ring, "changed", o.detail)
+                created.setdefault(o.host, set()).update(
+                    r.resource_id for r in result.outcomes if "-> created" in r.summary
+                )
+        by_command: dict[str, list[str]] = {}
+        for host, target in fleet.items():
+            if host not in rolled:
+                continue
+            files = retired_files(rolled[host], target, created.get(host, set()))
+            command = removal_command(files)
+            if command is not None:
+                self.note(f"{host}: removing {', '.join(f.path for f in files)}")
+                by_command.setdefault(command, []).append(host)
+        failed: dict[str, str] = {}
+        for command, hosts in by_command.items():
+            targets = [fleet[h].host for h in hosts]
+            timeout = min(t.command_timeout for t in targets)
+            for host, (ok, output) in run_on_hosts(targets, command, timeout).items():
+                if not ok:
+                    failed[host] = f"could not remove what the rolled-back commit added: {output}"
+        return failed
 
 
 class RollbackError(ValueError):

@@ -18,7 +18,7 @@ from orchestrator.lab import faults as lab_faults
 from orchestrator.rollout.conductor import inventory_key
 from orchestrator.store.ledger import open_ledger
 from tests.integration.conftest import LAB_NAME, Lab
-from tests.integration.fleet import commit, host, make_repo, patchring, write_yaml
+from tests.integration.fleet import break_canary, commit, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -431,3 +431,24 @@ def test_hosts_unreachable_at_the_gate_make_it_inconclusive_not_a_rollback(
     assert resumed.code == 0, resumed.stdout + resumed.stderr
     assert [r["status"] for r in resumed.json()["rings"]] == ["passed", "passed", "passed"]
     assert all(installed(lab, n) == "1.0-2" for n in pilot)
+
+
+def test_rollback_removes_the_apt_source_only_the_rolled_back_commit_declared(
+    repo: Path, lab: Lab
+) -> None:
+    set_rings(repo)
+    assert patchring(repo, "rollout", "--to", "canary").code == 0  # canary's last good commit
+    assert patchring(repo, "abort").code == 0
+    break_canary(repo)  # canary pinned to the broken 1.0-3, from a suite only it is offered
+    commit(repo, "canary gets the broken 1.0-3")
+    assert patchring(repo, "rollout").code == 3
+    canary = host(lab.address(lab.ring("canary")[0]), lab.ssh_config)
+    sources = "/etc/apt/sources.list.d/patchring-lab-broken.list"
+    key = "/etc/apt/keyrings/patchring-lab-broken.asc"
+    assert canary.file(sources).exists and canary.file(key).exists
+    back = patchring(repo, "rollback")
+    assert back.code == 0, back.stdout + back.stderr
+    assert not canary.file(sources).exists
+    assert not canary.file(key).exists
+    assert canary.package("acme-agent").version == "1.0-2"
+    assert " broken/main " not in canary.run("apt-cache policy acme-agent").stdout  # forgotten
