@@ -101,17 +101,8 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         rollout = conductor.start_or_continue(args.ref)
         output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status})")
         state, message, rings = conductor.drive(rollout)
-    return _finish(
-        args,
-        output,
-        recorder,
-        chosen,
-        conductor,
-        state,
-        message,
-        rings,
-        rollout.emergency_reason or conductor.emergency_reason,
-    )
+        history = _history(conductor, rollout.id)
+    return _finish(args, output, recorder, chosen, conductor, state, message, rings, history)
 
 
 def cmd_control(args: argparse.Namespace, output: Output) -> int:
@@ -145,8 +136,20 @@ def cmd_control(args: argparse.Namespace, output: Output) -> int:
             except RollbackError as error:
                 raise UserInputError(str(error), hint="abort the rollout instead") from error
             rings = []
-    return _finish(
-        args, output, recorder, chosen, conductor, state, message, rings, active.emergency_reason
+        history = _history(conductor, active.id)
+    return _finish(args, output, recorder, chosen, conductor, state, message, rings, history)
+
+
+def _history(conductor: Any, rollout_id: str) -> Any:
+    """The whole rollout as its ledger holds it: every batch of every invocation."""
+    from orchestrator.report.rollout_history import rollout_history
+
+    book = conductor.ledger
+    return rollout_history(
+        book.get_rollout(rollout_id),
+        book.host_outcomes(rollout_id),
+        book.gate_results(rollout_id),
+        book.approvals(rollout_id),
     )
 
 
@@ -159,19 +162,22 @@ def _finish(
     state: str,
     message: str,
     rings: list[Any],
-    emergency: str | None,
+    history: Any,
 ) -> int:
+    """Record the rollout as its ledger holds it (not only what this process did); the exit
+    code is this invocation's."""
     status: RunStatus = "halted" if state == "halted" else "succeeded"
-    # A host verified twice (its batch, then the ring's gate) is reported as last seen.
-    applied = list({r.host: r for r in conductor.applied}.values())
-    verified = list({v.host: v for v in conductor.verified}.values())
+    commit = history.log.commit
     record, files = recorder.finish(
         chosen,
         status,
-        applied,
-        verified,
-        rings,
-        emergency_reason=emergency,
+        history.apply,
+        history.verify,
+        history.rings,
+        emergency_reason=history.log.emergency_reason or conductor.emergency_reason,
+        at=commit,
+        project=conductor.project(commit),
+        rollout=history.log,
     )
     if output.json_mode:
         output.document(record.model_dump(mode="json", by_alias=True))
@@ -179,7 +185,7 @@ def _finish(
         lines = [
             f"  ring {r.ring:<10} {r.status:<12} {len(r.hosts)} hosts"
             + (f"  {r.reason}" if r.reason else "")
-            for r in rings
+            for r in history.rings
         ]
         where = ", ".join(str(p) for p in files.values())
         output.text(

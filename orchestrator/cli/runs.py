@@ -15,8 +15,8 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import Selection, select
-from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK
-from orchestrator.model.record import RingOutcome, RunKind, RunRecord, RunStatus
+from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
+from orchestrator.model.record import RingOutcome, RolloutLog, RunKind, RunRecord, RunStatus
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import HostVerification
 
@@ -27,9 +27,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common], help="check every host against its policies")
     _selection_flags(p)
     p.set_defaults(handler=cmd_verify)
-    p = sub.add_parser("report", help="render a recorded run (default: the latest)")
+    p = sub.add_parser(
+        "report", parents=[common], help="render a recorded run (default: the latest)"
+    )
     p.add_argument("run", nargs="?", default=None, help="run id (default: latest)")
-    p.add_argument("--repo", type=Path, default=Path("."), help="policy repository (default: .)")
+    p.add_argument(
+        "--rollout",
+        metavar="ID",
+        help="render a whole rollout from its ledger (every batch of every invocation)",
+    )
+    p.add_argument(
+        "--ledger",
+        default=os.environ.get("PATCHRING_LEDGER"),
+        help="with --rollout: the ledger (default: <repo>/.patchring/ledger.db)",
+    )
     p.add_argument("--format", choices=("markdown", "html", "junit", "json"), default="markdown")
     p.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     p.set_defaults(handler=cmd_report)
@@ -67,7 +78,13 @@ class Recorder:
         verify: Sequence[HostVerification] = (),
         rings: Sequence[RingOutcome] = (),
         emergency_reason: str | None = None,
+        *,
+        at: str | None = None,
+        project: Any = None,
+        rollout: RolloutLog | None = None,
     ) -> tuple[RunRecord, dict[str, Path]]:
+        """`at` is the commit the run read (a rollout's), `project` what was loaded from it:
+        source and input hashes then describe that commit, not the working tree."""
         from orchestrator.gitops import compute_inputs, git_source
         from orchestrator.report.files import write_reports
         from orchestrator.report.record import new_run_id, operator_from_env
@@ -80,14 +97,15 @@ class Recorder:
             started=self.started,
             finished=now,
             tool_version=__version__,
-            source=git_source(self.repo),
-            inputs=compute_inputs(self.repo, chosen.project),
+            source=git_source(self.repo, at),
+            inputs=compute_inputs(self.repo, project or chosen.project, at=at),
             operator=operator_from_env(os.environ, _user(), socket.gethostname()),
             selection=self.selection,
             apply=tuple(apply),
             verify=tuple(verify),
             rings=tuple(rings),
             emergency_reason=emergency_reason,
+            rollout=rollout,
         )
         mask = self.output.masker  # every secret of every project this command loaded
         record = mask.value(record)  # secrets never reach the history or a report
@@ -129,7 +147,9 @@ def cmd_report(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.report.junit import render_junit
     from orchestrator.report.markdown import render_markdown
 
-    record = _store(args.repo).resolve(args.run)
+    if args.rollout and args.run:
+        raise UserInputError("give a run id or --rollout ID, not both")
+    record = _rollout_record(args) if args.rollout else _store(args.repo).resolve(args.run)
     renderers = {
         "markdown": render_markdown,
         "html": render_html,
@@ -143,6 +163,48 @@ def cmd_report(args: argparse.Namespace, output: Output) -> int:
     else:
         output.text(text)
     return EXIT_OK
+
+
+def _rollout_record(args: argparse.Namespace) -> RunRecord:
+    """A rollout's record rebuilt from its ledger, as `rollout` writes it when it stops."""
+    from orchestrator.gitops import compute_inputs, git_source
+    from orchestrator.gitops.commits import CommitSource
+    from orchestrator.model.record import Operator
+    from orchestrator.policy import load_project
+    from orchestrator.report.rollout_history import rollout_history, run_status
+    from orchestrator.store.ledger import open_ledger
+
+    with open_ledger(args.ledger or (args.repo / ".patchring" / "ledger.db")) as book:
+        rollout = book.get_rollout(args.rollout)
+        history = rollout_history(
+            rollout,
+            book.host_outcomes(rollout.id),
+            book.gate_results(rollout.id),
+            book.approvals(rollout.id),
+        )
+    try:
+        project = load_project(CommitSource(args.repo, rollout.commit), args.inventory)
+        inputs = compute_inputs(args.repo, project, at=rollout.commit)
+    except UserInputError:  # the commit is gone from this clone: report without hashes
+        inputs = {}
+    user, _, hostname = rollout.started_by.rpartition("@")
+    return RunRecord(
+        id=rollout.id,
+        kind="rollout",
+        status=run_status(rollout.status),
+        started=rollout.started_at,
+        finished=rollout.updated_at,
+        tool_version=__version__,
+        source=git_source(args.repo, rollout.commit),
+        inputs=inputs,
+        operator=Operator(user=user or rollout.started_by, hostname=hostname),
+        selection={"rollout": rollout.id},
+        apply=history.apply,
+        verify=history.verify,
+        rings=history.rings,
+        emergency_reason=rollout.emergency_reason,
+        rollout=history.log,
+    )
 
 
 def _verify_summary(results: Any) -> str:

@@ -89,3 +89,8 @@ def _mask_evidence(evidence: Evidence, mask: Mask) -> Evidence:
             "stderr": mask(evidence.stderr),
         }
     )
+
+
+def mask_result(result: HostResult, mask: Mask) -> HostResult:
+    """`result` with `mask` applied to its errors, summaries and diffs (before it is stored)."""
+    return _mask_result(result, mask)
