@@ -29,7 +29,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ):
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("--ring", help="only hosts of this ring")
-        p.add_argument("--host", help="only this host")
+        p.add_argument(
+            "--host", action="append", metavar="HOST", help="only this host (repeatable)"
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(handler=handler)
     sub.choices["plan"].add_argument(
@@ -40,7 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, output: Output) -> int:
-    project = load(args.repo, args.inventory)
+    project = load(args.repo, args.inventory, output)
     hosts = len(project.desired)
     resources = sum(len(d.resources) for d in project.desired.values())
     output.text(
@@ -54,12 +56,8 @@ def cmd_explain(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.policy import explain_host
     from orchestrator.report.explain import explain_document, render_explain_text
 
-    project = load(args.repo, args.inventory)
-    explanation = explain_host(project, args.host)
-    if output.json_mode:
-        output.document(explain_document(explanation))
-    else:
-        output.text(render_explain_text(explanation))
+    project = load(args.repo, args.inventory, output)
+    output.show(explain_host(project, args.host), render_explain_text, explain_document)
     return EXIT_OK
 
 
@@ -74,13 +72,15 @@ def cmd_plan(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.engine import plan_hosts
     from orchestrator.report.plan import plan_document, render_plan_text
 
-    selection = select(args.repo, args.inventory, args.ring, args.host)
+    selection = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Reading hosts", len(selection.fleet)) as progress:
         plans = plan_hosts(selection.fleet, progress)
-    if output.json_mode:
-        output.document(plan_document(plans, selection.rings, _source(args)))
-    else:
-        output.text(render_plan_text(plans, selection.rings))
+    source = _source(args)
+    output.show(
+        plans,
+        lambda shown: render_plan_text(shown, selection.rings),
+        lambda shown: plan_document(shown, selection.rings, source),
+    )
     if any(p.status in {"unreachable", "failed"} for p in plans.values()):
         return EXIT_HOSTS_FAILED
     if args.detailed_exitcode and any(p.changes for p in plans.values()):
@@ -93,18 +93,20 @@ def cmd_apply(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.engine import apply_hosts
     from orchestrator.report.plan import apply_document, render_apply_text
 
-    recorder = Recorder.start(args.repo, "apply", ring=args.ring, host=args.host)
-    selection = select(args.repo, args.inventory, args.ring, args.host)
+    recorder = Recorder.start(args.repo, "apply", output, ring=args.ring, host=args.host)
+    selection = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Applying", len(selection.fleet) * 2) as progress:
         results = apply_hosts(selection.fleet, progress)
     failed = any(r.status in {"failed", "unreachable"} for r in results.values())
     record, _ = recorder.finish(
         selection, "failed" if failed else "succeeded", apply=list(results.values())
     )
-    if output.json_mode:
-        output.document(apply_document(results, selection.rings, _source(args)))
-    else:
-        output.text(render_apply_text(results) + f"\nRun {record.id} recorded.\n")
+    source = _source(args)
+    output.show(
+        results,
+        lambda shown: render_apply_text(shown) + f"\nRun {record.id} recorded.\n",
+        lambda shown: apply_document(shown, selection.rings, source),
+    )
     return EXIT_HOSTS_FAILED if failed else EXIT_OK
 
 

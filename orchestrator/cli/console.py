@@ -1,5 +1,9 @@
 """Where output goes: results on stdout, progress and messages on stderr.
 
+Every text and document passes through the command's one `Masker` here: `protect` teaches it
+the secrets of each project a command loads (see `cli.project.load`), and `show` masks a
+structured value (plans, results, records) before it is rendered as text or JSON, so a diff
+that shows a secret is hidden whole and a short secret is masked where it is a whole value.
 Rich draws progress only on a terminal; in CI (no terminal, or --json) output stays plain.
 """
 
@@ -7,13 +11,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from orchestrator.secrets import Masker
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,21 +31,43 @@ class Output:
     err: Console = field(
         default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
     )
+    masker: Masker = field(default_factory=Masker)
+
+    def protect(self, secrets: Iterable[str]) -> None:
+        """Mask these secrets too, in everything output from now on."""
+        self.masker = self.masker.extended(secrets)
+
+    def mask(self, text: str) -> str:
+        """`text` with every secret known so far masked (for files and the ledger)."""
+        return self.masker(text)
+
+    def masked(self, value: T) -> T:
+        """A copy of a structured value with every secret known so far masked."""
+        return self.masker.value(value)
+
+    def show(self, value: T, text: Callable[[T], str], document: Callable[[T], Any]) -> None:
+        """Mask `value`, then print it as text for people or as a JSON document (--json)."""
+        value = self.masked(value)
+        if self.json_mode:
+            self.document(document(value))
+        else:
+            self.text(text(value))
 
     def text(self, text: str) -> None:
-        sys.stdout.write(text)
+        sys.stdout.write(self.masker(text))
         sys.stdout.flush()
 
     def document(self, doc: Any) -> None:
-        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+        text = json.dumps(self.masker.value(doc), indent=2, sort_keys=False, default=str)
+        sys.stdout.write(self.masker(text) + "\n")
         sys.stdout.flush()
 
     def note(self, message: str) -> None:
         if not self.json_mode:
-            self.err.print(message, markup=False)
+            self.err.print(self.masker(message), markup=False)
 
     def error(self, message: str) -> None:
-        sys.stderr.write(message.rstrip("\n") + "\n")
+        sys.stderr.write(self.masker(message).rstrip("\n") + "\n")
         sys.stderr.flush()
 
     @property

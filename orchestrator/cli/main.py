@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -81,16 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.error("patchring: interrupted; results recorded so far are kept")
         return EXIT_INTERRUPTED
     except Exception as error:  # the boundary: anything else is our bug, not the user's
-        path = _write_crash_log()
+        path = _write_crash_log(output.mask)
         output.error(f"patchring: internal error: {type(error).__name__}: {error}")
         output.error(f"patchring: the traceback was written to {path}; please report it")
         return EXIT_INTERNAL
 
 
-def _write_crash_log() -> Path:
+def _write_crash_log(mask: Callable[[str], str]) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "patchring"
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    text = f"patchring {__version__} {' '.join(sys.argv)}\n{traceback.format_exc()}"
+    text = mask(f"patchring {__version__} {' '.join(sys.argv)}\n{traceback.format_exc()}")
     for folder in (base, Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,16 @@
-"""Loading the policy repository and choosing hosts for a command, shared by every command."""
+"""Loading the policy repository and choosing hosts for a command, shared by every command.
+
+Loading is also where the command's output learns the project's secrets: whatever a command
+prints or writes afterwards goes through `Output`, which masks them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.cli.console import Output
 from orchestrator.inventory import select_hosts
 from orchestrator.model.desired import DesiredState
 from orchestrator.policy import Project, WorktreeSource, load_project
@@ -17,13 +23,21 @@ class Selection:
     rings: tuple[str, ...]
 
 
-def load(repo: Path, inventory: str) -> Project:
-    return load_project(WorktreeSource(repo), inventory)
+def load(repo: Path, inventory: str, output: Output) -> Project:
+    project = load_project(WorktreeSource(repo), inventory)
+    output.protect(project.secrets)
+    return project
 
 
-def select(repo: Path, inventory: str, ring: str | None, host: str | None) -> Selection:
-    project = load(repo, inventory)
-    names = select_hosts(project.inventory, ring=ring, host=host)
+def select(
+    repo: Path,
+    inventory: str,
+    ring: str | None,
+    hosts: Sequence[str] | None,
+    output: Output,
+) -> Selection:
+    project = load(repo, inventory, output)
+    names = select_hosts(project.inventory, ring=ring, hosts=hosts or ())
     fleet = {name: project.desired[name] for name in names}
     rings = tuple(r.name for r in project.inventory.rings)
     return Selection(project=project, fleet=fleet, rings=rings)

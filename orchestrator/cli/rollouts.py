@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import select
-from orchestrator.cli.runs import Recorder, _user, masker_for
+from orchestrator.cli.runs import Recorder, _user
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, PatchringError, UserInputError
 from orchestrator.model.record import RunStatus
 
@@ -78,6 +78,8 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
         ledger=open_ledger(location),
         operator=f"{_user()}@{socket.gethostname()}",
         note=output.note,
+        mask=output.mask,
+        on_project=lambda project: output.protect(project.secrets),
         **extra,
     )
 
@@ -85,8 +87,8 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
 def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
     if args.emergency and not args.reason:
         raise UserInputError("--emergency needs --reason TEXT: the reason is recorded and reported")
-    recorder = Recorder.start(args.repo, "rollout", ref=args.ref)
-    chosen = select(args.repo, args.inventory, None, None)
+    recorder = Recorder.start(args.repo, "rollout", output, ref=args.ref)
+    chosen = select(args.repo, args.inventory, None, None, output)
     if args.to_ring is not None and args.to_ring not in chosen.rings:
         raise UserInputError(
             f"unknown ring '{args.to_ring}' for --to "
@@ -97,30 +99,20 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         output,
         wait=args.wait,
         stop_after=args.to_ring,
-        mask=masker_for(chosen),
         emergency_reason=args.reason if args.emergency else None,
     )
     with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         rollout = conductor.start_or_continue(args.ref)
         output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status})")
         state, message, rings = conductor.drive(rollout)
-    return _finish(
-        args,
-        output,
-        recorder,
-        chosen,
-        conductor,
-        state,
-        message,
-        rings,
-        rollout.emergency_reason or conductor.emergency_reason,
-    )
+        history = _history(conductor, rollout.id)
+    return _finish(args, output, recorder, chosen, conductor, state, message, rings, history)
 
 
 def cmd_control(args: argparse.Namespace, output: Output) -> int:
-    recorder = Recorder.start(args.repo, "rollout", action=args.verb)
-    chosen = select(args.repo, args.inventory, None, None)
-    conductor = _conductor(args, output, mask=masker_for(chosen))
+    recorder = Recorder.start(args.repo, "rollout", output, action=args.verb)
+    chosen = select(args.repo, args.inventory, None, None, output)
+    conductor = _conductor(args, output)
     with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         active = conductor.ledger.active_rollout(conductor.inventory_key)
         if active is None:
@@ -147,8 +139,20 @@ def cmd_control(args: argparse.Namespace, output: Output) -> int:
             except RollbackError as error:
                 raise UserInputError(str(error), hint="abort the rollout instead") from error
             rings = []
-    return _finish(
-        args, output, recorder, chosen, conductor, state, message, rings, active.emergency_reason
+        history = _history(conductor, active.id)
+    return _finish(args, output, recorder, chosen, conductor, state, message, rings, history)
+
+
+def _history(conductor: Any, rollout_id: str) -> Any:
+    """The whole rollout as its ledger holds it: every batch of every invocation."""
+    from orchestrator.report.rollout_history import rollout_history
+
+    book = conductor.ledger
+    return rollout_history(
+        book.get_rollout(rollout_id),
+        book.host_outcomes(rollout_id),
+        book.gate_results(rollout_id),
+        book.approvals(rollout_id),
     )
 
 
@@ -161,19 +165,22 @@ def _finish(
     state: str,
     message: str,
     rings: list[Any],
-    emergency: str | None,
+    history: Any,
 ) -> int:
+    """Record the rollout as its ledger holds it (not only what this process did); the exit
+    code is this invocation's."""
     status: RunStatus = "halted" if state == "halted" else "succeeded"
-    # A host verified twice (its batch, then the ring's gate) is reported as last seen.
-    applied = list({r.host: r for r in conductor.applied}.values())
-    verified = list({v.host: v for v in conductor.verified}.values())
+    commit = history.log.commit
     record, files = recorder.finish(
         chosen,
         status,
-        applied,
-        verified,
-        rings,
-        emergency_reason=emergency,
+        history.apply,
+        history.verify,
+        history.rings,
+        emergency_reason=history.log.emergency_reason or conductor.emergency_reason,
+        at=commit,
+        project=conductor.project(commit),
+        rollout=history.log,
     )
     if output.json_mode:
         output.document(record.model_dump(mode="json", by_alias=True))
@@ -181,7 +188,7 @@ def _finish(
         lines = [
             f"  ring {r.ring:<10} {r.status:<12} {len(r.hosts)} hosts"
             + (f"  {r.reason}" if r.reason else "")
-            for r in rings
+            for r in history.rings
         ]
         where = ", ".join(str(p) for p in files.values())
         output.text(

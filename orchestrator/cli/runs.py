@@ -15,8 +15,8 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import Selection, select
-from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK
-from orchestrator.model.record import RingOutcome, RunKind, RunRecord, RunStatus
+from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
+from orchestrator.model.record import RingOutcome, RolloutLog, RunKind, RunRecord, RunStatus
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import HostVerification
 
@@ -27,9 +27,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common], help="check every host against its policies")
     _selection_flags(p)
     p.set_defaults(handler=cmd_verify)
-    p = sub.add_parser("report", help="render a recorded run (default: the latest)")
+    p = sub.add_parser(
+        "report", parents=[common], help="render a recorded run (default: the latest)"
+    )
     p.add_argument("run", nargs="?", default=None, help="run id (default: latest)")
-    p.add_argument("--repo", type=Path, default=Path("."), help="policy repository (default: .)")
+    p.add_argument(
+        "--rollout",
+        metavar="ID",
+        help="render a whole rollout from its ledger (every batch of every invocation)",
+    )
+    p.add_argument(
+        "--ledger",
+        default=os.environ.get("PATCHRING_LEDGER"),
+        help="with --rollout: the ledger (default: <repo>/.patchring/ledger.db)",
+    )
     p.add_argument("--format", choices=("markdown", "html", "junit", "json"), default="markdown")
     p.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     p.set_defaults(handler=cmd_report)
@@ -37,7 +48,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _selection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ring", help="only hosts of this ring")
-    p.add_argument("--host", help="only this host")
+    p.add_argument("--host", action="append", metavar="HOST", help="only this host (repeatable)")
     p.add_argument("--json", action="store_true", help="print the run record")
 
 
@@ -47,13 +58,17 @@ class Recorder:
 
     repo: Path
     kind: RunKind
+    output: Output
     selection: dict[str, str | None]
     started: datetime
 
     @classmethod
-    def start(cls, repo: Path, kind: RunKind, **selection: str | None) -> Recorder:
+    def start(
+        cls, repo: Path, kind: RunKind, output: Output, **selection: str | list[str] | None
+    ) -> Recorder:
         _store(repo).check_writable()
-        return cls(repo, kind, dict(selection), datetime.now(UTC))
+        chosen = {k: ",".join(v) if isinstance(v, list) else v for k, v in selection.items()}
+        return cls(repo, kind, output, chosen, datetime.now(UTC))
 
     def finish(
         self,
@@ -63,7 +78,13 @@ class Recorder:
         verify: Sequence[HostVerification] = (),
         rings: Sequence[RingOutcome] = (),
         emergency_reason: str | None = None,
+        *,
+        at: str | None = None,
+        project: Any = None,
+        rollout: RolloutLog | None = None,
     ) -> tuple[RunRecord, dict[str, Path]]:
+        """`at` is the commit the run read (a rollout's), `project` what was loaded from it:
+        source and input hashes then describe that commit, not the working tree."""
         from orchestrator.gitops import compute_inputs, git_source
         from orchestrator.report.files import write_reports
         from orchestrator.report.record import new_run_id, operator_from_env
@@ -76,19 +97,18 @@ class Recorder:
             started=self.started,
             finished=now,
             tool_version=__version__,
-            source=git_source(self.repo),
-            inputs=compute_inputs(self.repo, chosen.project),
+            source=git_source(self.repo, at),
+            inputs=compute_inputs(self.repo, project or chosen.project, at=at),
             operator=operator_from_env(os.environ, _user(), socket.gethostname()),
             selection=self.selection,
             apply=tuple(apply),
             verify=tuple(verify),
             rings=tuple(rings),
             emergency_reason=emergency_reason,
+            rollout=rollout,
         )
-        from orchestrator.report.masking import mask_record
-
-        mask = masker_for(chosen)
-        record = mask_record(record, mask)  # secrets never reach the history or a report
+        mask = self.output.masker  # every secret of every project this command loaded
+        record = mask.value(record)  # secrets never reach the history or a report
         path = _store(self.repo).save(record)
         files = write_reports(record, path.parent, mask)
         return record, files
@@ -107,22 +127,13 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def masker_for(chosen: Selection) -> Any:
-    from orchestrator.report.masking import Masker
-
-    values: dict[str, Any] = {}
-    for state in chosen.fleet.values():
-        values.update({f"{state.host.name}:{k}": v.value for k, v in state.vars.items()})
-    return Masker.from_vars(values)
-
-
 def cmd_verify(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.verify import verify_hosts
 
-    recorder = Recorder.start(args.repo, "verify", ring=args.ring, host=args.host)
-    chosen = select(args.repo, args.inventory, args.ring, args.host)
+    recorder = Recorder.start(args.repo, "verify", output, ring=args.ring, host=args.host)
+    chosen = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Verifying", len(chosen.fleet)) as progress:
-        results = verify_hosts(chosen.fleet, progress, masker_for(chosen))
+        results = verify_hosts(chosen.fleet, progress, output.mask)
     failed = any(v.status != "passed" for v in results.values())
     record, files = recorder.finish(
         chosen, "failed" if failed else "succeeded", verify=list(results.values())
@@ -136,7 +147,9 @@ def cmd_report(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.report.junit import render_junit
     from orchestrator.report.markdown import render_markdown
 
-    record = _store(args.repo).resolve(args.run)
+    if args.rollout and args.run:
+        raise UserInputError("give a run id or --rollout ID, not both")
+    record = _rollout_record(args) if args.rollout else _store(args.repo).resolve(args.run)
     renderers = {
         "markdown": render_markdown,
         "html": render_html,
@@ -145,11 +158,53 @@ def cmd_report(args: argparse.Namespace, output: Output) -> int:
     }
     text = renderers[args.format](record)
     if args.output:
-        args.output.write_text(text)
+        args.output.write_text(output.mask(text))
         output.note(f"wrote {args.output}")
     else:
         output.text(text)
     return EXIT_OK
+
+
+def _rollout_record(args: argparse.Namespace) -> RunRecord:
+    """A rollout's record rebuilt from its ledger, as `rollout` writes it when it stops."""
+    from orchestrator.gitops import compute_inputs, git_source
+    from orchestrator.gitops.commits import CommitSource
+    from orchestrator.model.record import Operator
+    from orchestrator.policy import load_project
+    from orchestrator.report.rollout_history import rollout_history, run_status
+    from orchestrator.store.ledger import open_ledger
+
+    with open_ledger(args.ledger or (args.repo / ".patchring" / "ledger.db")) as book:
+        rollout = book.get_rollout(args.rollout)
+        history = rollout_history(
+            rollout,
+            book.host_outcomes(rollout.id),
+            book.gate_results(rollout.id),
+            book.approvals(rollout.id),
+        )
+    try:
+        project = load_project(CommitSource(args.repo, rollout.commit), args.inventory)
+        inputs = compute_inputs(args.repo, project, at=rollout.commit)
+    except UserInputError:  # the commit is gone from this clone: report without hashes
+        inputs = {}
+    user, _, hostname = rollout.started_by.rpartition("@")
+    return RunRecord(
+        id=rollout.id,
+        kind="rollout",
+        status=run_status(rollout.status),
+        started=rollout.started_at,
+        finished=rollout.updated_at,
+        tool_version=__version__,
+        source=git_source(args.repo, rollout.commit),
+        inputs=inputs,
+        operator=Operator(user=user or rollout.started_by, hostname=hostname),
+        selection={"rollout": rollout.id},
+        apply=history.apply,
+        verify=history.verify,
+        rings=history.rings,
+        emergency_reason=rollout.emergency_reason,
+        rollout=history.log,
+    )
 
 
 def _verify_summary(results: Any) -> str:

@@ -1,11 +1,14 @@
 """The gitpython adapter: which commit the policies come from, and fingerprints of the files used.
 
 The only gitpython importer. Reads the repository and the files a run used; never writes, never
-imports the CLI, pyinfra or testinfra.
+imports the CLI, pyinfra or testinfra. Every `git.Repo` is closed as soon as it is done with
+(`with`): an open one keeps `git cat-file` processes whose finalizers, run at interpreter exit
+after gevent's hub is gone, print "Exception ignored ... greenlet is being finalized".
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -29,23 +32,28 @@ def describe_source(repo: Path) -> dict[str, Any]:
     return {**source.model_dump(), "message": (source.message or "").split("\n", 1)[0]}
 
 
-def git_source(repo: Path) -> GitSource:
+def git_source(repo: Path, at: str | None = None) -> GitSource:
     """The commit checked out in `repo` (sha, author, date, full message) and whether the working
     tree differs from it, untracked files included. Not a repository (or no commit yet): a
-    GitSource with `commit` None."""
+    GitSource with `commit` None. With `at` (a sha), that commit instead: what a rollout read,
+    whatever is checked out; never dirty, since nothing came from the working tree."""
     try:
         r = git.Repo(repo, search_parent_directories=True)
-        commit = r.head.commit
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return GitSource(repo=str(repo.resolve()))
-    return GitSource(
-        repo=str(repo.resolve()),
-        commit=commit.hexsha,
-        author=f"{commit.author.name} <{commit.author.email}>",
-        date=commit.authored_datetime.isoformat(),
-        message=str(commit.message).strip(),
-        dirty=_is_dirty(r),
-    )
+    with r:
+        try:
+            commit = r.commit(at) if at is not None else r.head.commit
+        except (git.BadName, ValueError):  # no commit yet, or an unknown sha
+            return GitSource(repo=str(repo.resolve()))
+        return GitSource(
+            repo=str(repo.resolve()),
+            commit=commit.hexsha,
+            author=f"{commit.author.name} <{commit.author.email}>",
+            date=commit.authored_datetime.isoformat(),
+            message=str(commit.message).strip(),
+            dirty=False if at is not None else _is_dirty(r),
+        )
 
 
 def _is_dirty(r: git.Repo) -> bool:
@@ -54,17 +62,42 @@ def _is_dirty(r: git.Repo) -> bool:
     return any(PurePosixPath(path).parts[:1] != (HISTORY_FOLDER,) for path in r.untracked_files)
 
 
-def compute_inputs(repo: Path, project: Project, extra: Iterable[str] = ()) -> dict[str, str]:
+def compute_inputs(
+    repo: Path, project: Project, extra: Iterable[str] = (), at: str | None = None
+) -> dict[str, str]:
     """sha256 of every file a run used: policy, inventory, template and check files, plus `extra`
     paths. Keys are repo-relative posix paths (absolute for files outside the repo),
-    sorted; a file that has gone missing since it was loaded is recorded as `missing`."""
+    sorted; a file that has gone missing since it was loaded is recorded as `missing`. With
+    `at` (a sha), files are hashed as committed there (what a rollout of that commit read);
+    files the commit does not have (the uncommitted lab inventory) from the working tree."""
     root = repo.resolve()
-    inputs: dict[str, str] = {}
-    for name in sorted(set(used_files(project)) | set(extra)):
-        full = (root / name).resolve()
-        key = full.relative_to(root).as_posix() if full.is_relative_to(root) else full.as_posix()
-        inputs[key] = _sha256(full)
+    with contextlib.ExitStack() as stack:
+        tree = None
+        if at:
+            opened = stack.enter_context(git.Repo(repo, search_parent_directories=True))
+            tree = opened.commit(at).tree
+        top = Path(tree.repo.working_tree_dir or root).resolve() if tree is not None else root
+        inputs: dict[str, str] = {}
+        for name in sorted(set(used_files(project)) | set(extra)):
+            full = (root / name).resolve()
+            inside = full.is_relative_to(root)
+            key = full.relative_to(root).as_posix() if inside else full.as_posix()
+            committed = _committed_sha256(tree, full, top) if tree is not None else None
+            inputs[key] = committed or _sha256(full)
     return dict(sorted(inputs.items()))
+
+
+def _committed_sha256(tree: git.Tree, full: Path, top: Path) -> str | None:
+    """sha256 of the file as committed in `tree`, or None when the commit does not have it."""
+    if not full.is_relative_to(top):
+        return None
+    try:
+        blob = tree / full.relative_to(top).as_posix()
+    except KeyError:
+        return None
+    if not isinstance(blob, git.Blob):
+        return None
+    return hashlib.sha256(blob.data_stream.read()).hexdigest()
 
 
 def used_files(project: Project) -> list[str]:

@@ -6,12 +6,15 @@ committed. In the inventory folder, files that are not in the commit (the lab's 
 `inventory/lab.yml`, hosts kept out of Git) come from the working tree: the fleet as it is now;
 committed inventory files (rings, variables) come from the commit like everything else.
 Ring refs live under `refs/patchring/rings/<ring>`; see them with `git for-each-ref refs/patchring`.
+Every repository opened here is closed when done (`with`; a `CommitSource` is a context manager),
+so no `git cat-file` process outlives its use (see `gitops`).
 """
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path, PurePosixPath
+from types import TracebackType
 
 import git
 
@@ -33,14 +36,14 @@ def open_repo(repo: Path) -> git.Repo:
 
 def resolve_ref(repo: Path, ref: str) -> str:
     """The full sha a ref, tag, branch or abbreviated sha names; a clear error otherwise."""
-    r = open_repo(repo)
-    try:
-        return r.commit(ref).hexsha
-    except (git.BadName, ValueError) as error:
-        names = [h.name for h in r.refs]
-        close = difflib.get_close_matches(ref, names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserInputError(f"unknown Git ref '{ref}'{hint}") from error
+    with open_repo(repo) as r:
+        try:
+            return r.commit(ref).hexsha
+        except (git.BadName, ValueError) as error:
+            names = [h.name for h in r.refs]
+            close = difflib.get_close_matches(ref, names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserInputError(f"unknown Git ref '{ref}'{hint}") from error
 
 
 class CommitSource:
@@ -49,11 +52,27 @@ class CommitSource:
 
     def __init__(self, repo: Path, ref: str, live: tuple[str, ...] = ("inventory",)) -> None:
         self.sha = resolve_ref(repo, ref)
-        self._tree = open_repo(repo).commit(self.sha).tree
+        self._repo = open_repo(repo)
+        self._tree = self._repo.commit(self.sha).tree
         self._worktree = WorktreeSource(repo)
         self._live = tuple(PurePosixPath(folder) for folder in live)
         self.root_dir: Path | None = self._worktree.root_dir
         self.root_label = f"{self._worktree.root_label}@{self.sha[:12]}"
+
+    def close(self) -> None:
+        """Stop the repository's `git cat-file` processes; the source reads nothing after."""
+        self._repo.close()
+
+    def __enter__(self) -> CommitSource:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def _is_live(self, path: str) -> bool:
         pure = check_relative(path)
@@ -94,18 +113,21 @@ class CommitSource:
         data: bytes = node.data_stream.read()
         return data.decode("utf-8")
 
+    def read_env(self, name: str) -> str | None:
+        return self._worktree.read_env(name)
+
 
 def ring_refs(repo: Path) -> dict[str, str]:
     """Ring name -> the commit patchring last promoted through it."""
-    r = open_repo(repo)
-    return {
-        ref.path.removeprefix(RING_REF_PREFIX): ref.commit.hexsha
-        for ref in r.refs
-        if ref.path.startswith(RING_REF_PREFIX)
-    }
+    with open_repo(repo) as r:
+        return {
+            ref.path.removeprefix(RING_REF_PREFIX): ref.commit.hexsha
+            for ref in r.refs
+            if ref.path.startswith(RING_REF_PREFIX)
+        }
 
 
 def move_ring_ref(repo: Path, ring: str, sha: str, message: str) -> None:
     """Point `refs/patchring/rings/<ring>` at `sha`, with a reflog entry saying why."""
-    r = open_repo(repo)
-    git.Reference.create(r, f"{RING_REF_PREFIX}{ring}", sha, logmsg=message, force=True)
+    with open_repo(repo) as r:
+        git.Reference.create(r, f"{RING_REF_PREFIX}{ring}", sha, logmsg=message, force=True)

@@ -30,6 +30,7 @@ from orchestrator.model.inventory import (
 from orchestrator.model.ring import RingSettings
 from orchestrator.policy.loader import read_located
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, WorktreeSource
+from orchestrator.policy.secretvars import marked_texts, misplaced_secrets
 from orchestrator.policy.validation import check_var_names, suggest, validate_located
 from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
 from orchestrator.source import SourceLocation
@@ -104,6 +105,7 @@ class _Merger:
         self.rings: dict[str, InventoryRing] = {}
         self.hosts: dict[str, InventoryHost] = {}
         self.ring_refs: dict[str, SourceLocation] = {}
+        self.secret_vars: dict[str, SourceLocation] = {}
 
     def duplicate(self, where: SourceLocation, what: str, first: SourceLocation) -> None:
         self.problems.append(Diagnostic(where, f"duplicate {what} (first defined at {first})"))
@@ -111,6 +113,8 @@ class _Merger:
     def add(self, doc: InventoryDocument, located: LocatedYaml, files: _Files, path: str) -> None:
         if doc.ssh is not None:
             self._add_ssh(doc.ssh, located, files, path)
+        for index, name in enumerate(doc.secret_vars):
+            self.secret_vars.setdefault(name, located.value_location(("secret_vars", index)))
         for name, value in located_vars(located, ("vars",), doc.vars).items():
             if name in self.vars:
                 self.duplicate(
@@ -201,9 +205,13 @@ class _Merger:
 def located_vars(
     located: LocatedYaml, prefix: YamlPath, values: dict[str, Any]
 ) -> dict[str, VarValue]:
-    """Variables with the location of each value."""
+    """Variables with the location of each value (and its texts tagged secret)."""
     return {
-        name: VarValue(value=value, location=located.value_location((*prefix, name)))
+        name: VarValue(
+            value=value,
+            location=located.value_location((*prefix, name)),
+            secrets=marked_texts(located, (*prefix, name), value),
+        )
         for name, value in values.items()
     }
 
@@ -218,7 +226,7 @@ def _var_problems(located: LocatedYaml) -> list[Diagnostic]:
     sections += [
         ("rings", index, "vars") for index in range(len(rings) if isinstance(rings, list) else 0)
     ]
-    found: list[Diagnostic] = []
+    found: list[Diagnostic] = misplaced_secrets(located, sections)
     for path in sections:
         found += check_var_names(located, path, located.mapping_at(path))
     return found
@@ -252,6 +260,7 @@ def collect_inventory(
         rings=tuple(merger.rings.values()),
         hosts=merger.hosts,
         files=tuple(files.label(path) for path in files.paths),
+        secret_vars=merger.secret_vars,
     ), []
 
 

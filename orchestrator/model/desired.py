@@ -89,6 +89,9 @@ class Resource(Frozen):
 class VarValue(Frozen):
     value: Any
     location: SourceLocation
+    secrets: tuple[str, ...] = Field(
+        (), exclude=True, repr=False, description="Texts of the value tagged secret in YAML."
+    )
 
 
 class UserCheckFile(Frozen):

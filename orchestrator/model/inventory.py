@@ -47,6 +47,9 @@ class RingEntry(RingSettings):
 class InventoryDocument(Frozen):
     ssh: SshSettings | None = None
     vars: dict[str, Any] = {}
+    secret_vars: tuple[str, ...] = Field(
+        (), description="Variables whose values are secrets, masked in every output."
+    )
     groups: dict[str, GroupEntry] = {}
     rings: tuple[RingEntry, ...] = ()
     hosts: dict[str, HostEntry] = {}
@@ -95,6 +98,8 @@ class Inventory(Frozen):
     rings: tuple[InventoryRing, ...] = ()
     hosts: dict[str, InventoryHost] = {}
     files: tuple[str, ...] = ()
+    secret_vars: dict[str, SourceLocation] = {}
+    """Names listed under `secret_vars:` in any file, with where each is listed."""
 
     def ring_names(self) -> tuple[str, ...]:
         """Defined rings in order, then rings hosts name that no file defines."""

@@ -34,12 +34,56 @@ class Operator(Frozen):
     ci: dict[str, str] = {}
 
 
+RingStatus = Literal["passed", "failed", "inconclusive", "in-progress", "not-started"]
+
+
 class RingOutcome(Frozen):
     ring: str
     hosts: tuple[str, ...]
-    status: Literal["passed", "failed", "not-started"]
+    status: RingStatus
     failed_hosts: tuple[str, ...] = ()
     reason: str = ""
+
+
+class HostEvent(Frozen):
+    """One host outcome of a rollout, as the ledger holds it (apply `started` is an attempt
+    that has not finished, or never will: the process was killed)."""
+
+    ring: str
+    batch: int
+    host: str
+    phase: str
+    status: str
+    at: datetime
+
+
+class GateEntry(Frozen):
+    ring: str
+    outcome: str
+    reasons: tuple[str, ...] = ()
+    at: datetime
+
+
+class ApprovalEntry(Frozen):
+    ring: str
+    who: str
+    reason: str
+    at: datetime
+
+
+class RolloutLog(Frozen):
+    """A rollout as its ledger tells it: every invocation's host outcomes, gates, approvals."""
+
+    id: str
+    commit: str
+    status: str
+    started_by: str
+    started_at: datetime
+    updated_at: datetime
+    emergency_reason: str | None = None
+    gates: tuple[GateEntry, ...] = ()
+    approvals: tuple[ApprovalEntry, ...] = ()
+    events: tuple[HostEvent, ...] = ()
 
 
 class RunRecord(Frozen):
@@ -62,3 +106,4 @@ class RunRecord(Frozen):
     apply: tuple[HostResult, ...] = ()
     verify: tuple[HostVerification, ...] = ()
     rings: tuple[RingOutcome, ...] = ()
+    rollout: RolloutLog | None = None  # a rollout's record: the whole rollout, from its ledger

@@ -320,8 +320,13 @@ class GateResult(Frozen):
     reasons: tuple[str, ...] = ()
     hosts: int
     observed: int = Field(description="Hosts whose verification completed.")
-    compliant: int = Field(description="Hosts applied and verified without a failure.")
-    pass_rate: float = Field(description="compliant / hosts, in % (100 for an empty ring).")
+    compliant: int = Field(description="Observed hosts applied and verified without a failure.")
+    pass_rate: float = Field(
+        description="compliant / observed hosts, in % (100 when no host was observed)."
+    )
+    unobserved: tuple[str, ...] = Field(
+        (), description="Hosts the gate could not observe (unreachable, rebooting, not verified)."
+    )
     new_failures: tuple[NewFailure, ...] = ()
     health_failures: tuple[HealthResult, ...] = Field(
         (), description="Health results that failed or timed out."

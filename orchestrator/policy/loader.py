@@ -15,6 +15,7 @@ from orchestrator.errors import Diagnostic, ValidationError
 from orchestrator.model.desired import UserCheckFile
 from orchestrator.model.policy import PolicyDocument
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, check_relative
+from orchestrator.policy.secretvars import misplaced_secrets, source_references
 from orchestrator.policy.validation import check_var_names, validate_located
 from orchestrator.policy.yamlsource import LocatedYaml, parse_yaml
 from orchestrator.source import SourceLocation
@@ -43,7 +44,7 @@ def read_located(
     become diagnostics at the file."""
     label = label or path
     try:
-        return parse_yaml(source.read_text(path), label, what), []
+        return parse_yaml(source.read_text(path), label, what, source_references(source)), []
     except ValidationError as error:
         return None, list(error.diagnostics)
     except UnicodeDecodeError:
@@ -65,6 +66,7 @@ def load_policy_file(
         return None, problems
     document, problems = validate_located(PolicyDocument, located)
     problems += check_var_names(located, ("vars",), located.mapping_at(("vars",)))
+    problems += misplaced_secrets(located, [("vars",)])
     if document is None:
         return None, problems
     checks: list[UserCheckFile] = []

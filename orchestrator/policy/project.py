@@ -3,7 +3,8 @@
 Loads every policy and the inventory through one `ProjectSource`, resolves the desired state of
 every host, and raises a single `ValidationError` with every problem of every file and host,
 sorted. Resolution runs only when the inventory is valid (its errors would cascade), and skips
-policy files that failed to load. Pure; never imports the CLI, pyinfra or gitpython.
+policy files that failed to load. The project's secret values are found here too, and no
+diagnostic leaves with one in clear. Pure; never imports the CLI, pyinfra or gitpython.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from orchestrator.policy.loader import LoadedPolicy, collect_policies
 from orchestrator.policy.projectsource import ProjectSource
 from orchestrator.policy.render import TemplateRenderer
 from orchestrator.policy.resolve import resolve_hosts
+from orchestrator.policy.secretvars import project_secrets, unknown_secret_vars
+from orchestrator.secrets import Masker
 
 INVENTORY_DEFAULT = "inventory"
 
@@ -30,6 +33,8 @@ class Project:
     policies: tuple[LoadedPolicy, ...]
     inventory: Inventory
     desired: Mapping[str, DesiredState]
+    secrets: frozenset[str] = frozenset()
+    """The text of every secret value (see `policy.secretvars`), for the one output masker."""
 
 
 def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> Project:
@@ -43,15 +48,19 @@ def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> P
     loaded_inventory, inventory_problems = collect_inventory(source, inventory)
     problems = problems + inventory_problems
     desired: dict[str, DesiredState] = {}
+    secrets = project_secrets(policies, loaded_inventory)
     if loaded_inventory is not None:
+        problems += unknown_secret_vars(policies, loaded_inventory)
         desired, resolve_problems = resolve_hosts(
             policies, loaded_inventory, TemplateRenderer(source)
         )
         problems += resolve_problems
     if problems or loaded_inventory is None:
-        raise ValidationError(_unique(problems))
-    return Project(policies=policies, inventory=loaded_inventory, desired=desired)
+        raise ValidationError(_unique(problems, Masker(secrets)))
+    return Project(policies=policies, inventory=loaded_inventory, desired=desired, secrets=secrets)
 
 
-def _unique(problems: list[Diagnostic]) -> list[Diagnostic]:
-    return list(dict.fromkeys(problems))
+def _unique(problems: list[Diagnostic], mask: Masker) -> list[Diagnostic]:
+    """Each problem once, with any secret value it quotes masked."""
+    masked = (Diagnostic(p.location, mask(p.message), p.severity) for p in problems)
+    return list(dict.fromkeys(masked))

@@ -3,12 +3,17 @@
 `ProjectSource` is the port every loader reads through, so the same loading code validates the
 working tree and a commit alike; `WorktreeSource` is its adapter for a directory on disk. A source
 refuses any path that escapes its root (`..`, absolute paths, symlinks pointing outside), which is
-what keeps a policy's `template:` inside the repository. Imports only the standard library and
+what keeps a policy's `template:` inside the repository, and reads only regular files (a FIFO
+would hang the loader). Environment variables (for `!env NAME` values) are read through the
+source too, so tests and callers can give their own. Imports only the standard library and
 `errors`; never the CLI, pyinfra or gitpython.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -42,6 +47,10 @@ class ProjectSource(Protocol):
         folder, PathOutsideRootError when `path` escapes the root."""
         ...
 
+    def read_env(self, name: str) -> str | None:
+        """The value of environment variable `name`, or None when it is not set."""
+        ...
+
 
 def check_relative(path: str) -> PurePosixPath:
     """`path` as a clean relative posix path, or PathOutsideRootError if it could leave the root."""
@@ -58,8 +67,9 @@ def check_relative(path: str) -> PurePosixPath:
 class WorktreeSource:
     """A policy repository as a directory on disk (the working tree, or any folder)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, environment: Mapping[str, str] | None = None) -> None:
         self.root_dir: Path | None = root.resolve()
+        self._environment = os.environ if environment is None else environment
         self._root = root.resolve()
         self.root_label = str(self._root)
 
@@ -88,4 +98,9 @@ class WorktreeSource:
         real = self._resolve(path)
         if real.is_dir():
             raise IsADirectoryError(path)
+        if real.exists() and not real.is_file():
+            raise OSError(errno.EINVAL, "not a regular file", path)
         return real.read_text(encoding="utf-8")
+
+    def read_env(self, name: str) -> str | None:
+        return self._environment.get(name)

@@ -31,6 +31,7 @@ from orchestrator.model.policy import File, Selector
 from orchestrator.policy.conflicts import check_patch_pins, merge_resources, resource_key
 from orchestrator.policy.loader import LoadedPolicy
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
+from orchestrator.policy.secretvars import marked_texts
 from orchestrator.policy.validation import quote, suggest, validate_located
 from orchestrator.policy.yamlsource import YamlPath
 from orchestrator.source import SourceLocation
@@ -126,7 +127,11 @@ def host_vars(
     defaults: dict[str, VarValue] = {}
     for policy in policies:
         for name, value in policy.document.vars.items():
-            here = VarValue(value=value, location=policy.yaml.value_location(("vars", name)))
+            here = VarValue(
+                value=value,
+                location=policy.yaml.value_location(("vars", name)),
+                secrets=marked_texts(policy.yaml, ("vars", name), value),
+            )
             earlier = defaults.setdefault(name, here)
             if name not in layered and earlier is not here and earlier.value != value:
                 message = (

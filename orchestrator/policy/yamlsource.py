@@ -5,12 +5,15 @@ only safe values come out: mappings with string keys, lists, str, int, float, bo
 Deliberate choices: anchors and aliases are allowed (an aliased value is located where its anchor
 is defined), merge keys (`<<`) and explicit tags other than the standard scalar ones are
 rejected, and dates stay strings (no model field wants a date). Every problem is a `Diagnostic`.
-Imports only PyYAML and the package's `source` and `errors`; no file I/O.
+Three tags of our own mark secrets (their paths are kept in `LocatedYaml.secrets`): `!secret`
+on any value, and `!env NAME` / `!file path`, whose text the caller's `ReferenceReader` supplies
+(a tagged scalar is a string). Imports only PyYAML and the package's `source` and `errors`; no
+file I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,20 @@ _SCALAR_KINDS = {
     _TAG + "float": "number",
 }
 MAX_NODES = 100_000
+SECRET_TAG = "!secret"
+ENV_TAG = "!env"
+FILE_TAG = "!file"
+ReferenceReader = Callable[[str, str], str]
+"""(tag, argument) -> the text an `!env NAME` or `!file path` stands for; raises
+`ReferenceProblem` with a message when it cannot."""
+
+
+class ReferenceProblem(Exception):
+    """Why an `!env` or `!file` value cannot be read (reported at the value)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,12 @@ class LocatedYaml:
     keys: Mapping[YamlPath, SourceLocation]
     texts: Mapping[YamlPath, str] = field(default_factory=dict)
     """The source text of scalars YAML read as something other than a string (`0640`, `yes`)."""
+    secrets: frozenset[YamlPath] = frozenset()
+    """Paths of the values tagged `!secret`, `!env` or `!file` (everything below them is secret)."""
+
+    def is_secret(self, path: YamlPath) -> bool:
+        """Whether the value at `path` is, or lies inside, a value tagged as secret."""
+        return any(path[:n] in self.secrets for n in range(len(path) + 1))
 
     def value_location(self, path: YamlPath) -> SourceLocation:
         """Where the value at `path` starts, or else its nearest recorded ancestor."""
@@ -77,9 +100,13 @@ def _location(file: str, node: Node) -> SourceLocation:
 class _Converter:
     """Walks a composed node tree into plain values, recording locations and problems."""
 
-    def __init__(self, file: str, loader: yaml.SafeLoader) -> None:
+    def __init__(
+        self, file: str, loader: yaml.SafeLoader, references: ReferenceReader | None = None
+    ) -> None:
         self.file = file
         self.loader = loader
+        self.references = references
+        self.secrets: set[YamlPath] = set()
         self.values: dict[YamlPath, SourceLocation] = {}
         self.keys: dict[YamlPath, SourceLocation] = {}
         self.texts: dict[YamlPath, str] = {}
@@ -100,6 +127,11 @@ class _Converter:
             return None
         self._active.add(id(node))
         try:
+            if node.tag in (ENV_TAG, FILE_TAG):
+                return self._reference(node, path)
+            if node.tag == SECRET_TAG:
+                self.secrets.add(path)
+                node = _untagged(node)
             if isinstance(node, MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, SequenceNode):
@@ -107,6 +139,23 @@ class _Converter:
             return self._scalar(node, path)
         finally:
             self._active.discard(id(node))
+
+    def _reference(self, node: Node, path: YamlPath) -> str | None:
+        tag = node.tag
+        if not isinstance(node, ScalarNode) or not str(node.value).strip():
+            what = "a variable name" if tag == ENV_TAG else "a file path"
+            self.error(node, f"'{tag}' needs {what}, e.g. '{tag} {_EXAMPLES[tag]}'")
+            return None
+        if self.references is None:
+            self.error(node, f"'{tag}' is not allowed in this file")
+            return None
+        try:
+            text = self.references(tag, str(node.value).strip())
+        except ReferenceProblem as problem:
+            self.error(node, problem.message)
+            return None
+        self.secrets.add(path)
+        return text
 
     def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any] | None:
         if node.tag != _TAG + "map":
@@ -166,6 +215,19 @@ class _Converter:
         return self.loader.construct_yaml_float(node)
 
 
+_EXAMPLES = {ENV_TAG: "DB_PASSWORD", FILE_TAG: "secrets/db_password"}
+
+
+def _untagged(node: Node) -> Node:
+    """`node` as if it had no tag: a scalar is a string, collections keep their kind."""
+    if isinstance(node, MappingNode):
+        return MappingNode(_TAG + "map", node.value, node.start_mark, node.end_mark)
+    if isinstance(node, SequenceNode):
+        return SequenceNode(_TAG + "seq", node.value, node.start_mark, node.end_mark)
+    assert isinstance(node, ScalarNode)
+    return ScalarNode(_TAG + "str", node.value, node.start_mark, node.end_mark, node.style)
+
+
 class _TooLarge(Exception):
     def __init__(self, path: YamlPath) -> None:
         super().__init__("too large")
@@ -192,9 +254,12 @@ def _reader_diagnostic(file: str, text: str, error: yaml.reader.ReaderError) -> 
     return Diagnostic(SourceLocation(file, line, col), message)
 
 
-def parse_yaml(text: str, file: str, what: str = "policy") -> LocatedYaml:
+def parse_yaml(
+    text: str, file: str, what: str = "policy", references: ReferenceReader | None = None
+) -> LocatedYaml:
     """Parse one YAML document. Raises ValidationError with every problem found; `what` names
-    the kind of file in the message for an empty one ("empty policy file")."""
+    the kind of file in the message for an empty one ("empty policy file"); `references` reads
+    `!env` and `!file` values (without it they are errors)."""
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as error:
@@ -203,7 +268,7 @@ def parse_yaml(text: str, file: str, what: str = "policy") -> LocatedYaml:
         root = loader.get_single_node()
         if root is None:
             raise ValidationError([Diagnostic(SourceLocation(file, 1, 1), f"empty {what} file")])
-        converter = _Converter(file, loader)
+        converter = _Converter(file, loader, references)
         data = converter.convert(root, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -224,4 +289,6 @@ def parse_yaml(text: str, file: str, what: str = "policy") -> LocatedYaml:
         loader.dispose()
     if converter.problems:
         raise ValidationError(converter.problems)
-    return LocatedYaml(file, data, converter.values, converter.keys, converter.texts)
+    return LocatedYaml(
+        file, data, converter.values, converter.keys, converter.texts, frozenset(converter.secrets)
+    )

@@ -44,6 +44,7 @@ def render_html(record: RunRecord, mask: Mask = no_mask) -> str:
         _banners(view.record),
         _kpis(view),
         _rings(view),
+        _history(view.record),
         _provenance(view.record),
         _matrix(view, failures),
         _failures(view, failures),
@@ -379,6 +380,35 @@ def _matrix(view: RunView, anchors: dict[tuple[str, str], str]) -> str:
     )
 
 
+def _history(record: RunRecord) -> str:
+    """A rollout as its ledger tells it: gates and approvals, then every host outcome."""
+    log = record.rollout
+    if log is None:
+        return ""
+    entries = [(g.at, f"gate {g.ring}", _pill(g.outcome), "; ".join(g.reasons)) for g in log.gates]
+    entries += [(a.at, f"approval of {a.ring}", _e(a.who), a.reason) for a in log.approvals]
+    rows = "".join(
+        f"<tr><td>{_e(f'{at:%Y-%m-%d %H:%M:%S}')}</td><td>{_e(what)}</td><td>{state}</td>"
+        f'<td class="reason">{_e(why) or DASH}</td></tr>'
+        for at, what, state, why in sorted(entries, key=lambda entry: entry[0])
+    )
+    events = "".join(
+        f"<tr><td>{_e(f'{o.at:%Y-%m-%d %H:%M:%S}')}</td><td>{_e(o.ring)}</td>"
+        f'<td class="num">{o.batch + 1}</td><td>{_e(o.host)}</td><td>{_e(o.phase)}</td>'
+        f"<td>{_e(o.status)}</td></tr>"
+        for o in log.events
+    )
+    return (
+        f"<section><h2>Rollout {_e(log.id)} {_pill(log.status)}</h2>"
+        '<table class="data"><thead><tr><th>When (UTC)</th><th>What</th><th>Outcome</th>'
+        f"<th>Notes</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<details><summary>Every host outcome ({len(log.events)})</summary>"
+        '<table class="data"><thead><tr><th>When (UTC)</th><th>Ring</th>'
+        '<th class="num">Batch</th><th>Host</th><th>Phase</th><th>Status</th></tr></thead>'
+        f"<tbody>{events}</tbody></table></details></section>\n"
+    )
+
+
 def _ring_note(ring: RingRow) -> str:
     count = len(ring.hosts)
     if ring.status == "not-started":
@@ -570,7 +600,8 @@ table { border-collapse: collapse; }
   border-color: #aceebb; }
 .pill.failed, .pill.failing, .pill.unreachable { background: var(--fail-bg); color: var(--fail);
   border-color: #ffcecb; }
-.pill.warn { background: var(--err-bg); color: var(--err); border-color: #eed888; }
+.pill.warn, .pill.inconclusive, .pill.in-progress { background: var(--err-bg); color: var(--err);
+  border-color: #eed888; }
 
 .provenance { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
 .panel { background: var(--card); border: 1px solid var(--line); border-radius: 10px;

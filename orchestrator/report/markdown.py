@@ -25,12 +25,25 @@ from orchestrator.report.record import (
 MAX_CELL = 80
 MAX_ERROR_LINES = 8
 STATUS_MARK = {"succeeded": "✅", "failed": "❌", "halted": "❌", "interrupted": "⚠️"}
-RING_MARK = {"passed": "✅ passed", "failed": "❌ failed", "not-started": "⏸️ not started"}
+RING_MARK = {
+    "passed": "✅ passed",
+    "failed": "❌ failed",
+    "inconclusive": "⚠️ inconclusive",
+    "in-progress": "▶️ in progress",
+    "not-started": "⏸️ not started",
+}
 
 
 def render_markdown(record: RunRecord, mask: Mask = no_mask, limit: int = 10) -> str:
     view = build_view(record, mask)
-    parts = [_summary(view), _rings(view), _apply_failures(view), _check_failures(view, limit)]
+    parts = [
+        _summary(view),
+        _rings(view),
+        _history(view),
+        _host_table(view),
+        _apply_failures(view),
+        _check_failures(view, limit),
+    ]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -116,6 +129,39 @@ def _rings(view: RunView) -> str:
             f" | {ring.checks_passed}/{ring.checks_total} | {_cell(ring.reason)} |"
         )
     return "\n".join(rows)
+
+
+def _history(view: RunView) -> str:
+    """A rollout's gates and approvals, every invocation's, as the ledger holds them."""
+    log = view.record.rollout
+    if log is None or not (log.gates or log.approvals):
+        return ""
+    rows = [f"**Rollout** `{_cell(log.id)}`: {_cell(log.status)}", ""]
+    entries = [(g.at, f"gate {_cell(g.ring)} {g.outcome}", "; ".join(g.reasons)) for g in log.gates]
+    entries += [
+        (a.at, f"approval of {_cell(a.ring)} by {_cell(a.who)}", a.reason) for a in log.approvals
+    ]
+    for at, what, why in sorted(entries, key=lambda entry: entry[0]):
+        rows.append(f"- {at:%Y-%m-%d %H:%M:%S} {what}" + (f": {_cell(why, 300)}" if why else ""))
+    return "\n".join(rows)
+
+
+def _host_table(view: RunView) -> str:
+    """A rollout's every host with its latest outcome, folded (a CI summary stays short)."""
+    if view.record.rollout is None or not view.hosts:
+        return ""
+    rows = [
+        f"<details><summary>Hosts ({len(view.hosts)})</summary>",
+        "",
+        "| Host | Ring | State | Apply | Checks passed |",
+        "|---|---|---|---|--:|",
+    ]
+    for row in view.hosts:
+        passed = sum(c.status == "passed" for c in row.checks.values())
+        apply = row.apply.status if row.apply else "-"
+        checks = f"{passed}/{len(row.checks)}" if row.verify else "-"
+        rows.append(f"| {_cell(row.host)} | {_cell(row.ring)} | {row.state} | {apply} | {checks} |")
+    return "\n".join([*rows, "", "</details>"])
 
 
 def _apply_failures(view: RunView) -> str:

@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from orchestrator.model.base import Frozen
-from orchestrator.model.record import Operator, RunKind, RunRecord
+from orchestrator.model.record import Operator, RingStatus, RunKind, RunRecord
 from orchestrator.model.results import HostResult, ResourceOutcome
 from orchestrator.model.verification import CheckResult, HostVerification
 from orchestrator.report.masking import Mask, mask_record, no_mask
 
 NO_RING = "(no ring)"
 HostState = Literal["compliant", "failing", "unreachable", "not-reached"]
-RingState = Literal["passed", "failed", "not-started"]
+RingState = RingStatus  # passed, failed, inconclusive, in-progress, not-started
 
 
 def new_run_id(kind: RunKind, now: datetime, rand: str | None = None) -> str:
@@ -383,7 +383,9 @@ def run_headline(view: RunView) -> str:
     if record.status == "interrupted":
         return f"{kind} interrupted before it finished"
     if record.status == "succeeded":
-        return f"{kind} succeeded: {c.hosts_compliant} of {c.hosts_total} hosts compliant"
+        rollout = record.rollout.status if record.rollout else "completed"
+        word = "succeeded" if rollout in {"completed", "running"} else rollout
+        return f"{kind} {word}: {c.hosts_compliant} of {c.hosts_total} hosts compliant"
     failing = c.hosts_total - c.hosts_compliant - c.hosts_not_reached
     return f"{kind} failed: {failing} of {c.hosts_total} hosts not compliant"
 

@@ -25,14 +25,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
-from orchestrator.engine import apply_hosts
+from orchestrator.compiler.retire import removal_command, retired_files
+from orchestrator.engine import apply_hosts, run_on_hosts
 from orchestrator.errors import EXIT_HOSTS_FAILED, PatchringError
 from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref, ring_refs
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.outcome_detail import apply_detail, read_apply, verify_detail
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostResult
 from orchestrator.model.ring import RingSettings
 from orchestrator.model.verification import CheckResult, HostVerification
 from orchestrator.policy import Project, load_project
+from orchestrator.report.masking import mask_result
 from orchestrator.rollout.decisions import (
     HostFailureKind,
     budget_state,
@@ -89,6 +93,9 @@ class Conductor:
     stop_after: str | None = None
     note: Callable[[str], None] = lambda text: None
     mask: Callable[[str], str] = lambda text: text
+    on_project: Callable[[Project], None] = lambda project: None
+    """Called with each project version loaded (the caller learns its secrets before anything
+    of it is shown or recorded)."""
     applied: list[HostResult] = field(default_factory=list)
     verified: list[HostVerification] = field(default_factory=list)
     lease_ttl: timedelta = LEASE_TTL
@@ -142,7 +149,10 @@ class Conductor:
             return raced
 
     def project(self, sha: str) -> Project:
-        return load_project(CommitSource(self.repo, sha), self.inventory)
+        with CommitSource(self.repo, sha) as source:
+            project = load_project(source, self.inventory)
+        self.on_project(project)
+        return project
 
     # -- the one driver --------------------------------------------------------------------
 
@@ -386,15 +396,10 @@ class Conductor:
             self.hosts_touched = True
             applied = apply_hosts(fleet)
             for host, result in applied.items():
-                self.ledger.record_host(
-                    rollout.id, ring, b, host, "apply", result.status, self.mask(result.error or "")
-                )
+                detail = apply_detail(mask_result(result, self.mask))
+                self.ledger.record_host(rollout.id, ring, b, host, "apply", result.status, detail)
             verified = verify_hosts(fleet, None, self.mask)
-            for host, check in verified.items():
-                failing = [r.check_id for r in check.results if r.status != "passed"]
-                self.ledger.record_host(
-                    rollout.id, ring, b, host, "verify", check.status, json.dumps(failing)
-                )
+            self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
             self.verified += verified.values()
             self.ledger.mark_batch(rollout.id, ring, b, "completed")
@@ -406,6 +411,19 @@ class Conductor:
                 self.ledger.update_rollout(rollout.id, status="halted", expect=DRIVING)
                 return verdict.reason, tuple(verdict.failed_hosts)
         return None
+
+    def _record_verified(
+        self,
+        rollout_id: str,
+        ring: str,
+        batch_of: dict[str, int],
+        verified: dict[str, HostVerification],
+    ) -> None:
+        """Every check of every host, so the rollout's record can be built from the ledger."""
+        for host, check in verified.items():
+            self.ledger.record_host(
+                rollout_id, ring, batch_of[host], host, "verify", check.status, verify_detail(check)
+            )
 
     def _failures(self, rollout_id: str, ring: str) -> dict[str, HostFailureKind]:
         """Each host's failure kind from its latest recorded outcomes in this ring."""
@@ -491,6 +509,14 @@ class Conductor:
             return None
         fleet = {h: project.desired[h] for h in hosts}
         verified = verify_hosts(fleet, None, self.mask)  # the whole ring, as it is now
+        batch_of = {
+            h: b
+            for planned in rollout.plan.rings
+            if planned.name == ring
+            for b, batch in enumerate(planned.batches)
+            for h in batch
+        }
+        self._record_verified(rollout.id, ring, batch_of, verified)
         applied = self._applied_map(rollout.id, ring)
         targets = {h: state.host for h, state in fleet.items()}
         health = run_health_checks(settings.gate.health_checks, targets, self.sleep)
@@ -503,12 +529,13 @@ class Conductor:
             health,
         )
         self.verified += verified.values()
-        reason = "; ".join(result.reasons)
+        reasons = [self.mask(r) for r in result.reasons]
+        reason = "; ".join(reasons)
         if result.status == "passed":
             # the gate and the ring's deployed commit move together; the ref follows (and is
             # repaired by the next driver if a kill falls in between)
             self.ledger.record_gate_passed(
-                rollout.id, self.inventory_key, ring, rollout.commit, list(result.reasons)
+                rollout.id, self.inventory_key, ring, rollout.commit, reasons
             )
             move_ring_ref(
                 self.repo,
@@ -520,15 +547,19 @@ class Conductor:
                 f"ring {ring}: gate passed; refs/patchring/rings/{ring} -> {rollout.commit[:12]}"
             )
             return None
+        # Hosts the gate could not observe are not failed hosts: their checks did not run.
         failed = tuple(
             h
             for h in hosts
-            if verified[h].status != "passed"
-            or applied.get(h) is None
-            or applied[h].status in {"failed", "unreachable"}
-            or any(f.host == h for f in result.health_failures)
+            if h not in result.unobserved
+            and (
+                verified[h].status != "passed"
+                or applied.get(h) is None
+                or applied[h].status in {"failed", "unreachable"}
+                or any(f.host == h for f in result.health_failures)
+            )
         )
-        self.ledger.record_gate(rollout.id, ring, result.status, list(result.reasons))
+        self.ledger.record_gate(rollout.id, ring, result.status, reasons)
         if result.status == "inconclusive":
             self.ledger.update_rollout(rollout.id, status="paused", expect=DRIVING)
             return "paused", f"ring {ring}: gate inconclusive ({reason}); paused", failed
@@ -619,6 +650,7 @@ class Conductor:
             self.note(f"ring {ring}: rolling back {len(fleet)} hosts to {previous.commit[:12]}")
             self._checkpoint_rollback(rollout.id)
             self.hosts_touched = True
+            unremoved = self._retire(rollout, fleet)
             applied = apply_hosts(fleet)
             verified = verify_hosts(fleet, None, self.mask)
             for host in fleet:
@@ -626,6 +658,7 @@ class Conductor:
                     "passed"
                     if applied[host].status in {"changed", "unchanged"}
                     and verified[host].status == "passed"
+                    and host not in unremoved
                     else "failed"
                 )
                 self.ledger.record_host(
@@ -635,7 +668,7 @@ class Conductor:
                     host,
                     "rollback",
                     status,
-                    self.mask(applied[host].error or ""),
+                    self.mask(unremoved.get(host) or applied[host].error or ""),
                 )
             self.applied += applied.values()
             self.verified += verified.values()
@@ -654,6 +687,35 @@ class Conductor:
         if bad:
             return "halted", f"rollback finished with {len(bad)} host(s) still failing"
         return "rolled-back", f"rolled back {sum(map(len, changed.values()))} hosts"
+
+    def _retire(self, rollout: Rollout, fleet: dict[str, DesiredState]) -> dict[str, str]:
+        """Remove from each host what only the rolled-back commit declared (its apt sources,
+        files this rollout created: `compiler.retire`); host -> why that failed."""
+        rolled = self.project(rollout.commit).desired
+        created: dict[str, set[str]] = {}
+        for o in self.ledger.host_outcomes(rollout.id):
+            if o.phase == "apply" and o.status == "changed":
+                result = read_apply(o.host, o.ring, "changed", o.detail)
+                created.setdefault(o.host, set()).update(
+                    r.resource_id for r in result.outcomes if "-> created" in r.summary
+                )
+        by_command: dict[str, list[str]] = {}
+        for host, target in fleet.items():
+            if host not in rolled:
+                continue
+            files = retired_files(rolled[host], target, created.get(host, set()))
+            command = removal_command(files)
+            if command is not None:
+                self.note(f"{host}: removing {', '.join(f.path for f in files)}")
+                by_command.setdefault(command, []).append(host)
+        failed: dict[str, str] = {}
+        for command, hosts in by_command.items():
+            targets = [fleet[h].host for h in hosts]
+            timeout = min(t.command_timeout for t in targets)
+            for host, (ok, output) in run_on_hosts(targets, command, timeout).items():
+                if not ok:
+                    failed[host] = f"could not remove what the rolled-back commit added: {output}"
+        return failed
 
 
 class RolloutHaltedError(PatchringError):

@@ -45,6 +45,7 @@ __all__ = [
     "evaluate_gate",
     "failure_limit",
     "next_window_start",
+    "observation_gap",
     "parse_duration",
     "soak_until",
     "split_batches",
@@ -168,6 +169,34 @@ def _compliant(applied: HostResult | None, verified: HostVerification | None) ->
     return both and classify_host(applied, verified) is None
 
 
+def observation_gap(verified: HostVerification | None) -> str | None:
+    """Why the gate's verification did not observe a host (unreachable, rebooting, never
+    verified), or None when it did. A host whose every check errored was not observed either:
+    nothing about it is known, so none of its checks can count as failed."""
+    if verified is None:
+        return "not verified"
+    if verified.status == "unreachable":
+        return verified.error or "unreachable"
+    if verified.results and all(result.status == "error" for result in verified.results):
+        return f"no check could run: {verified.results[0].message or 'error'}"
+    return None
+
+
+def _unobserved_reason(gaps: Mapping[str, str]) -> str:
+    """`2 host(s) not observed: a, b (unreachable: ...)`; when the hosts were not observed for
+    different reasons: `a, b (a: unreachable: ...; b: not verified)`, hosts grouped by why."""
+    by_why: dict[str, list[str]] = {}
+    for host, why in gaps.items():
+        by_why.setdefault(why, []).append(host)
+    if len(by_why) == 1:
+        why = next(iter(by_why))
+    else:
+        whys = [f"{_listed(hosts)}: {why}" for why, hosts in by_why.items()]
+        more = f"; +{len(whys) - _SHOWN} more" if len(whys) > _SHOWN else ""
+        why = "; ".join(whys[:_SHOWN]) + more
+    return f"{len(gaps)} host(s) not observed: {_listed(list(gaps))} ({why})"
+
+
 def _new_failures(
     hosts: Sequence[str],
     verified: Mapping[str, HostVerification],
@@ -191,18 +220,17 @@ def _new_failures(
 def _health_reasons(
     checks: Sequence[HealthCheck],
     hosts: Sequence[str],
-    observed: set[str],
     health: Mapping[str, HealthResult],
 ) -> tuple[list[str], list[str], list[HealthResult]]:
-    """(failed reasons, inconclusive reasons, bad results) of the gate's health checks: a
-    failure fails the gate; a timeout, or no result for an observed host, is inconclusive."""
+    """(failed reasons, inconclusive reasons, bad results) of the gate's health checks on the
+    observed `hosts`: a failure fails the gate; a timeout, or no result, is inconclusive."""
     results = {(result.name, result.host): result for result in health.values()}
     failed: list[str] = []
     unsure: list[str] = []
     bad: list[HealthResult] = []
     for check in checks:
         found = [results.get((check.name, host)) for host in hosts]
-        missing = [h for h, r in zip(hosts, found, strict=True) if r is None and h in observed]
+        missing = [h for h, r in zip(hosts, found, strict=True) if r is None]
         failing = [r for r in found if r is not None and r.status == "failed"]
         timeouts = [r for r in found if r is not None and r.status == "timeout"]
         bad += failing + timeouts
@@ -225,8 +253,8 @@ def _regressions(
     failed: list[str],
     unsure: list[str],
 ) -> list[NewFailure]:
-    """The new failures `no_new_failures` forbids, noting a reason in `failed` (some found) or
-    `unsure` (no baseline to compare with)."""
+    """The new failures `no_new_failures` forbids on the observed `hosts`, noting a reason in
+    `failed` (some found) or `unsure` (no baseline to compare with)."""
     if not gate.no_new_failures:
         return []
     if baseline is None:
@@ -247,27 +275,32 @@ def evaluate_gate(
     baseline: Mapping[str, HostVerification] | None,
     health: Mapping[str, HealthResult],
 ) -> GateResult:
-    """Whether the ring may be left. `failed` when the pass rate is below the minimum, a check
-    regressed (with `no_new_failures`) or a health check failed; otherwise `inconclusive` when
-    too few hosts were observed, there is no baseline to compare with, or a health check timed
-    out or has no result; otherwise `passed`. `health` values are matched by (name, host); its
-    keys are not read. `reasons` lists every finding, failures first."""
+    """Whether the ring may be left, judged on the hosts the gate observed (see
+    `observation_gap`). `failed` when an observed host shows a failure: the pass rate of the
+    observed hosts is below the minimum, a check regressed (with `no_new_failures`) or a health
+    check failed. Otherwise `inconclusive` when a host was not observed, too few were, there is
+    no baseline to compare with, or a health check timed out or has no result. Otherwise
+    `passed`. An unobserved host never counts as failed (its checks did not run) and owes no
+    health result. `health` values are matched by (name, host); its keys are not read.
+    `reasons` lists every finding, failures first."""
     total = len(ring_hosts)
-    compliant = sum(_compliant(applied.get(h), verified.get(h)) for h in ring_hosts)
-    observed = {h for h in ring_hosts if h in verified and verified[h].status != "unreachable"}
-    rate = Fraction(compliant * 100, total) if total else Fraction(100)
+    gaps = {h: gap for h in ring_hosts if (gap := observation_gap(verified.get(h))) is not None}
+    observed = [h for h in ring_hosts if h not in gaps]
+    compliant = sum(_compliant(applied.get(h), verified.get(h)) for h in observed)
+    rate = Fraction(compliant * 100, len(observed)) if observed else Fraction(100)
     failed: list[str] = []
     unsure: list[str] = []
     if rate < Fraction(str(gate.min_pass_rate)):
+        among = _hosts(total) if not gaps else f"{len(observed)} observed host(s)"
         failed.append(
             f"pass rate {_percent(rate)} < {_percent(gate.min_pass_rate)} "
-            f"({compliant} of {_hosts(total)} compliant)"
+            f"({compliant} of {among} compliant)"
         )
-    regressions = _regressions(gate, ring_hosts, verified, baseline, failed, unsure)
-    health_failed, health_unsure, bad = _health_reasons(
-        gate.health_checks, ring_hosts, observed, health
-    )
+    regressions = _regressions(gate, observed, verified, baseline, failed, unsure)
+    health_failed, health_unsure, bad = _health_reasons(gate.health_checks, observed, health)
     failed += health_failed
+    if gaps:
+        unsure.append(_unobserved_reason(gaps))
     if len(observed) < gate.min_hosts:
         unsure.append(
             f"only {len(observed)} of {_hosts(total)} observed; the gate needs {gate.min_hosts}"
@@ -282,6 +315,7 @@ def evaluate_gate(
         observed=len(observed),
         compliant=compliant,
         pass_rate=round(float(rate), 2),
+        unobserved=tuple(gaps),
         new_failures=tuple(regressions),
         health_failures=tuple(bad),
     )

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.lab import faults as lab_faults
 from orchestrator.rollout.conductor import inventory_key
 from orchestrator.store.ledger import open_ledger
-from tests.integration.conftest import Lab
-from tests.integration.fleet import commit, host, make_repo, patchring, write_yaml
+from tests.integration.conftest import LAB_NAME, Lab
+from tests.integration.fleet import break_canary, commit, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -312,6 +313,34 @@ def test_killed_mid_batch_resumes_at_that_batch(repo: Path, lab: Lab) -> None:
         )
     assert all(installed(lab, n) == "1.0-2" for n in lab.hosts)
     print(f"resume after kill: {resume_seconds:.2f} s")
+    # The record of the resumed run is the whole rollout, from the ledger: every ring, batch
+    # and host, including those the killed invocation did.
+    record = result.json()
+    plan = {r.name: [h for b in r.batches for h in b] for r in rollout.plan.rings}
+    assert [(r["ring"], r["status"], r["hosts"]) for r in record["rings"]] == [
+        (ring, "passed", hosts) for ring, hosts in plan.items()
+    ]
+    assert sorted(a["host"] for a in record["apply"]) == sorted(lab.hosts)
+    assert all(a["status"] in {"changed", "unchanged"} for a in record["apply"])
+    assert sorted(v["host"] for v in record["verify"]) == sorted(lab.hosts)
+    assert all(c["status"] == "passed" for v in record["verify"] for c in v["results"])
+    assert all(len(v["results"]) > 1 for v in record["verify"])  # every check, not ids
+    assert record["rollout"]["id"] == rollout.id
+    assert {e["host"] for e in record["rollout"]["events"]} == set(lab.hosts)
+    runs = repo / ".patchring" / "runs"
+    html = (runs / f"{record['id']}.html").read_text()
+    markdown = (runs / f"{record['id']}.md").read_text()
+    headline = f"Rollout succeeded: {len(lab.hosts)} of {len(lab.hosts)} hosts compliant"
+    assert headline in html and headline in markdown
+    for ring, hosts in plan.items():
+        assert f"| {ring} | ✅ passed | {len(hosts)}/{len(hosts)} |" in markdown
+        for name in hosts:
+            assert f"| {name} | {ring} | compliant | " in markdown
+            assert f"<span>{name}</span>" in html
+    rendered = patchring(repo, "report", "--rollout", rollout.id)
+    assert rendered.code == 0, rendered.stderr
+    assert headline in rendered.stdout
+    assert all(f"| {name} | " in rendered.stdout for name in lab.hosts)
 
 
 def test_to_ring_stops_after_that_ring_and_a_later_rollout_continues(repo: Path, lab: Lab) -> None:
@@ -327,7 +356,8 @@ def test_to_ring_stops_after_that_ring_and_a_later_rollout_continues(repo: Path,
     assert patchring(repo, "rollout", "--to", "nowhere").code == 1
     rest = patchring(repo, "rollout", "--json")
     assert rest.code == 0
-    assert [r["status"] for r in rest.json()["rings"]] == ["passed", "passed"]
+    # the record is the whole rollout: canary, passed by the first invocation, too
+    assert [r["status"] for r in rest.json()["rings"]] == ["passed", "passed", "passed"]
     assert all(installed(lab, n) == "1.0-2" for n in lab.hosts)
 
 
@@ -344,3 +374,87 @@ def test_pause_resume_and_abort(repo: Path, lab: Lab) -> None:
     assert patchring(repo, "status", "--json").json()["rollouts"][0]["status"] == "aborted"
     assert patchring(repo, "abort").code == 1  # nothing active any more
     assert all(installed(lab, n) is None for n in lab.ring("broad"))
+
+
+def test_hosts_unreachable_at_the_gate_make_it_inconclusive_not_a_rollback(
+    repo: Path, lab: Lab
+) -> None:
+    """Two pilot hosts cut off between their apply and the gate: the gate cannot observe them.
+    It must be inconclusive (the rollout pauses), not failed, so auto_rollback does nothing."""
+    pilot = lab.ring("pilot")
+    set_rings(
+        repo,
+        pilot={"batches": [1], "failure_budget": {"max_failed": 3}, "auto_rollback": True},
+    )
+    policy = repo / "policies" / "acme-agent.yml"
+    data = yaml.safe_load(policy.read_text())
+    data.pop("patches")
+    write_yaml(policy, data)
+    pin_agent(repo, "1.0-1", rings=None)
+    commit(repo, "agent 1.0-1 everywhere")
+    assert patchring(repo, "rollout", "--to", "pilot").code == 0  # pilot's last good commit
+    assert patchring(repo, "abort").code == 0
+    pin_agent(repo, "1.0-2", rings=None)
+    commit(repo, "agent 1.0-2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "rollout", "--to", "pilot"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cut: list[str] = []
+    try:
+        while proc.poll() is None and len(cut) < 2:
+            time.sleep(0.1)
+            with ledger(repo) as book:
+                active = book.active_rollout(KEY(repo))
+                done = book.completed_batches(active.id) if active else set()
+            if active is not None:  # pilot's hosts in the rollout's own batch order
+                pilot = [h for b in active.plan.rings[1].batches for h in b]
+            for batch, name in enumerate(pilot[:2]):
+                if ("pilot", batch) in done and name not in cut:
+                    lab_faults.partition_host(LAB_NAME, name, lab.status.state_dir)
+                    cut.append(name)
+        out, err = proc.communicate(timeout=600)
+        assert cut == pilot[:2], f"the rollout ended before pilot was cut off: {out}{err}"
+        assert proc.returncode == 0, out + err  # paused is not a failure
+        assert "gate inconclusive" in out, out
+        assert f"2 host(s) not observed: {pilot[0]}, {pilot[1]} (" in out, out
+        assert "unreachable: ssh: connect to host" in out, out
+        assert "new failure" not in out and "rolling back" not in out + err
+        with ledger(repo) as book:
+            rollout = book.recent_rollouts(KEY(repo))[0]
+            assert rollout.status == "paused"
+            gate = [g for g in book.gate_results(rollout.id) if g.ring == "pilot"][-1]
+            assert gate.outcome == "inconclusive"
+            assert not [o for o in book.host_outcomes(rollout.id) if o.phase == "rollback"]
+        assert installed(lab, pilot[2]) == "1.0-2"  # not rolled back to 1.0-1
+    finally:
+        for name in cut:
+            lab_faults.heal_host(LAB_NAME, name, lab.status.state_dir)
+    resumed = patchring(repo, "resume", "--json")  # observed again: the gate passes
+    assert resumed.code == 0, resumed.stdout + resumed.stderr
+    assert [r["status"] for r in resumed.json()["rings"]] == ["passed", "passed", "passed"]
+    assert all(installed(lab, n) == "1.0-2" for n in pilot)
+
+
+def test_rollback_removes_the_apt_source_only_the_rolled_back_commit_declared(
+    repo: Path, lab: Lab
+) -> None:
+    set_rings(repo)
+    assert patchring(repo, "rollout", "--to", "canary").code == 0  # canary's last good commit
+    assert patchring(repo, "abort").code == 0
+    break_canary(repo)  # canary pinned to the broken 1.0-3, from a suite only it is offered
+    commit(repo, "canary gets the broken 1.0-3")
+    assert patchring(repo, "rollout").code == 3
+    canary = host(lab.address(lab.ring("canary")[0]), lab.ssh_config)
+    sources = "/etc/apt/sources.list.d/patchring-lab-broken.list"
+    key = "/etc/apt/keyrings/patchring-lab-broken.asc"
+    assert canary.file(sources).exists and canary.file(key).exists
+    back = patchring(repo, "rollback")
+    assert back.code == 0, back.stdout + back.stderr
+    assert not canary.file(sources).exists
+    assert not canary.file(key).exists
+    assert canary.package("acme-agent").version == "1.0-2"
+    assert " broken/main " not in canary.run("apt-cache policy acme-agent").stdout  # forgotten

@@ -184,19 +184,31 @@ HOSTS = ("a", "b", "c")
 UP = HealthCheck(name="up", command="systemctl is-active acme-agent")
 
 
+DOWN = "unreachable: ssh: connect to host a port 22: Connection timed out"
+
+
 def ring(**states: str) -> tuple[dict[str, HostResult], dict[str, HostVerification]]:
-    """Per host `ok`, `bad` (a check fails), `down` (unreachable) or `apply` (apply failed)."""
+    """Per host `ok`, `bad` (a check fails), `apply` (apply failed), `down` (unreachable at
+    the gate: every check an error, as the verifier reports it), `gone` (no verification at
+    all), `dark` (reachable, yet every check errored) or `flaky` (one check errored)."""
     applies: dict[str, HostResult] = {}
     verifies: dict[str, HostVerification] = {}
     for host, state in states.items():
-        apply_status = {"down": "unreachable", "apply": "failed"}.get(state, "changed")
+        apply_status = "failed" if state == "apply" else "changed"
         applies[host] = HostResult(host=host, status=apply_status)  # type: ignore[arg-type]
+        if state == "gone":
+            continue
+        version = {"bad": "failed", "down": "error", "dark": "error", "flaky": "error"}
+        running = "error" if state in {"down", "dark"} else "passed"
+        checks = {"version": version.get(state, "passed"), "running": running}
         verify_status = {"ok": "passed", "down": "unreachable"}.get(state, "failed")
-        checks = {"version": "failed" if state == "bad" else "passed", "running": "passed"}
-        if state != "down":
-            result = verified(verify_status, host, **checks)
-            assert result is not None
-            verifies[host] = result
+        result = verified(verify_status, host, **checks)
+        assert result is not None
+        if state in {"down", "dark"}:
+            errored = tuple(r.model_copy(update={"message": DOWN}) for r in result.results)
+            error = DOWN if state == "down" else None
+            result = result.model_copy(update={"results": errored, "error": error})
+        verifies[host] = result
     return applies, verifies
 
 
@@ -259,16 +271,70 @@ ALL_UP = health(("up", "a", "passed", ""), ("up", "b", "passed", ""), ("up", "c"
             "inconclusive",
             ("no baseline verification to compare with (no_new_failures)",),
         ),
-        (  # a definite failure wins over inconclusive; every reason is kept
+        (  # unreachable hosts were not observed: inconclusive, never failed
             Gate(min_hosts=2),
             {"a": "down", "b": "down", "c": "ok"},
             None,
             {},
-            "failed",
+            "inconclusive",
             (
-                "pass rate 33.33% < 100% (1 of 3 hosts compliant)",
+                f"2 host(s) not observed: a, b ({DOWN})",
                 "only 1 of 3 hosts observed; the gate needs 2",
             ),
+        ),
+        (  # rebooted between apply and gate: their errored checks are no new failures
+            Gate(no_new_failures=True),
+            {"a": "down", "b": "down"},
+            {h: verified("passed", h, version="passed", running="passed") for h in "ab"},
+            {},
+            "inconclusive",
+            (
+                f"2 host(s) not observed: a, b ({DOWN})",
+                "only 0 of 2 hosts observed; the gate needs 1",
+            ),
+        ),
+        (  # a genuine failure among observed hosts wins; the unobserved are named apart
+            Gate(),
+            {"a": "down", "b": "bad", "c": "ok"},
+            None,
+            {},
+            "failed",
+            (
+                "pass rate 50% < 100% (1 of 2 observed host(s) compliant)",
+                f"1 host(s) not observed: a ({DOWN})",
+            ),
+        ),
+        (  # the same with no_new_failures: only the observed host's check is new
+            Gate(min_pass_rate=0, no_new_failures=True),
+            {"a": "down", "b": "bad", "c": "ok"},
+            {h: verified("passed", h, version="passed", running="passed") for h in "abc"},
+            {},
+            "failed",
+            ("1 new failure(s): b p/version", f"1 host(s) not observed: a ({DOWN})"),
+        ),
+        (  # observed with every check an error (nothing known) vs one check an error
+            Gate(min_pass_rate=0, no_new_failures=True),
+            {"a": "dark", "b": "ok"},
+            {h: verified("passed", h, version="passed", running="passed") for h in "ab"},
+            {},
+            "inconclusive",
+            (f"1 host(s) not observed: a (no check could run: {DOWN})",),
+        ),
+        (
+            Gate(min_pass_rate=0, no_new_failures=True),
+            {"a": "flaky", "b": "ok"},
+            {h: verified("passed", h, version="passed", running="passed") for h in "ab"},
+            {},
+            "failed",
+            ("1 new failure(s): a p/version",),
+        ),
+        (  # hosts grouped by why they were not observed
+            Gate(),
+            {"a": "down", "b": "ok", "c": "gone", "d": "down"},
+            None,
+            {},
+            "inconclusive",
+            (f"3 host(s) not observed: a, c, d (a, d: {DOWN}; c: not verified)",),
         ),
         (
             Gate(min_hosts=3),
@@ -278,13 +344,16 @@ ALL_UP = health(("up", "a", "passed", ""), ("up", "b", "passed", ""), ("up", "c"
             "inconclusive",
             ("only 2 of 2 hosts observed; the gate needs 3",),
         ),
-        (  # unreachable hosts and failed applies are not compliant
+        (  # a failed apply on an observed host is a failure; the unreachable are not
             Gate(),
             {"a": "down", "b": "down", "c": "apply"},
             None,
             {},
             "failed",
-            ("pass rate 0% < 100% (0 of 3 hosts compliant)",),
+            (
+                "pass rate 0% < 100% (0 of 1 observed host(s) compliant)",
+                f"2 host(s) not observed: a, b ({DOWN})",
+            ),
         ),
         (
             Gate(health_checks=(UP,)),
@@ -318,13 +387,13 @@ ALL_UP = health(("up", "a", "passed", ""), ("up", "b", "passed", ""), ("up", "c"
             "inconclusive",
             ("health check 'up' has no result for b, c",),
         ),
-        (  # an unreachable host owes no health result (it already counts against the rate)
-            Gate(min_pass_rate=60, health_checks=(UP,)),
+        (  # an unobserved host owes no health result, and its failing one is not a failure
+            Gate(health_checks=(UP,)),
             {"a": "ok", "b": "ok", "c": "down"},
             None,
-            health(("up", "a", "passed", ""), ("up", "b", "passed", "")),
-            "passed",
-            (),
+            {**ALL_UP, **health(("up", "c", "failed", "ssh: connection timed out"))},
+            "inconclusive",
+            (f"1 host(s) not observed: c ({DOWN})",),
         ),
     ],
 )
@@ -347,13 +416,15 @@ def test_gate_result_counts_and_every_reason() -> None:
     assert result == GateResult(
         status="failed",
         reasons=(
-            "pass rate 0% < 100% (0 of 3 hosts compliant)",
+            "pass rate 0% < 100% (0 of 1 observed host(s) compliant)",
+            f"2 host(s) not observed: a, b ({DOWN})",
             "health check 'up' has no result for c",
         ),
         hosts=3,
         observed=1,
         compliant=0,
         pass_rate=0.0,
+        unobserved=("a", "b"),
     )
     assert not result.passed
 
