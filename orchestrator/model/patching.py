@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from orchestrator.model.base import Frozen
 
@@ -103,21 +103,22 @@ class HostAssessment(Frozen):
         return max(0.0, (self.assessed_at - self.lists_updated_at).total_seconds())
 
 
+def _origin_pattern_text(text: str) -> str:
+    parse_origin_pattern(text)  # raises ValueError with the reason
+    return text
+
+
+OriginPatternText = Annotated[str, AfterValidator(_origin_pattern_text)]
+
+
 class PatchingSettings(Frozen):
     """The inventory's `patching:` section."""
 
-    security_origins: tuple[str, ...] = Field(
+    security_origins: tuple[OriginPatternText, ...] = Field(
         DEFAULT_SECURITY_ORIGINS,
         description="unattended-upgrades Origins-Pattern strings (`o=Debian,n=${distro_codename}"
         "-security`): an update is `security` when any origin of its candidate matches one.",
     )
-
-    @field_validator("security_origins")
-    @classmethod
-    def _patterns_parse(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in patterns:
-            parse_origin_pattern(pattern)  # raises ValueError with the reason
-        return patterns
 
 
 ORIGIN_KEYS = {
