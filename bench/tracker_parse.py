@@ -55,7 +55,20 @@ def synthetic_tracker(entries: int, seed: int = 1) -> dict[str, Any]:
     small = [f"pkg{index:04d}" for index in range(1500)]
     rest = (1 - sum(weights.values())) / len(small)
     weights.update({name: rest for name in small})
-    words = "buffer overflow in the parser allows remote attackers to cause a denial".split()
+    words = [
+        "buffer",
+        "overflow",
+        "in",
+        "the",
+        "parser",
+        "allows",
+        "remote",
+        "attackers",
+        "to",
+        "cause",
+        "a",
+        "denial",
+    ]
     for source, share in weights.items():
         version = (
             f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}-{rng.randint(1, 5)}"

@@ -10,9 +10,9 @@ case-sensitive fnmatch globs. Pure data: imports only pydantic and the package's
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.patching import Urgency
@@ -21,10 +21,19 @@ _PACKAGE_GLOB = r"^[A-Za-z0-9*?\[][A-Za-z0-9_.+*?\[\]!:-]*$"
 _VERSION = r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$"
 
 
+def _package_glob(pattern: str) -> str:
+    if not re.match(_PACKAGE_GLOB, pattern):
+        raise ValueError(f"'{pattern}' is not a package name or glob (like linux-image-*)")
+    return pattern
+
+
+PackageGlob = Annotated[str, AfterValidator(_package_glob)]
+
+
 class PackageVersionRef(Frozen):
     """A package (glob) and, optionally, one exact version of it."""
 
-    package: str = Field(pattern=_PACKAGE_GLOB, description="Package name or glob, e.g. linux-*.")
+    package: PackageGlob = Field(description="Package name or glob, e.g. linux-*.")
     version: str | None = Field(None, pattern=_VERSION, description="Only this exact version.")
 
 
@@ -46,24 +55,16 @@ class PatchBaseline(Frozen):
     min_age_days: int = Field(
         0, ge=0, description="Approve a version only this many days after patchring first saw it."
     )
-    include: tuple[str, ...] = Field(
+    include: tuple[PackageGlob, ...] = Field(
         (), description="Only packages matching one of these globs (all when empty)."
     )
-    exclude: tuple[str, ...] = Field((), description="Never packages matching these globs.")
+    exclude: tuple[PackageGlob, ...] = Field((), description="Never packages matching these globs.")
     approved: tuple[PackageVersionRef, ...] = Field(
         (), description="Approved whatever the filters and rules say (not over a rejection)."
     )
     rejected: tuple[PackageVersionRef, ...] = Field(
         (), description="Never approved: the package, or only the version given."
     )
-
-    @field_validator("include", "exclude")
-    @classmethod
-    def _globs(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in patterns:
-            if not re.match(_PACKAGE_GLOB, pattern):
-                raise ValueError(f"'{pattern}' is not a package name or glob (like linux-image-*)")
-        return patterns
 
     @property
     def minimum_urgency(self) -> Urgency | None:

@@ -11,9 +11,18 @@ pydantic and the package's model.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.patching import Classification
@@ -35,7 +44,18 @@ def _package_name(value: str) -> str:
     return value
 
 
+def _aware_time(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    try:
+        result: datetime = handler(value)
+    except PydanticValidationError:
+        raise ValueError(
+            f"'{value}' is not a date and time with a time zone (like 2026-12-01T09:30:00Z)"
+        ) from None
+    return result
+
+
 Version = Annotated[str, AfterValidator(_debian_version)]
+Timestamp = Annotated[AwareDatetime, WrapValidator(_aware_time)]
 PackageName = Annotated[str, AfterValidator(_package_name)]
 
 
@@ -45,7 +65,7 @@ class ApprovedVersion(Frozen):
     version: Version
     source: str = Field("", description="Its source package, when known.")
     classification: Classification
-    first_seen: AwareDatetime
+    first_seen: Timestamp
     fixes: tuple[str, ...] = Field((), description="CVE and advisory ids it fixes, sorted.")
     reason: str
 
@@ -54,10 +74,10 @@ class HeldVersion(Frozen):
     """A version seen but not approved (yet): why, and when minimum age will let it in."""
 
     classification: Classification
-    first_seen: AwareDatetime
+    first_seen: Timestamp
     fixes: tuple[str, ...] = ()
     reason: str
-    approvable_from: AwareDatetime | None = None
+    approvable_from: Timestamp | None = None
 
 
 class ReleaseLock(Frozen):
@@ -71,7 +91,7 @@ class PatchLock(Frozen):
     """The whole lock file."""
 
     schema_version: int = Field(description="The lock file format; this patchring writes 1.")
-    seen: dict[str, dict[PackageName, dict[Version, AwareDatetime]]] = Field(
+    seen: dict[str, dict[PackageName, dict[Version, Timestamp]]] = Field(
         {}, description="codename -> package -> version -> when patchring first saw it."
     )
     baselines: dict[str, dict[str, ReleaseLock]] = Field(

@@ -56,7 +56,7 @@ Package files:
  100 /var/lib/dpkg/status
      release a=now
  500 http://deb.debian.org/debian-security bookworm-security/non-free-firmware amd64 Packages
-     release v=12,o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=non-free-firmware,b=amd64
+     release v=12,o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,{nff}
      origin deb.debian.org
  500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
      release v=12,o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,b=amd64
@@ -66,7 +66,7 @@ Package files:
      origin deb.debian.org
      release nonsense-without-equals
 Pinned packages:
-"""
+""".format(nff="c=non-free-firmware,b=amd64")
 
 
 def test_installed_packages_with_sources_binnmus_and_epochs() -> None:
