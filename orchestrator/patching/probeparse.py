@@ -44,6 +44,8 @@ _STATUS = re.compile(r"^[a-z][a-zA-Z][ R]$")
 _ARCH = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _INST = re.compile(r"^Inst (\S+) (?:\[([^\]]+)\] )?\((\S+) (.+?)(?: \[([^\]]+)\])?\)")
 _MAPS = re.compile(r"^/proc/([0-9]+)/maps:\S+ \S+ \S+ \S+ \S+\s+(/.*) \(deleted\)$")
+_LATEST_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z
+_KERNEL_BUILD = re.compile(r"\bDebian (\S+)")
 _CGROUP = re.compile(r"^/proc/([0-9]+)/cgroup:[^:]*:[^:]*:(.*)$")
 _UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".timer")
 # Deleted mappings every host has that no upgrade explains: shared memory and devices.
@@ -298,16 +300,34 @@ def newest_kernel(boot_files: str) -> str:
     return newest(valid) if valid else ""
 
 
+def _abi_rebuild(kernel_build: str, installed_package_version: str) -> bool:
+    """An ABI-compatible kernel upgrade keeps `uname -r` and changes only `uname -v`
+    (`#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)`): compare that Debian version with
+    the installed `linux-image-$(uname -r)` package's version."""
+    match = _KERNEL_BUILD.search(kernel_build)
+    installed = installed_package_version.strip()
+    if match is None or not is_debian_version(installed) or not is_debian_version(match[1]):
+        return False
+    return compare_versions(installed, match[1]) > 0
+
+
 def reboot_status(
-    flag: bool, packages_text: str, running_kernel: str, boot_files: str
+    flag: bool,
+    packages_text: str,
+    running_kernel: str,
+    boot_files: str,
+    kernel_build: str = "",
+    kernel_package_version: str = "",
 ) -> RebootStatus:
     """The reboot facts: the flag file, its packages, and whether a newer kernel is installed
-    than the one running (compared in Debian ordering: `6.1.0-10` is newer than `6.1.0-9`)."""
+    than the one running: a newer `/boot/vmlinuz-*` (Debian ordering: `6.1.0-10` is newer than
+    `6.1.0-9`), or a newer build of the running release (`kernel_build` is `uname -v`,
+    `kernel_package_version` the version of `linux-image-$(uname -r)`)."""
     running = running_kernel.strip()
     latest = newest_kernel(boot_files)
     outdated = bool(
         running and latest and is_debian_version(running) and compare_versions(latest, running) > 0
-    )
+    ) or _abi_rebuild(kernel_build, kernel_package_version)
     return RebootStatus(
         required_flag=flag,
         packages=parse_reboot_packages(packages_text),
@@ -318,9 +338,11 @@ def reboot_status(
 
 
 def parse_lists_mtime(text: str) -> datetime | None:
-    """The newest of `stat -c %Y` epoch seconds (one per line) as UTC, or None."""
+    """The newest of `stat -c %Y` epoch seconds (one per line) as UTC, or None; a value no
+    clock can hold (before 1970 or after 9999) is ignored."""
     stamps = [int(line) for line in (raw.strip() for raw in text.splitlines()) if line.isdigit()]
-    return datetime.fromtimestamp(max(stamps), UTC) if stamps else None
+    usable = [stamp for stamp in stamps if stamp < _LATEST_EPOCH]
+    return datetime.fromtimestamp(max(usable), UTC) if usable else None
 
 
 @dataclass(frozen=True)
@@ -335,6 +357,8 @@ class ProbeOutput:
     reboot_packages: str = ""
     running_kernel: str = ""
     boot_files: str = ""
+    kernel_build: str = ""
+    kernel_package_version: str = ""
     deleted_maps: str = ""
     cgroups: str = ""
     lists_mtimes: str = ""
@@ -362,6 +386,8 @@ def build_assessment(host: str, output: ProbeOutput, assessed_at: datetime) -> H
             output.reboot_packages,
             output.running_kernel,
             output.boot_files,
+            output.kernel_build,
+            output.kernel_package_version,
         ),
         stale_processes=group_stale_processes(deleted.items, dict(units.items)),
         lists_updated_at=parse_lists_mtime(output.lists_mtimes),

@@ -178,6 +178,11 @@ def test_reboot_facts() -> None:
     assert status.kernel_outdated and status.required
     current = reboot_status(False, "", "6.1.0-10-amd64", boot)
     assert not current.kernel_outdated and not current.required
+    build = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)"
+    abi = reboot_status(False, "", "6.1.0-10-amd64", boot, build, "6.1.193-1")
+    assert abi.kernel_outdated  # same release, newer build installed
+    assert not reboot_status(False, "", "6.1.0-10-amd64", boot, build, "6.1.192-3").required
+    assert not reboot_status(False, "", "6.1.0-10-amd64", boot, "#1 SMP", "6.1.193-1").required
     flagged = reboot_status(True, "dbus\nlinux-image-6.1.0-57-amd64\ndbus\n", "", "")
     assert flagged.packages == ("dbus", "linux-image-6.1.0-57-amd64")
     assert flagged.required and not flagged.kernel_outdated
@@ -192,6 +197,7 @@ def test_os_release_and_lists_age() -> None:
         2025, 12, 1, 12, 0, tzinfo=UTC
     )
     assert parse_lists_mtime("") is None
+    assert parse_lists_mtime("99999999999999999999\n") is None  # no crash on absurd stamps
 
 
 def test_build_assessment_never_raises_on_junk_and_counts_it() -> None:
@@ -225,3 +231,35 @@ def test_build_assessment_never_raises_on_junk_and_counts_it() -> None:
     assert full.codename == "bookworm"
     assert len(full.pending) == 3 and full.pending[0].origins[0].origin == "Debian"
     assert full.lists_age_seconds == 3600
+
+
+def test_mutated_probe_output_never_raises() -> None:
+    """Deterministic fuzzing: every sample with characters dropped, doubled or replaced."""
+    import random
+
+    rng = random.Random(8)
+    samples = [INSTALLED, SIMULATE, POLICY, MAPS, CGROUPS]
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    for _ in range(300):
+        mutated = []
+        for sample in samples:
+            chars = list(sample)
+            for _ in range(rng.randint(1, 30)):
+                index = rng.randrange(len(chars))
+                chars[index] = rng.choice([" ", ":", "(", "[", "]", ")", "\n", "", "é", "0", "~"])
+            mutated.append("".join(chars))
+        output = ProbeOutput(
+            os_release=mutated[0],
+            installed=mutated[0],
+            simulated_upgrade=mutated[1],
+            policy=mutated[2],
+            deleted_maps=mutated[3],
+            cgroups=mutated[4],
+            lists_mtimes=mutated[3],
+            running_kernel=mutated[1][:20],
+            boot_files=mutated[2],
+            kernel_build=mutated[1][:60],
+            kernel_package_version=mutated[0][:12],
+        )
+        assessment = build_assessment("fuzz", output, now)
+        assert assessment.host == "fuzz"

@@ -172,3 +172,22 @@ def test_problems_are_capped() -> None:
     found = problems(json.dumps(bad))
     assert len(found) == 21
     assert found[-1] == "cache/tracker.json: error: ... and 10 more problems"
+
+
+def test_mutated_tracker_data_gives_a_result_or_located_errors_only() -> None:
+    import random
+
+    rng = random.Random(4)
+    outcomes = set()
+    for _ in range(300):
+        chars = list(DATA)
+        for _ in range(rng.randint(1, 4)):
+            index = rng.randrange(len(chars))
+            chars[index] = rng.choice(['"', "{", "}", "[", "1", "null", ",", ":", "", "x"])
+        try:
+            parse_tracker("".join(chars), "t.json")
+            outcomes.add("parsed")
+        except ValidationError as error:
+            assert all(str(d).startswith("t.json") for d in error.diagnostics)
+            outcomes.add("rejected")
+    assert outcomes == {"parsed", "rejected"}
