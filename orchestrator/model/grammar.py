@@ -159,13 +159,17 @@ def check_host_path(value: str, allow_root: bool = False) -> str:
 
 
 def check_local_path(value: str) -> str:
-    """A path on the controller (an ssh key, a known_hosts file): one line, not empty, no `${`
-    (OpenSSH expands environment variables there and has no escape for it)."""
-    check_line(value)
-    if not value.strip():
-        raise ValueError("a path must not be empty")
-    if "${" in value:
-        raise _fail(value, "contains '${', which OpenSSH would expand")
+    """A path on the controller (an ssh key, a known_hosts file), relative or absolute: the
+    characters of `check_host_path`, so no `${` (OpenSSH expands it and has no escape), no
+    quote, space or `;`, and no leading `-`."""
+    problem = _control(value)
+    if problem:
+        raise _fail(value, problem)
+    if not value or value.startswith("-"):
+        raise _fail(value, "is not a path (empty, or starting with '-')")
+    if not _PATH_CHARS.fullmatch(value):
+        allowed = "letters, digits, / . _ + @ % , : = ~ -"
+        raise _fail(value, f"contains a character not allowed in a path ({allowed})")
     return value
 
 

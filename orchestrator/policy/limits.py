@@ -30,7 +30,7 @@ MAX_INT_BITS = 4096
 """About 1,200 digits: arithmetic beyond this is refused (and stays printable)."""
 MAX_BUILT = 20 * MAX_OUTPUT
 """Characters all operators, calls and filters of one rendering may build together."""
-MAX_STEPS = 1_000_000
+MAX_STEPS = 200_000
 """Loop iterations, calls and operators per rendering."""
 MAX_SECONDS = 10.0
 """Wall-clock limit of one rendering."""
