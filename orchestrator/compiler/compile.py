@@ -8,6 +8,7 @@ Packages that change together are installed in one apt call: one dpkg run instea
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Collection, Iterator
 
 from orchestrator.compiler.opspec import OpSpec
@@ -137,7 +138,7 @@ def _packages(chosen: list[Resource]) -> list[OpSpec]:
     if remove:
         ops.append(_batch(remove, "apt.packages", "remove packages", present=False))
     if hold:
-        names = " ".join(dict.fromkeys(name for name, _ in hold))
+        names = " ".join(shlex.quote(name) for name in dict.fromkeys(name for name, _ in hold))
         ops.append(
             _batch(
                 [],

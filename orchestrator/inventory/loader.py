@@ -29,7 +29,12 @@ from orchestrator.model.inventory import (
 )
 from orchestrator.model.ring import RingSettings
 from orchestrator.policy.loader import read_located
-from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, WorktreeSource
+from orchestrator.policy.projectsource import (
+    NotRegularFileError,
+    PathOutsideRootError,
+    ProjectSource,
+    WorktreeSource,
+)
 from orchestrator.policy.secretvars import marked_texts, misplaced_secrets
 from orchestrator.policy.validation import check_var_names, suggest, validate_located
 from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
@@ -80,6 +85,8 @@ def _find_files(source: ProjectSource, inventory: str) -> _Files | Diagnostic:
         return _Files(source, tuple(paths), external=False)
     try:
         source.read_text(inventory)
+    except NotRegularFileError as error:
+        return Diagnostic(SourceLocation(inventory), f"cannot read the file: {error.strerror}")
     except (OSError, ValueError):
         message = "no inventory found (neither a file nor a folder of .yml or .yaml files)"
         return Diagnostic(SourceLocation(inventory), message)

@@ -13,24 +13,27 @@ from pydantic import Field
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
+from orchestrator.model.grammar import Address, Label, LocalPath, Login, Port
 from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
 
 
 class SshSettings(Frozen):
-    user: str = "root"
-    port: int = 22
-    identity_file: str | None = Field(None, description="Private key; relative to the file.")
-    known_hosts: str | None = Field(None, description="known_hosts file; host keys are checked.")
+    user: Login = "root"
+    port: Port = 22
+    identity_file: LocalPath | None = Field(None, description="Private key; relative to the file.")
+    known_hosts: LocalPath | None = Field(
+        None, description="known_hosts file; host keys are checked."
+    )
     connect_timeout: float = Field(10.0, gt=0)
     command_timeout: float = Field(300.0, gt=0, description="Limit for any one remote step.")
 
 
 class HostEntry(Frozen):
-    address: str
-    port: int | None = None
-    ring: str | None = None
-    groups: tuple[str, ...] = ()
+    address: Address = Field(description="IP address or DNS name.")
+    port: Port | None = None
+    ring: Label | None = None
+    groups: tuple[Label, ...] = ()
     vars: dict[str, Any] = {}
 
 
@@ -39,7 +42,7 @@ class GroupEntry(Frozen):
 
 
 class RingEntry(RingSettings):
-    name: str
+    name: Label
     description: str = ""
     vars: dict[str, Any] = {}
 
@@ -50,9 +53,9 @@ class InventoryDocument(Frozen):
     secret_vars: tuple[str, ...] = Field(
         (), description="Variables whose values are secrets, masked in every output."
     )
-    groups: dict[str, GroupEntry] = {}
+    groups: dict[Label, GroupEntry] = {}
     rings: tuple[RingEntry, ...] = ()
-    hosts: dict[str, HostEntry] = {}
+    hosts: dict[Label, HostEntry] = {}
 
 
 # --- The merged inventory, as loaders hand it to resolution and rollout -------------------------

@@ -12,6 +12,17 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.grammar import (
+    AptUrl,
+    AptWord,
+    HostPath,
+    PackageName,
+    PolicyLine,
+    PolicyLogin,
+    RepoPath,
+    SysctlValue,
+    UnitName,
+)
 
 # Debian policy: [epoch:]upstream[-revision]; upstream starts with a digit.
 DEBIAN_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
@@ -44,16 +55,16 @@ class AptRepository(Frozen):
     """An apt source with its signing key, written to /etc/apt/sources.list.d/<name>.list."""
 
     name: str = Field(pattern=NAME, description="File name of the source and its key.")
-    url: str = Field(description="Repository URL, e.g. http://deb.example.org/debian")
-    suite: str = Field(description="Suite (distribution), e.g. bookworm.")
-    components: tuple[str, ...] = ("main",)
+    url: AptUrl = Field(description="Repository URL, e.g. http://deb.example.org/debian")
+    suite: AptWord = Field(description="Suite (distribution), e.g. bookworm.")
+    components: tuple[AptWord, ...] = ("main",)
     key: str = Field(description="ASCII-armored public signing key (inline or from a variable).")
 
 
 class Package(Frozen):
     """A Debian package: present, absent, latest, or pinned to an exact version."""
 
-    name: str = Field(pattern=NAME)
+    name: PackageName
     state: Literal["present", "absent", "latest"] = "present"
     version: str | None = Field(None, description="Exact version to install (pin).")
     hold: bool = Field(False, description="apt-mark hold the package at its version.")
@@ -72,13 +83,15 @@ class Package(Frozen):
 class File(Frozen):
     """A file with inline content or a Jinja2 template from the policy repository."""
 
-    path: str = Field(pattern=r"^/", description="Absolute path on the host.")
+    path: HostPath = Field(description="Absolute path on the host.")
     content: str | None = Field(None, description="Inline content.")
-    template: str | None = Field(None, description="Jinja2 template, relative to the repo root.")
-    owner: str = "root"
-    group: str = "root"
+    template: RepoPath | None = Field(
+        None, description="Jinja2 template, relative to the repo root."
+    )
+    owner: PolicyLogin = "root"
+    group: PolicyLogin = "root"
     mode: str = Field("0644", pattern=MODE)
-    restart: tuple[str, ...] = Field((), description="Services to restart when it changes.")
+    restart: tuple[UnitName, ...] = Field((), description="Services to restart when it changes.")
 
     @model_validator(mode="after")
     def _one_source(self) -> File:
@@ -88,16 +101,16 @@ class File(Frozen):
 
 
 class Directory(Frozen):
-    path: str = Field(pattern=r"^/")
-    owner: str = "root"
-    group: str = "root"
+    path: HostPath
+    owner: PolicyLogin = "root"
+    group: PolicyLogin = "root"
     mode: str = Field("0755", pattern=MODE)
 
 
 class Service(Frozen):
     """A systemd service."""
 
-    name: str = Field(pattern=NAME)
+    name: UnitName
     running: bool = True
     enabled: bool = True
 
@@ -106,7 +119,7 @@ class Sysctl(Frozen):
     """A kernel parameter, set now and persisted in /etc/sysctl.d/."""
 
     key: str = Field(pattern=r"^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$")
-    value: str
+    value: SysctlValue
 
     @field_validator("value", mode="before")
     @classmethod
@@ -119,20 +132,20 @@ class Sysctl(Frozen):
 class User(Frozen):
     name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
     present: bool = True
-    uid: int | None = None
-    group: str | None = Field(None, description="Primary group.")
-    groups: tuple[str, ...] = Field((), description="Supplementary groups.")
-    home: str | None = None
-    shell: str | None = None
+    uid: int | None = Field(None, ge=0, le=4294967294)
+    group: PolicyLogin | None = Field(None, description="Primary group.")
+    groups: tuple[PolicyLogin, ...] = Field((), description="Supplementary groups.")
+    home: HostPath | None = None
+    shell: HostPath | None = None
     system: bool = False
 
 
 class Command(Frozen):
     """An escape hatch: a shell command that states how it is idempotent."""
 
-    name: str
+    name: PolicyLine
     run: str
-    creates: str | None = Field(None, description="Skip when this path exists.")
+    creates: HostPath | None = Field(None, description="Skip when this path exists.")
     unless: str | None = Field(None, description="Skip when this command exits 0.")
 
     @model_validator(mode="after")
@@ -145,9 +158,9 @@ class Command(Frozen):
 class Patch(Frozen):
     """A security advisory: hosts below the fixed version are upgraded to it."""
 
-    advisory: str = Field(description="Advisory id, e.g. DSA-5678-1.")
-    cves: tuple[str, ...] = ()
-    package: str = Field(pattern=NAME)
+    advisory: PolicyLine = Field(description="Advisory id, e.g. DSA-5678-1.")
+    cves: tuple[PolicyLine, ...] = ()
+    package: PackageName
     fixed: str = Field(description="First fixed version (Debian ordering).")
     description: str = ""
 
@@ -157,7 +170,7 @@ class Patch(Frozen):
 class Deploy(Frozen):
     """Call a pyinfra deploy from the `deploys` package with arguments."""
 
-    name: str
+    name: PolicyLine
     use: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
         description="module:function inside the deploys package, e.g. motd:configure_motd",
@@ -182,7 +195,7 @@ class PolicyDocument(Frozen):
     commands: tuple[Command, ...] = ()
     patches: tuple[Patch, ...] = ()
     deploy: tuple[Deploy, ...] = ()
-    checks: tuple[str, ...] = Field(
+    checks: tuple[RepoPath, ...] = Field(
         (),
         description="Your own pytest-testinfra test files (repository-relative paths, e.g. "
         "checks/test_agent.py), run by `verify` against the hosts this policy selects.",

@@ -11,8 +11,8 @@ source too, so tests and callers can give their own. Imports only the standard l
 
 from __future__ import annotations
 
-import errno
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -20,6 +20,13 @@ from typing import Protocol
 from orchestrator.errors import UserInputError
 
 YAML_SUFFIXES = (".yml", ".yaml")
+MAX_FILE_BYTES = 16 * 1024 * 1024
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+_KINDS |= {stat.S_IFSOCK: "a socket"}
+
+
+class NotRegularFileError(OSError):
+    """Only regular files are read: a FIFO or a device could block or never end."""
 
 
 class PathOutsideRootError(UserInputError):
@@ -98,9 +105,26 @@ class WorktreeSource:
         real = self._resolve(path)
         if real.is_dir():
             raise IsADirectoryError(path)
-        if real.exists() and not real.is_file():
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        return real.read_text(encoding="utf-8")
+        return read_regular_file(real).decode("utf-8")
 
     def read_env(self, name: str) -> str | None:
         return self._environment.get(name)
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES. Opens without blocking (a FIFO
+    with no writer would wait forever) and checks what was opened, not what a name pointed to
+    before (no race). Raises NotRegularFileError, or OSError as `open` does."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise NotRegularFileError(0, f"not a regular file ({kind})", str(path))
+        if info.st_size > MAX_FILE_BYTES:
+            limit = MAX_FILE_BYTES // (1024 * 1024)
+            raise NotRegularFileError(0, f"larger than {limit} MiB", str(path))
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise NotRegularFileError(0, "grew while being read", str(path))
+    return data

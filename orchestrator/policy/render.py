@@ -3,8 +3,12 @@
 Strings containing `{{` or `{%` are rendered with a `SandboxedEnvironment` (StrictUndefined, no
 autoescape, trailing newlines kept). Template files, and anything they include, are loaded only
 through the `ProjectSource`, so a template can never read outside the repository. Failures
-become `RenderError`s that say what went wrong in words; the resolver locates them. Imports
-jinja2 and the package's `source` and `policy.projectsource`; no file I/O of its own.
+become `RenderError`s that say what went wrong in words; the resolver locates them.
+
+A policy is untrusted input, so rendering is bounded (see `limits`): what `*`, `**`, `+`, `%`,
+`~`, string methods and filters would build is checked before it is built, every loop iteration
+and call counts against a step budget and a deadline, and the output has a maximum length.
+Imports jinja2 and the package's `source` and `policy.projectsource`; no file I/O of its own.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from typing import Any
 
 from jinja2 import BaseLoader, Environment, StrictUndefined, Template
 from jinja2.exceptions import TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 
+from orchestrator.policy.limits import BoundedEnvironment, RenderLimitError
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource
 from orchestrator.source import SourceLocation
 
@@ -77,6 +81,15 @@ def _translated(path: str | None) -> Iterator[None]:
         raise RenderError(f"{prefix}not a UTF-8 text file", per_host=False) from None
     except UndefinedError as error:
         raise RenderError(f"{prefix}{error.message}") from None
+    except RenderLimitError as error:
+        raise RenderError(f"{prefix}{error}") from None
+    except RecursionError:
+        raise RenderError(f"{prefix}template recursion too deep") from None
+    except MemoryError:
+        raise RenderError(f"{prefix}rendering needs too much memory") from None
+    except OSError as error:
+        message = f"{prefix}cannot read the template: {error.strerror}"
+        raise RenderError(message, per_host=False) from None
     except (
         TemplateError,
         ArithmeticError,
@@ -92,7 +105,7 @@ class TemplateRenderer:
     """Renders strings and template files for one project version; caches compiled templates."""
 
     def __init__(self, source: ProjectSource) -> None:
-        self._env = SandboxedEnvironment(
+        self._env = BoundedEnvironment(
             loader=_SourceLoader(source),
             undefined=StrictUndefined,
             autoescape=False,
@@ -107,9 +120,9 @@ class TemplateRenderer:
             template = self._compiled.get(text)
             if template is None:
                 template = self._compiled.setdefault(text, self._env.from_string(text))
-            return template.render(context)
+            return self._env.render_bounded(template, context)
 
     def render_file(self, path: str, context: Mapping[str, Any]) -> str:
         """Render a template file named by its path in the repository. Raises RenderError."""
         with _translated(path):
-            return self._env.get_template(path).render(context)
+            return self._env.render_bounded(self._env.get_template(path), context)

@@ -180,6 +180,7 @@ class _HostRender:
     host: str
     reporter: Reporter
     failed: bool = False
+    templated: bool = False
 
     def report(self, error: RenderError, where: SourceLocation) -> None:
         self.failed = True
@@ -190,6 +191,7 @@ class _HostRender:
     def tree(self, value: Any, path: YamlPath) -> Any:
         """Every templated string inside `value` rendered; other values unchanged."""
         if isinstance(value, str) and is_template(value):
+            self.templated = True
             try:
                 return self.renderer.render_text(value, self.context)
             except RenderError as error:
@@ -209,8 +211,8 @@ class _HostRender:
         raw = located.data[section][index]
         rendered = self.tree(raw, path)
         final: BaseModel | None = spec
-        if rendered != raw and not self.failed:
-            final, problems = validate_located(type(spec), located, path, rendered)
+        if self.templated and not self.failed:
+            final, problems = validate_located(type(spec), located, path, rendered, rendered=True)
             # A rendered value usually differs per host: report each field once, for one host.
             self.reporter.extend(problems, self.host, key="invalid after rendering")
         content = self.content(final, path) if final is not None and not self.failed else None

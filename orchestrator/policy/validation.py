@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticError
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import Diagnostic
+from orchestrator.model.grammar import shown
 from orchestrator.model.policy import MODE, NAME
 from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
 
@@ -83,7 +84,7 @@ def quote(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"'{value}'"
+        return f"'{shown(value)}'"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(quote(item) for item in value) + "]"
     return str(value)
@@ -183,6 +184,9 @@ def diagnose(
         loc = prefix + error_location_path(detail)
         if detail["type"] == "extra_forbidden":
             where = located.key_location(loc)
+        elif loc[-1:] == ("[key]",):  # a mapping key itself is invalid (a host name...)
+            loc = loc[:-1]
+            where = located.key_location(loc)
         elif detail["type"] == "missing":
             where = located.value_location(loc[:-1])
         else:
@@ -192,12 +196,18 @@ def diagnose(
 
 
 def validate_located(
-    model: type[M], located: LocatedYaml, prefix: YamlPath = (), data: Any = None, suffix: str = ""
+    model: type[M],
+    located: LocatedYaml,
+    prefix: YamlPath = (),
+    data: Any = None,
+    suffix: str = "",
+    rendered: bool = False,
 ) -> tuple[M | None, list[Diagnostic]]:
-    """Validate `data` (default: the whole document) as `model`: the instance, or the problems."""
+    """Validate `data` (default: the whole document) as `model`: the instance, or the problems.
+    `rendered` says templates were rendered, so templated fields get their full check."""
     value = located.data if data is None else data
     try:
-        return model.model_validate(value), []
+        return model.model_validate(value, context={"rendered": rendered}), []
     except PydanticError as error:
         return None, diagnose(model, error, located, prefix, suffix)
 

@@ -33,6 +33,8 @@ _SCALAR_KINDS = {
     _TAG + "float": "number",
 }
 MAX_NODES = 100_000
+MAX_DEPTH = 64
+MAX_INT_BITS = 1024  # about 300 digits: far above any count, id or size a policy needs
 SECRET_TAG = "!secret"
 ENV_TAG = "!env"
 FILE_TAG = "!file"
@@ -121,6 +123,8 @@ class _Converter:
         self._count += 1
         if self._count > MAX_NODES:
             raise _TooLarge(path)
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep(path)
         self.values[path] = _location(self.file, node)
         if id(node) in self._active:
             self.error(node, "an alias refers to the value that contains it")
@@ -211,8 +215,24 @@ class _Converter:
         if tag == _TAG + "bool":
             return self.loader.construct_yaml_bool(node)
         if tag == _TAG + "int":
-            return self.loader.construct_yaml_int(node)
+            return self._int(node)
         return self.loader.construct_yaml_float(node)
+
+    def _int(self, node: ScalarNode) -> int | None:
+        try:
+            value = int(self.loader.construct_yaml_int(node))
+        except ValueError:  # more digits than Python converts (4,300)
+            value = None
+        if value is None or value.bit_length() > MAX_INT_BITS:
+            self.error(node, "number too large (more than 300 digits)")
+            return None
+        return value
+
+
+class _TooDeep(Exception):
+    def __init__(self, path: YamlPath) -> None:
+        super().__init__("too deep")
+        self.path = path
 
 
 _EXAMPLES = {ENV_TAG: "DB_PASSWORD", FILE_TAG: "secrets/db_password"}
@@ -281,6 +301,10 @@ def parse_yaml(
     except _TooLarge as error:
         message = f"document too large: more than {MAX_NODES} values once aliases are expanded"
         where = converter.keys.get(error.path[:1], SourceLocation(file, 1, 1))
+        raise ValidationError([Diagnostic(where, message)]) from None
+    except _TooDeep as error:
+        message = f"document nested too deeply (more than {MAX_DEPTH} levels)"
+        where = converter.values.get(error.path[:-1], SourceLocation(file, 1, 1))
         raise ValidationError([Diagnostic(where, message)]) from None
     except RecursionError:
         message = "document nested too deeply"

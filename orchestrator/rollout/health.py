@@ -2,13 +2,16 @@
 
 Each check is retried as the ring settings say; a command that never answers is `timeout`
 (the gate is then inconclusive, never passed). `{{ host.name }}` and `{{ host.address }}` in a
-command or URL are filled in per host.
+command or URL are filled in per host: shell-quoted in a command, percent-encoded in a URL
+(names and addresses are validated when the inventory loads; this is the second line).
 """
 
 from __future__ import annotations
 
+import shlex
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
@@ -17,12 +20,18 @@ from orchestrator.model.desired import HostTarget
 from orchestrator.model.ring import HealthCheck, HealthResult
 
 
-def fill(text: str, target: HostTarget) -> str:
+def fill(text: str, target: HostTarget, escape: Callable[[str], str] = shlex.quote) -> str:
+    """`text` with the host's name and address in, each through `escape` (default: quoted for
+    a POSIX shell)."""
     for name in ("{{ host.name }}", "{{host.name}}"):
-        text = text.replace(name, target.name)
+        text = text.replace(name, escape(target.name))
     for name in ("{{ host.address }}", "{{host.address}}"):
-        text = text.replace(name, target.address)
+        text = text.replace(name, escape(target.address))
     return text
+
+
+def _url_part(value: str) -> str:
+    return urllib.parse.quote(value, safe=".:-_~[]")
 
 
 def run_health_checks(
@@ -77,7 +86,10 @@ def _attempt(check: HealthCheck, targets: Mapping[str, HostTarget]) -> dict[str,
                 status = "passed" if ok else ("timeout" if timed_out else "failed")
                 answers[host] = (status, output.strip())
         return answers
-    return {name: _http(fill(check.http or "", t), check, timeout) for name, t in targets.items()}
+    return {
+        name: _http(fill(check.http or "", t, _url_part), check, timeout)
+        for name, t in targets.items()
+    }
 
 
 def _http(url: str, check: HealthCheck, timeout: float) -> tuple[str, str]:

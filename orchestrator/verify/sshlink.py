@@ -6,6 +6,9 @@ checked; this is why we use OpenSSH and never paramiko), `BatchMode yes` (never 
 `ConnectTimeout`, `ServerAliveInterval`/`CountMax` (a host that stops answering mid-way ends the
 session instead of hanging it) and a `ControlMaster` per host, so only the first session pays for
 the handshake. The same file serves testinfra's ssh backend (`--ssh-config`) for users' tests.
+Every value is quoted by OpenSSH's rules (`ssh_config_value`), and one that cannot be quoted
+(a newline, a NUL, `${`) is refused, so inventory text can never add a directive; addresses are
+checked again here and passed after `--`, so none can be read as an option.
 `SshLink.run_batch` runs a batch of commands (see `batch.py`) in one session under a time limit.
 Imports subprocess and the package's model and `verify.batch`; never testinfra.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.model.desired import HostTarget
+from orchestrator.model.grammar import check_address, check_login
 from orchestrator.verify.batch import (
     Answer,
     BatchOutputError,
@@ -36,8 +40,22 @@ class LinkError(RuntimeError):
     """The host could not be reached, or stopped answering."""
 
 
-def _quoted(value: str) -> str:
-    return '"' + value.replace('"', "") + '"'
+class SshConfigValueError(ValueError):
+    """A value that cannot be written into an ssh_config safely."""
+
+
+def ssh_config_value(value: str, tokens: bool = False) -> str:
+    """`value` as one ssh_config argument: in double quotes, with `\\` and `\"` escaped
+    (OpenSSH's argv_split); `%` doubled where the directive expands `%` tokens (`tokens`).
+    Raises SshConfigValueError for what no quoting can carry: line breaks, NUL and other
+    control characters, and `${` (environment expansion has no escape)."""
+    if any(not char.isprintable() for char in value):
+        raise SshConfigValueError(f"{value!r} cannot be written into an ssh_config")
+    if "${" in value:
+        raise SshConfigValueError(f"{value!r} contains '${{', which OpenSSH would expand")
+    if tokens:
+        value = value.replace("%", "%%")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
@@ -62,7 +80,7 @@ class SshConfig:
         """End every control master of the run (each exits at once: `-O exit`)."""
 
         def close_one(address: str) -> None:
-            argv = ["ssh", "-F", str(self.path), "-O", "exit", address]
+            argv = ["ssh", "-F", str(self.path), "-O", "exit", "--", address]
             try:
                 subprocess.run(argv, capture_output=True, timeout=10, check=False)
             except (OSError, subprocess.TimeoutExpired):
@@ -73,26 +91,35 @@ class SshConfig:
 
 
 def _host_block(target: HostTarget, folder: Path) -> str:
+    """One `Host` block. Raises SshConfigValueError for a value no config may hold."""
+    try:  # validated when the inventory was loaded; checked again where it matters most
+        address, user = check_address(target.address), check_login(target.user)
+    except ValueError as error:
+        raise SshConfigValueError(str(error)) from None
+    if not 0 < target.port < 65536:
+        raise SshConfigValueError(f"port {target.port} is not between 1 and 65535")
     alive = max(1, math.ceil(target.connect_timeout))
     lines = [
-        f"Host {target.address}",
-        f"  HostName {target.address}",
+        f"Host {ssh_config_value(address)}",
+        f"  HostName {ssh_config_value(address, tokens=True)}",
         f"  Port {target.port}",
-        f"  User {target.user}",
+        f"  User {ssh_config_value(user, tokens=True)}",
         "  BatchMode yes",
         "  StrictHostKeyChecking yes",
         f"  ConnectTimeout {max(1, math.ceil(target.connect_timeout))}",
         f"  ServerAliveInterval {alive}",
         f"  ServerAliveCountMax {SERVER_ALIVE_COUNT}",
         "  ControlMaster auto",
-        f"  ControlPath {_quoted(str(folder / 'cm-%C'))}",
+        f"  ControlPath {ssh_config_value(str(folder).replace('%', '%%') + '/cm-%C')}",
         f"  ControlPersist {CONTROL_PERSIST}",
         "  LogLevel ERROR",
     ]
     if target.identity_file:
-        lines += [f"  IdentityFile {_quoted(target.identity_file)}", "  IdentitiesOnly yes"]
+        identity = ssh_config_value(target.identity_file, tokens=True)
+        lines += [f"  IdentityFile {identity}", "  IdentitiesOnly yes"]
     if target.known_hosts:
-        lines.append(f"  UserKnownHostsFile {_quoted(target.known_hosts)}")
+        known = ssh_config_value(target.known_hosts, tokens=True)
+        lines.append(f"  UserKnownHostsFile {known}")
     return "\n".join(lines)
 
 
@@ -108,7 +135,7 @@ class SshLink:
         """Run `commands` in one session; their answers in order. Raises LinkError."""
         marker = "patchring-" + secrets.token_hex(8)
         script = build_batch_script(commands, marker)
-        argv = ["ssh", "-F", str(self.config.path), "-T", self.target.address, script]
+        argv = ["ssh", "-F", str(self.config.path), "-T", "--", self.target.address, script]
         timeout = self.target.command_timeout
         self.sessions += 1
         try:

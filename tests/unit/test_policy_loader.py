@@ -122,8 +122,8 @@ def test_schema_errors_are_located_and_worded(tmp_path: Path) -> None:
         "policies/web.yml:9:5: error: missing required key 'name'",
         "policies/web.yml:9:5: error: unknown key 'nme' (did you mean 'name'?)",
         "policies/web.yml:10:5: error: expected a mapping, got a string",
-        "policies/web.yml:11:11: error: 'bad name' is not a valid name "
-        "(letters, digits, _ . + -; starting with a letter or digit)",
+        "policies/web.yml:11:11: error: 'bad name' is not a Debian package name "
+        "(lowercase letters, digits, + . -; starting with a letter or digit)",
         'policies/web.yml:12:14: error: expected a string, got a number (quote it: "1.10")',
         "policies/web.yml:13:5: error: an absent package cannot be held",
         "policies/web.yml:17:11: error: 'etc/x' is not an absolute path",
