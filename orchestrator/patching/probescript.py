@@ -75,9 +75,12 @@ def refresh_command(timeout: float) -> str:
     )
 
 
-def build_assess_script(nonce: str, refresh_timeout: float | None = None) -> str:
+def build_assess_script(
+    nonce: str, refresh_timeout: float | None = None, part_timeout: int = PART_TIMEOUT
+) -> str:
     """The whole probe; `refresh_timeout` (seconds) adds `apt-get update` first. `nonce` is
-    the caller's random hex string (8-64 characters) that frames every section."""
+    the caller's random hex string (8-64 characters) that frames every section; each other
+    part may run `part_timeout` seconds."""
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be 8-64 lowercase hex characters")
     mark = f"@@patchring-assess {nonce}"
@@ -94,7 +97,7 @@ def build_assess_script(nonce: str, refresh_timeout: float | None = None) -> str
     if refresh_timeout is not None:
         seconds = max(1, int(refresh_timeout))
         lines.append(f"part {REFRESH_SECTION} {seconds} {quote(refresh_command(seconds))}")
-    lines += [f"part {name} {PART_TIMEOUT} {quote(command)}" for name, command in _PARTS]
+    lines += [f"part {name} {part_timeout} {quote(command)}" for name, command in _PARTS]
     lines.append(f"echo {quote(f'{mark} finish')}")
     return "\n".join(lines) + "\n"
 
