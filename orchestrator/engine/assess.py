@@ -18,7 +18,7 @@ from paramiko import SSHException
 
 from orchestrator.engine.session import FleetSession, HostLink, ProgressFn, open_session
 from orchestrator.model.desired import HostTarget
-from orchestrator.patching.probescript import build_assess_script, script_timeout
+from orchestrator.patching.probescript import PART_TIMEOUT, build_assess_script, script_timeout
 
 RawStatus = Literal["ok", "unreachable", "failed"]
 
@@ -84,11 +84,14 @@ def _raw(
 
 def _probe(session: FleetSession, link: HostLink, refresh: bool) -> RawAssessment:
     nonce = secrets.token_hex(8)
-    refresh_timeout = link.target.command_timeout if refresh else None
-    script = build_assess_script(nonce, refresh_timeout)
-    # Every part has its own `timeout` on the host; this deadline only catches a host that
-    # stops answering altogether.
-    deadline = min(script_timeout(refresh_timeout), link.target.command_timeout + 300)
+    limit = link.target.command_timeout
+    refresh_timeout = limit if refresh else None
+    script = build_assess_script(
+        nonce, refresh_timeout, part_timeout=max(1, int(min(PART_TIMEOUT, limit)))
+    )
+    # Every part has its own `timeout` on the host, so a part that hangs is named in the
+    # output; this deadline only catches a host that stops answering altogether.
+    deadline = min(script_timeout(None), limit) + (limit + 5 if refresh else 0)
     started = time.monotonic()
     try:
         ok, out, err = session.run(link, script, deadline)

@@ -83,6 +83,8 @@ def build_assess_script(
     part may run `part_timeout` seconds."""
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be 8-64 lowercase hex characters")
+    if part_timeout < 1:
+        raise ValueError("part_timeout must be at least 1 s (`timeout 0` would mean no limit)")
     mark = f"@@patchring-assess {nonce}"
     lines = [
         "export LC_ALL=C",

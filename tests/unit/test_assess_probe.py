@@ -140,7 +140,7 @@ def test_a_part_that_hangs_is_named_and_the_host_not_assessed(fakes: Path) -> No
 
 def test_refresh_runs_first_and_a_failure_is_only_a_warning(fakes: Path) -> None:
     out = _run(build_assess_script(NONCE, refresh_timeout=30), fakes)
-    assert list(split_sections(out, NONCE).sections)[0] == "refresh"
+    assert next(iter(split_sections(out, NONCE).sections)) == "refresh"
     assert read_probe("h1", out, NONCE, NOW).problems == ()
     _fake_bin(
         fakes,
