@@ -105,6 +105,8 @@ def _host_lines(state: HostPatchState) -> list[str]:
         else:
             lines.append("    open CVEs: none")
     lines += [f"    warning: {problem}" for problem in state.problems]
+    if state.skipped_lines:
+        lines.append(f"    warning: {_plural(state.skipped_lines, 'probe line')} not understood")
     lines.append(f"    {lists_age_text(state.lists_age_seconds)}")
     return lines
 

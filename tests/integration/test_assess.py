@@ -85,6 +85,15 @@ def patched_lab(lab: Lab) -> Lab:
     for name in lab.hosts[:2]:
         _install_agent(lab, name)
     lab.exec(lab.hosts[1], "sh", "-c", "touch /run/reboot-required")
+    # A service still mapping a library that was deleted under it, as after an upgrade.
+    lab.exec(
+        lab.hosts[4],
+        "sh",
+        "-c",
+        "cp /usr/lib/x86_64-linux-gnu/libz.so.1 /opt/libstale.so.1 && "
+        "systemd-run --unit=stale-demo --setenv=LD_PRELOAD=/opt/libstale.so.1 sleep 3600 && "
+        "sleep 1 && rm /opt/libstale.so.1",
+    )
     return lab
 
 
@@ -142,6 +151,11 @@ def test_assess_lists_updates_reboots_and_cves_from_one_command(
     reboot = hosts[reboot_host]
     assert reboot["reboot"]["required"] is True
     assert reboot["reboot"]["required_flag"] is True
+    stale = hosts[patched_lab.hosts[4]]["stale_processes"]
+    assert [(p["unit"], p["deleted_files"]) for p in stale] == [
+        ("stale-demo.service", ["/opt/libstale.so.1"])
+    ]
+    assert doc["summary"]["services_on_deleted_libraries"] == 1
     others = [h for name, h in hosts.items() if name not in (agent_host, reboot_host)]
     assert all(h["pending"] == [] for h in others)
     assert all("CVE-2026-0001" not in {c["cve"] for c in h["exposure"]["open"]} for h in others)
