@@ -4,6 +4,7 @@
 host; nothing here prints.
 """
 
+from orchestrator.engine.assess import RawAssessment, assess_hosts
 from orchestrator.engine.run import apply_hosts, plan_hosts, run_on_hosts
 
-__all__ = ["apply_hosts", "plan_hosts", "run_on_hosts"]
+__all__ = ["RawAssessment", "apply_hosts", "assess_hosts", "plan_hosts", "run_on_hosts"]

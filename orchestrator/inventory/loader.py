@@ -27,6 +27,7 @@ from orchestrator.model.inventory import (
     RingEntry,
     SshSettings,
 )
+from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.policy.loader import read_located
 from orchestrator.policy.projectsource import (
@@ -34,6 +35,7 @@ from orchestrator.policy.projectsource import (
     PathOutsideRootError,
     ProjectSource,
     WorktreeSource,
+    check_relative,
 )
 from orchestrator.policy.secretvars import marked_texts, misplaced_secrets
 from orchestrator.policy.validation import check_var_names, suggest, validate_located
@@ -113,6 +115,8 @@ class _Merger:
         self.hosts: dict[str, InventoryHost] = {}
         self.ring_refs: dict[str, SourceLocation] = {}
         self.secret_vars: dict[str, SourceLocation] = {}
+        self.patching: tuple[PatchingSettings, SourceLocation] | None = None
+        self.security_data: tuple[str, SourceLocation] | None = None
 
     def duplicate(self, where: SourceLocation, what: str, first: SourceLocation) -> None:
         self.problems.append(Diagnostic(where, f"duplicate {what} (first defined at {first})"))
@@ -140,6 +144,27 @@ class _Merger:
             self._add_ring(ring, located, index)
         for name, host in doc.hosts.items():
             self._add_host(name, host, located)
+        self._add_patching(doc, located)
+
+    def _add_patching(self, doc: InventoryDocument, located: LocatedYaml) -> None:
+        """`patching:` and `security_data:` are set once across all files."""
+        if doc.patching is not None:
+            where = located.key_location(("patching",))
+            if self.patching is not None:
+                self.duplicate(where, "patching section", self.patching[1])
+            else:
+                self.patching = doc.patching, where
+        if doc.security_data is not None:
+            where = located.value_location(("security_data",))
+            if self.security_data is not None:
+                self.duplicate(where, "security_data", self.security_data[1])
+                return
+            try:
+                check_relative(doc.security_data)
+            except PathOutsideRootError as error:
+                self.problems.append(Diagnostic(where, f"security_data: {error.message}"))
+                return
+            self.security_data = doc.security_data, where
 
     def _add_ssh(self, ssh: SshSettings, located: LocatedYaml, files: _Files, path: str) -> None:
         where = located.key_location(("ssh",))
@@ -268,6 +293,9 @@ def collect_inventory(
         hosts=merger.hosts,
         files=tuple(files.label(path) for path in files.paths),
         secret_vars=merger.secret_vars,
+        patching=merger.patching[0] if merger.patching else PatchingSettings(),
+        security_data=merger.security_data[0] if merger.security_data else None,
+        security_data_location=merger.security_data[1] if merger.security_data else None,
     ), []
 
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
 from orchestrator.model.grammar import Address, Label, LocalPath, Login, Port
+from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
 
@@ -56,6 +57,10 @@ class InventoryDocument(Frozen):
     groups: dict[Label, GroupEntry] = {}
     rings: tuple[RingEntry, ...] = ()
     hosts: dict[Label, HostEntry] = {}
+    patching: PatchingSettings | None = None
+    security_data: str | None = Field(
+        None, description="Debian Security Tracker JSON file, relative to the repository."
+    )
 
 
 # --- The merged inventory, as loaders hand it to resolution and rollout -------------------------
@@ -103,6 +108,10 @@ class Inventory(Frozen):
     files: tuple[str, ...] = ()
     secret_vars: dict[str, SourceLocation] = {}
     """Names listed under `secret_vars:` in any file, with where each is listed."""
+    patching: PatchingSettings = PatchingSettings()
+    security_data: str | None = None
+    """The tracker JSON file (repository-relative, checked clean); read by `assess`."""
+    security_data_location: SourceLocation | None = None
 
     def ring_names(self) -> tuple[str, ...]:
         """Defined rings in order, then rings hosts name that no file defines."""
