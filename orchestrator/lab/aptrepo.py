@@ -155,7 +155,10 @@ class Package:
 
     @property
     def deb_name(self) -> str:
-        return f"{self.name}_{self.version}_{self.architecture}.deb"
+        """The pool file name: Debian's, without the epoch."""
+        return (
+            f"{self.name}_{self.version.partition(':')[2] or self.version}_{self.architecture}.deb"
+        )
 
 
 def _agent(version: str) -> Package:

@@ -3,9 +3,9 @@
 
 `lab_up` checks the machine, installs the guard route before touching the network, builds (or
 reuses) the base image of each Debian release it boots, the signed apt repository and the
-security tracker fixture, then starts every host in parallel and
-waits until each sshd sends its banner; on any failure it takes down what it started. The
-record in `state.json` lets any later process find the lab again. `lab_down` stops hosts by PID
+security tracker fixture, then starts every host in parallel and waits until each sshd sends its
+banner; on any failure it takes down what it started. The record in `state.json` lets any later
+process find the lab again. `lab_down` stops hosts by PID
 and cgroup (a clean poweroff, then SIGKILL), removes the network, and verifies that nothing is
 left, raising a LabError that lists any leftover. Imports only `orchestrator.errors` and siblings.
 """

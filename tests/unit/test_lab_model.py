@@ -15,6 +15,7 @@ from orchestrator.lab import LabConfig, LabHost, security_tracker_data, write_se
 from orchestrator.lab.aptrepo import make_package, resolve_suite
 from orchestrator.lab.config import plan_hosts
 from orchestrator.lab.inventory_file import render_inventory
+from orchestrator.lab.state import LabPaths, load_record
 from orchestrator.policy.projectsource import WorktreeSource
 
 KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n"
@@ -198,6 +199,8 @@ def test_test_packages_build_any_version_and_bad_names_are_refused() -> None:
         "amd64",
         "same",
     )
+    assert library.deb_name == "libacme1_1.1-1+b1_amd64.deb"
+    assert make_package("acme-agent", "1:2.0~rc1-1").deb_name == "acme-agent_2.0~rc1-1_all.deb"
     broken = make_package("acme-kernel", "1.0-9", broken=True)
     postinst = dict(broken.scripts)["postinst"]
     assert "acme-kernel: simulated broken postinst" in postinst and "exit 1" in postinst
@@ -210,3 +213,35 @@ def test_test_packages_build_any_version_and_bad_names_are_refused() -> None:
     assert resolve_suite("trixie-security") == ("trixie-security",)
     with pytest.raises(LabError, match="has no suite 'stable'"):
         resolve_suite("stable")
+
+
+def test_a_record_written_before_releases_existed_reads_as_bookworm(tmp_path: Path) -> None:
+    old = {
+        "name": "lab",
+        "hosts": 1,
+        "subnet": "10.213.0.0/24",
+        "rings": ["canary"],
+        "apt_port": 8080,
+        "bridge": "pr-lab",
+        "base_image": "/cache/images/debian-bookworm-ae0f3ec6ed916103",
+        "inventory_path": None,
+        "host_records": [
+            {
+                "name": "lab-01",
+                "index": 1,
+                "address": "10.213.0.11",
+                "ring": "canary",
+                "groups": ["lab", "web"],
+                "netns": "pr-lab-01",
+                "veth": "prlab-01",
+                "runner": None,
+            }
+        ],
+        "http": None,
+        "version": 1,
+    }
+    (tmp_path / "state.json").write_text(json.dumps(old))
+    record = load_record(LabPaths(tmp_path))
+    assert record is not None
+    assert record.base_images == {"bookworm": "/cache/images/debian-bookworm-ae0f3ec6ed916103"}
+    assert [host.release for host in record.host_records] == ["bookworm"]
