@@ -7,7 +7,7 @@ Distributions (`dists/<name>`, each indexing its own `pool/<name>`):
   source `libacme`) and acme-libuser 1.0-1, 1.0-2 (a service that keeps libacme.so.1 mapped, so
   a library upgrade leaves it on the deleted file, `(deleted)` in its /proc/PID/maps).
 - `broken`: acme-agent 1.0-3, whose postinst fails.
-- `<codename>-security` for every release the lab boots (bookworm-security, trixie-security):
+- `<codename>-security` for every release the lab can boot (bookworm-security, trixie-security):
   a security archive, `Origin: patchring-lab`, `Label: patchring-lab-Security`,
   `Suite: lab-security`, `Codename: <codename>-security` (as Debian-Security's `l=`/`n=`), with
   acme-agent 1.0-2, libacme1 1.1-1 and acme-kernel 1.0-2.
