@@ -22,6 +22,10 @@ CGROUP_PREFIX = "patchring"
 MAX_HOSTS = 200
 FIRST_HOST_OFFSET = 11
 ALL_HOSTS_GROUP = "lab"
+# Debian releases a lab host can run: codename -> major version (as /etc/os-release says).
+RELEASES = {"bookworm": "12", "trixie": "13"}
+DEFAULT_RELEASE = "bookworm"
+MIXED = "mixed"  # a release choice: the hosts of a ring alternate between the releases
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _MAX_NAME = 32
 
@@ -38,6 +42,8 @@ class LabConfig:
     cache_dir: Path | None = None
     inventory_path: Path | None = None
     apt_port: int = 8080
+    release: str = DEFAULT_RELEASE  # a codename of RELEASES, or MIXED
+    ring_releases: tuple[tuple[str, str], ...] = ()  # (ring, release or MIXED) overrides
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class LabHost:
     groups: tuple[str, ...]
     state: str  # "running" | "frozen" | "stopped"
     ssh_ok: bool
+    release: str = DEFAULT_RELEASE
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class LabStatus:
     inventory_path: Path | None
     identity_file: Path
     known_hosts: Path
+    security_data: Path | None = None  # the Debian Security Tracker fixture of the lab
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class HostPlan:
     groups: tuple[str, ...]
     netns: str
     veth: str
+    release: str
 
 
 def state_dir_for(name: str, state_dir: Path | None) -> Path:
@@ -122,7 +131,28 @@ def validate_config(config: LabConfig) -> ipaddress.IPv4Network:
         raise LabError(f"lab rings must be distinct non-empty names, not {config.rings!r}")
     if not 1 <= config.apt_port <= 65535:
         raise LabError(f"invalid apt port {config.apt_port}")
+    choices = f"choose {', '.join(RELEASES)} or {MIXED}"
+    for ring, release in (("", config.release), *config.ring_releases):
+        if release != MIXED and release not in RELEASES:
+            raise LabError(f"the lab cannot boot Debian {release!r}", hint=choices)
+        if ring and ring not in config.rings:
+            raise LabError(
+                f"a release is given for ring {ring!r}, which the lab does not have",
+                hint=f"its rings: {', '.join(config.rings)}",
+            )
     return network
+
+
+def host_release(choice: str, index: int) -> str:
+    """The release of host number `index` (1-based) for a release choice.
+
+    Mixed hosts alternate in pairs (bookworm, trixie, trixie, bookworm, bookworm, ...): every
+    ring of two or more hosts and both of the lab's web/db groups (odd/even hosts) get both.
+    """
+    if choice != MIXED:
+        return choice
+    codenames = tuple(RELEASES)
+    return codenames[(index // 2) % len(codenames)]
 
 
 def lab_tag(name: str) -> str:
@@ -176,20 +206,23 @@ def plan_hosts(config: LabConfig) -> tuple[HostPlan, ...]:
     for ring, size in zip(config.rings, ring_sizes(config.hosts, config.rings), strict=True):
         rings.extend([ring] * size)
     tag = lab_tag(config.name)
+    per_ring = dict(config.ring_releases)
     plans = []
     for index in range(1, config.hosts + 1):
         number = f"{index:0{width}d}"
         host = f"{config.name}-{number}"
         extra = "web" if index % 2 else "db"
+        ring = rings[index - 1]
         plans.append(
             HostPlan(
                 index=index,
                 name=host,
                 address=str(network.network_address + FIRST_HOST_OFFSET - 1 + index),
-                ring=rings[index - 1],
+                ring=ring,
                 groups=(ALL_HOSTS_GROUP, extra),
                 netns=f"pr-{host}",
                 veth=f"pr{tag}-{number}",
+                release=host_release(per_ring.get(ring, config.release), index),
             )
         )
     return tuple(plans)

@@ -182,7 +182,6 @@ def reset_hosts(
         name=record.name, hosts=record.hosts, subnet=record.subnet, rings=record.rings
     )
     plans = plan_hosts(config)
-    base = Path(record.base_image)
     client_key = paths.identity_file.with_suffix(".pub").read_text().strip()
     hosts.stop_hosts(paths, chosen, roots, name)
 
@@ -191,6 +190,7 @@ def reset_hosts(
         if shutil.which("nft"):
             _delete_fault_table(target)
         plan = next(item for item in plans if item.name == target.name)
+        base = Path(record.base_images[target.release])
         hosts.prepare_upper(paths, base, plan, plans, client_key)
         return replace(target, runner=hosts.start_host(paths, base, plan, roots, name))
 

@@ -1,9 +1,11 @@
-"""Bring a lab up, report on it, take it down: the public `lab_up`, `lab_status`, `lab_down`.
+"""Bring a lab up, report on it, publish to its repository, take it down: the public `lab_up`,
+`lab_status`, `lab_publish`, `lab_down`.
 
 `lab_up` checks the machine, installs the guard route before touching the network, builds (or
-reuses) the base image and the signed apt repository, then starts every host in parallel and
-waits until each sshd sends its banner; on any failure it takes down what it started. The
-record in `state.json` lets any later process find the lab again. `lab_down` stops hosts by PID
+reuses) the base image of each Debian release it boots, the signed apt repository and the
+security tracker fixture, then starts every host in parallel and waits until each sshd sends its
+banner; on any failure it takes down what it started. The record in `state.json` lets any later
+process find the lab again. `lab_down` stops hosts by PID
 and cgroup (a clean poweroff, then SIGKILL), removes the network, and verifies that nothing is
 left, raising a LabError that lists any leftover. Imports only `orchestrator.errors` and siblings.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 from orchestrator.errors import LabError
 
 from . import cgroups, hosts, network
-from .aptrepo import build_repository, start_http_server
+from .aptrepo import build_repository, publish, start_http_server
 from .cgroups import CgroupRoots
 from .config import (
     HostPlan,
@@ -61,6 +63,7 @@ from .system import (
     require_overlayfs,
     require_root,
 )
+from .tracker import write_security_data
 
 Progress = Callable[[str], None]
 
@@ -112,9 +115,16 @@ def lab_up(config: LabConfig, progress: Progress | None = None) -> LabStatus:
 def _already_running(
     config: LabConfig, paths: LabPaths, record: LabRecord, roots: CgroupRoots
 ) -> LabStatus:
+    releases = tuple(host.release for host in record.host_records)
     if not record.same_shape(config):
         raise LabError(
             f"lab {config.name!r} is already running with {record.hosts} hosts on {record.subnet}",
+            hint=down_hint(config.name) + " first, then start it again with the new settings",
+        )
+    if releases != tuple(plan.release for plan in plan_hosts(config)):
+        raise LabError(
+            f"lab {config.name!r} is already running with other Debian releases "
+            f"({', '.join(f'{h.name} {h.release}' for h in record.host_records)})",
             hint=down_hint(config.name) + " first, then start it again with the new settings",
         )
     inventory = (
@@ -141,7 +151,10 @@ def _boot(
     subnet = validate_config(config)
     raise_sysctl("fs/inotify/max_user_instances", 8192)
     raise_sysctl("fs/inotify/max_user_watches", 524288)
-    base = ensure_base_image(cache_dir_for(config.cache_dir), report)
+    images = {
+        release: ensure_base_image(cache_dir_for(config.cache_dir), report, release)
+        for release in sorted({plan.release for plan in plans})
+    }
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.root.chmod(0o700)
     for directory in (paths.logs, paths.run):
@@ -151,6 +164,7 @@ def _boot(
     hosts.install_runner(paths)
     report("building the lab's signed apt repository")
     build_repository(paths, config.name)
+    write_security_data(paths.security_data)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda plan: hosts.ensure_host_identity(paths, plan.name), plans))
     hosts.write_known_hosts(paths, plans)
@@ -161,7 +175,7 @@ def _boot(
         rings=tuple(config.rings),
         apt_port=config.apt_port,
         bridge=bridge_name(config.name),
-        base_image=str(base),
+        base_images={release: str(image) for release, image in images.items()},
         inventory_path=str(Path(config.inventory_path).absolute())
         if config.inventory_path
         else None,
@@ -179,6 +193,7 @@ def _boot(
 
     def start(plan: HostPlan) -> HostRecord:
         network.create_host_link(plan, record.bridge, subnet.prefixlen)
+        base = images[plan.release]
         hosts.prepare_upper(paths, base, plan, plans, client_key)
         return _host_record(plan, hosts.start_host(paths, base, plan, roots, config.name))
 
@@ -201,6 +216,28 @@ def lab_status(name: str = "lab", state_dir: Path | None = None) -> LabStatus:
     paths = LabPaths(state_dir_for(name, state_dir))
     record = require_record(paths, name)
     return _status(paths, record, cgroups.find_roots())
+
+
+def lab_publish(
+    package: str,
+    version: str,
+    suite: str = "lab",
+    *,
+    name: str = "lab",
+    state_dir: Path | None = None,
+    broken: bool = False,
+) -> tuple[str, ...]:
+    """Publish a new version of a test package to a suite of the running lab's repository.
+
+    `suite` is a distribution (`lab`, `broken`, `bookworm-security`, ...) or `lab-security`
+    (the security distribution of every release). Returns the distributions changed; hosts see
+    the version after `apt-get update`.
+    """
+    validate_name(name)
+    require_root()
+    paths = LabPaths(state_dir_for(name, state_dir))
+    require_record(paths, name)
+    return publish(paths, name, package, version, suite, broken=broken)
 
 
 def lab_down(name: str = "lab", state_dir: Path | None = None) -> None:
@@ -256,6 +293,7 @@ def _teardown(
     if not any(item.startswith(("process", "mount")) for item in leftovers):
         for directory in (paths.hosts, paths.apt_repo, paths.run):
             shutil.rmtree(directory, ignore_errors=True)
+        paths.security_data.unlink(missing_ok=True)
     if not leftovers:
         paths.state_file.unlink(missing_ok=True)
     return leftovers
@@ -315,7 +353,13 @@ def _status(paths: LabPaths, record: LabRecord, roots: CgroupRoots) -> LabStatus
         subnet=record.subnet,
         hosts=tuple(
             LabHost(
-                name=h.name, address=h.address, ring=h.ring, groups=h.groups, state=state, ssh_ok=ok
+                name=h.name,
+                address=h.address,
+                ring=h.ring,
+                groups=h.groups,
+                state=state,
+                ssh_ok=ok,
+                release=h.release,
             )
             for h, state, ok in zip(record.host_records, states, answers, strict=True)
         ),
@@ -324,6 +368,7 @@ def _status(paths: LabPaths, record: LabRecord, roots: CgroupRoots) -> LabStatus
         inventory_path=Path(record.inventory_path) if record.inventory_path else None,
         identity_file=paths.identity_file,
         known_hosts=paths.known_hosts,
+        security_data=paths.security_data if paths.security_data.exists() else None,
     )
 
 
@@ -335,6 +380,7 @@ def _write_inventory(paths: LabPaths, status: LabStatus) -> None:
         known_hosts=status.known_hosts,
         apt_url=status.apt_url,
         apt_key=paths.archive_key.read_text(),
+        security_data=status.security_data,
         hosts=status.hosts,
     )
     write_inventory(status.inventory_path, text)
@@ -350,6 +396,7 @@ def _host_record(plan: HostPlan, runner: ProcessRecord | None) -> HostRecord:
         netns=plan.netns,
         veth=plan.veth,
         runner=runner,
+        release=plan.release,
     )
 
 

@@ -1,11 +1,12 @@
-"""The shared base root file system of the lab hosts: built once with mmdebstrap, then cached.
+"""The shared base root file systems of the lab hosts, one per Debian release (bookworm, trixie):
+built once with mmdebstrap, then cached.
 
-The cache entry is named by a hash of the recipe (mmdebstrap arguments plus every customisation
-below), built in a temporary directory and renamed into place, so a half-built image is never
-used; it is rebuilt when missing. Hosts mount it read-only as the lower layer of an overlay and
-get their identity (hostname, machine-id, host key) in their own upper layer. The only network
-traffic here is mmdebstrap's own, to the Debian mirror. Imports only `orchestrator.errors` and
-sibling modules.
+A cache entry is named by its release and a hash of the recipe (mmdebstrap arguments plus every
+customisation below), built in a temporary directory and renamed into place, so a half-built
+image is never used; it is rebuilt when missing. Hosts mount it read-only as the lower layer of
+an overlay and get their identity (hostname, machine-id, host key) in their own upper layer. The
+only network traffic here is mmdebstrap's own, to the Debian mirror. Imports only
+`orchestrator.errors` and sibling modules.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from pathlib import Path
 
 from orchestrator.errors import LabError
 
+from .config import DEFAULT_RELEASE, RELEASES
 from .system import run_command, tail_file
 
-SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 INCLUDE = (
     "systemd",
@@ -76,10 +77,11 @@ ROOT_BASHRC = "# Kept tiny on purpose: every remote command of the orchestrator 
 ROOT_PROFILE = '[ -n "$BASH_VERSION" ] && [ -f ~/.bashrc ] && . ~/.bashrc\n'
 
 
-def recipe() -> dict[str, object]:
+def recipe(release: str = DEFAULT_RELEASE) -> dict[str, object]:
+    """Everything that goes into the image of one release; its hash names the cache entry."""
     return {
         "revision": RECIPE_REVISION,
-        "suite": SUITE,
+        "suite": release,
         "mirror": MIRROR,
         "include": INCLUDE,
         "masked": MASKED_UNITS,
@@ -91,14 +93,22 @@ def recipe() -> dict[str, object]:
     }
 
 
-def image_path(cache_dir: Path) -> Path:
-    key = hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir / "images" / f"debian-{SUITE}-{key}"
+def image_path(cache_dir: Path, release: str = DEFAULT_RELEASE) -> Path:
+    key = hashlib.sha256(json.dumps(recipe(release), sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / "images" / f"debian-{release}-{key}"
 
 
-def ensure_base_image(cache_dir: Path, progress: Callable[[str], None]) -> Path:
-    """The cached base image for the current recipe; builds it (about a minute) if missing."""
-    target = image_path(cache_dir)
+def ensure_base_image(
+    cache_dir: Path, progress: Callable[[str], None], release: str = DEFAULT_RELEASE
+) -> Path:
+    """The cached base image of a release for the current recipe; builds it (about a minute)
+    if missing."""
+    if release not in RELEASES:
+        raise LabError(
+            f"the lab cannot boot Debian {release!r}",
+            hint=f"choose one of: {', '.join(RELEASES)}",
+        )
+    target = image_path(cache_dir, release)
     if (target / "usr/lib/os-release").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -108,11 +118,11 @@ def ensure_base_image(cache_dir: Path, progress: Callable[[str], None]) -> Path:
             return target
         for stale in target.parent.glob(".build-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        progress(f"building the Debian {SUITE} base image (once; cached in {target.parent})")
+        progress(f"building the Debian {release} base image (once; cached in {target.parent})")
         started = time.monotonic()
         building = target.parent / f".build-{target.name}-{os.getpid()}"
         try:
-            _bootstrap(building, target.parent / "mmdebstrap.log")
+            _bootstrap(building, release, target.parent / f"mmdebstrap-{release}.log")
             customise_image(building)
             os.rename(building, target)
         finally:
@@ -122,12 +132,12 @@ def ensure_base_image(cache_dir: Path, progress: Callable[[str], None]) -> Path:
     return target
 
 
-def _bootstrap(directory: Path, log_path: Path) -> None:
+def _bootstrap(directory: Path, release: str, log_path: Path) -> None:
     argv = [
         "mmdebstrap",
         "--variant=minbase",
         f"--include={','.join(INCLUDE)}",
-        SUITE,
+        release,
         str(directory),
         MIRROR,
     ]
@@ -175,6 +185,7 @@ def customise_image(root: Path) -> None:
         or ("pam_motd" not in line and "pam_mail" not in line)
     ]
     pam_sshd.write_text("\n".join(kept) + "\n")
+    (root / "etc/motd").unlink(missing_ok=True)  # trixie ships it as a symlink
     (root / "etc/motd").write_text("")
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(root / "etc/update-motd.d")

@@ -1,7 +1,8 @@
 """Writes the inventory YAML of a running lab, in the shape the inventory loader reads.
 
 Hand-formatted (not yaml.dump) so the file reads like one a person wrote: a header comment,
-`ssh`, `vars` (apt URL and armored key as a block scalar) and `hosts` with flow-style groups.
+`ssh`, `vars` (apt URL, armored key as a block scalar, the security tracker fixture) and `hosts`
+with flow-style groups and each host's Debian release (`debian_release`, a host var).
 Scalars that YAML could misread are emitted as double-quoted JSON strings. Written atomically.
 Pure apart from the final write; imports only sibling modules.
 """
@@ -37,6 +38,7 @@ def render_inventory(
     apt_url: str,
     apt_key: str,
     hosts: tuple[LabHost, ...],
+    security_data: Path | None = None,
 ) -> str:
     lines = [
         f'# Written by `patchring lab up` for the lab "{lab}". '
@@ -50,6 +52,12 @@ def render_inventory(
         "  lab_apt_key: |",
     ]
     lines += [f"    {line}" if line else "" for line in apt_key.strip().splitlines()]
+    if security_data is not None:
+        lines += [
+            "  # The lab's CVE data, in the Debian Security Tracker's JSON format (its packages,",
+            "  # and a few real Debian ones): what the tracker would say about this lab.",
+            f"  lab_security_data: {_scalar(str(security_data))}",
+        ]
     lines.append("hosts:")
     for host in hosts:
         lines += [
@@ -57,6 +65,8 @@ def render_inventory(
             f"    address: {host.address}",
             f"    ring: {_scalar(host.ring)}",
             f"    groups: [{', '.join(_scalar(group) for group in host.groups)}]",
+            "    vars:",
+            f"      debian_release: {_scalar(host.release)}",
         ]
     return "\n".join(lines) + "\n"
 

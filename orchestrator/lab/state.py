@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchestrator.errors import LabError
 
-from .config import LabConfig
+from .config import DEFAULT_RELEASE, LabConfig
 
 STATE_VERSION = 1
 
@@ -48,6 +48,14 @@ class LabPaths:
     @property
     def apt_repo(self) -> Path:
         return self.root / "apt"
+
+    @property
+    def apt_lock(self) -> Path:
+        return self.root / "apt.lock"
+
+    @property
+    def security_data(self) -> Path:
+        return self.root / "security-tracker.json"
 
     @property
     def identities(self) -> Path:
@@ -95,6 +103,7 @@ class HostRecord:
     netns: str
     veth: str
     runner: ProcessRecord | None
+    release: str = DEFAULT_RELEASE
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class LabRecord:
     rings: tuple[str, ...]
     apt_port: int
     bridge: str
-    base_image: str
+    base_images: dict[str, str]  # release -> image directory
     inventory_path: str | None
     host_records: tuple[HostRecord, ...]
     http: ProcessRecord | None
@@ -156,7 +165,8 @@ def load_record(paths: LabPaths) -> LabRecord | None:
         rings=tuple(raw["rings"]),
         apt_port=raw["apt_port"],
         bridge=raw["bridge"],
-        base_image=raw["base_image"],
+        # Records of labs started before releases could be mixed name one bookworm image.
+        base_images=raw.get("base_images") or {DEFAULT_RELEASE: raw["base_image"]},
         inventory_path=raw["inventory_path"],
         host_records=tuple(_host_from_json(item) for item in raw["host_records"]),
         http=_process_from_json(raw["http"]),
@@ -187,6 +197,7 @@ def _host_from_json(raw: dict[str, object]) -> HostRecord:
         netns=str(raw["netns"]),
         veth=str(raw["veth"]),
         runner=_process_from_json(runner),
+        release=str(raw.get("release", DEFAULT_RELEASE)),
     )
 
 

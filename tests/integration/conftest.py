@@ -19,6 +19,8 @@ from tests.integration.fleet import ssh_config
 # Overridable so that two checkouts can run their integration suites on one machine at once.
 LAB_NAME = os.environ.get("PATCHRING_TEST_LAB", "it")
 LAB_SUBNET = os.environ.get("PATCHRING_TEST_SUBNET", "10.213.8.0/24")
+# bookworm, trixie or mixed (Debian 12 and 13 hosts alternating): the Debian of the lab hosts.
+LAB_RELEASE = os.environ.get("PATCHRING_TEST_RELEASE", "bookworm")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,10 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("lab")
     inventory = base / "lab.yml"
-    status = lab_up(LabConfig(name=LAB_NAME, hosts=10, subnet=LAB_SUBNET, inventory_path=inventory))
+    config = LabConfig(
+        name=LAB_NAME, hosts=10, subnet=LAB_SUBNET, inventory_path=inventory, release=LAB_RELEASE
+    )
+    status = lab_up(config)
     try:
         config = ssh_config(base / "ssh_config", status.identity_file, status.known_hosts)
         yield Lab(status=status, inventory=inventory, ssh_config=config)

@@ -132,6 +132,7 @@ def test_inventory_file_lists_hosts_key_and_repo(itlab: ItLab) -> None:
     assert text.startswith('# Written by `patchring lab up` for the lab "itlab". Do not edit')
     doc = yaml.safe_load(text)
     assert list(doc) == ["ssh", "vars", "hosts"]
+    assert doc["vars"]["lab_security_data"] == str(itlab.state_dir / "security-tracker.json")
     assert doc["ssh"] == {
         "user": "root",
         "identity_file": str(itlab.status.identity_file),
@@ -146,6 +147,7 @@ def test_inventory_file_lists_hosts_key_and_repo(itlab: ItLab) -> None:
         "address": "10.213.9.12",
         "ring": "pilot",
         "groups": ["lab", "db"],
+        "vars": {"debian_release": "bookworm"},
     }
 
 
