@@ -97,20 +97,27 @@ def apply_hosts(
             link = session.links[name]
             finish(_host_result(link, plans[name], added[name], None, failure, None, started))
 
+        crashes: list[Exception] = []
+
         def converge(name: str) -> None:
             link = session.links[name]
-            stopped = _execute_host(session.state, link, added[name])
-            after = None
-            if stopped is None or not stopped.host_silent:
-                after = _probe(session, link, fleet[name])
-            if progress:
-                progress(name, "applied")
-            finish(_host_result(link, plans[name], added[name], after, None, stopped, started))
+            try:
+                stopped = _execute_host(session.state, link, added[name])
+                after = None
+                if stopped is None or not stopped.host_silent:
+                    after = _probe(session, link, fleet[name])
+                if progress:
+                    progress(name, "applied")
+                finish(_host_result(link, plans[name], added[name], after, None, stopped, started))
+            except Exception as error:  # a bug, or on_result failing: raised below, not printed
+                crashes.append(error)
 
         # As pyinfra's run_ops does: a deploy's nested operations now run when they are added.
         session.state.is_executing = True
-        greenlets = [gevent.spawn(converge, name) for name in work if name not in failures]
-        gevent.joinall(greenlets, raise_error=True)
+        with context.ctx_state.use(session.state):
+            gevent.joinall([gevent.spawn(converge, n) for n in work if n not in failures])
+        if crashes:
+            raise crashes[0]
         return {name: results[name] for name in fleet}
 
 

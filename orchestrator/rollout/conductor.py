@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,11 +258,7 @@ class Conductor:
             self.ledger.mark_batch(rollout.id, ring, b, "started")
             self.note(f"ring {ring}: batch {b + 1}/{len(planned.batches)}: {', '.join(batch)}")
             fleet = {h: project.desired[h] for h in batch}
-            applied = apply_hosts(fleet)
-            for host, result in applied.items():
-                self.ledger.record_host(
-                    rollout.id, ring, b, host, "apply", result.status, self.mask(result.error or "")
-                )
+            applied = apply_hosts(fleet, on_result=self._apply_recorder(rollout.id, ring, b, batch))
             verified = verify_hosts(fleet, None, self.mask)
             for host, check in verified.items():
                 failing = [r.check_id for r in check.results if r.status != "passed"]
@@ -280,6 +276,30 @@ class Conductor:
                 self.ledger.update_rollout(rollout.id, status="halted")
                 return verdict.reason, tuple(verdict.failed_hosts)
         return None
+
+    def _apply_recorder(
+        self, rollout_id: str, ring: str, batch: int, hosts: Sequence[str]
+    ) -> Callable[[HostResult], None]:
+        """Record each host's attempt before it starts, and its outcome as soon as it is known.
+        A host an earlier, killed attempt left `started` may have been changed by it (its
+        commands run on after the kill): found unchanged now, it is recorded `changed`, so a
+        rollback includes it."""
+        latest = {
+            o.host: o.status
+            for o in self.ledger.host_outcomes(rollout_id)
+            if o.ring == ring and o.phase == "apply"
+        }
+        interrupted = {h for h in hosts if latest.get(h) == "started"}
+        for host in hosts:
+            self.ledger.record_host(rollout_id, ring, batch, host, "apply", "started")
+
+        def record(result: HostResult) -> None:
+            status, detail = result.status, self.mask(result.error or "")
+            if status == "unchanged" and result.host in interrupted:
+                status, detail = "changed", "by an earlier attempt that was interrupted"
+            self.ledger.record_host(rollout_id, ring, batch, result.host, "apply", status, detail)
+
+        return record
 
     def _failures(self, rollout_id: str, ring: str) -> dict[str, HostFailureKind]:
         """Each host's failure kind from its latest recorded outcomes in this ring."""
@@ -455,7 +475,8 @@ class Conductor:
         deployments = self.ledger.ring_deployments(self.inventory_key)
         changed: dict[str, list[str]] = {}
         for o in self.ledger.host_outcomes(rollout.id):
-            changed_here = o.phase == "apply" and o.status in {"changed", "failed"}
+            # "started" alone: an attempt killed before its outcome, which may have changed it
+            changed_here = o.phase == "apply" and o.status in {"changed", "failed", "started"}
             if changed_here and not self._gate_passed(rollout.id, o.ring):
                 changed.setdefault(o.ring, []).append(o.host)
         if not changed:

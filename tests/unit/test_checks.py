@@ -463,10 +463,11 @@ def test_a_restart_lost_after_a_file_change_fails_with_both_times(
 ) -> None:
     from orchestrator.verify.probes import service_restarted
 
+    show = "systemctl show -p ActiveState -p ActiveEnterTimestamp --timestamp=us+utc web.service"
     host = _Replies(
         {
-            "systemctl show -p ActiveState -p ActiveEnterTimestamp --timestamp=us+utc web.service": f"ActiveState=active\nActiveEnterTimestamp={started}\n",
-            "date -u -r /etc/web.conf '+%s.%N'": "1772445605.000000000\n",  # 2026-03-02 10:00:05 UTC
+            show: f"ActiveState=active\nActiveEnterTimestamp={started}\n",
+            "date -u -r /etc/web.conf '+%s.%N'": "1772445605.000000000\n",  # 10:00:05 UTC
         }
     )
     ok, actual = service_restarted(host, "web.service", "/etc/web.conf")
