@@ -73,10 +73,15 @@ def _start_apply(repo: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _wait_for_new_file(lab: Lab, name: str, apply: subprocess.Popen[str]) -> None:
-    """Poll the host (without ssh) until the apply has written the new file."""
+    """Poll the host (without ssh) until the apply has written the new file and gone on to the
+    slow step: the file is in place, its restart not yet run."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if "log_level = debug" in lab.exec(name, "cat", CONF):
+        written = "log_level = debug" in lab.exec(name, "cat", CONF)
+        slow = faults.host_exec(
+            LAB_NAME, name, ["pgrep", "-f", "sleep 25"], state_dir=lab.status.state_dir
+        )
+        if written and slow.returncode == 0:
             return
         assert apply.poll() is None, apply.communicate()
         time.sleep(0.2)
