@@ -31,7 +31,7 @@ class SshSettings(Frozen):
     )
     command_timeout: float = Field(
         300.0,
-        ge=5,
+        ge=1,
         le=86400,
         description="Limit for any one remote step (an operation; the probe takes at most 60 s).",
     )

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.lab import faults
+from orchestrator.rollout.conductor import inventory_key
+from orchestrator.store.ledger import open_ledger
 from orchestrator.verify.probes import service_restarted
 from tests.integration.conftest import LAB_NAME, Lab
-from tests.integration.fleet import host, make_repo, patchring, write_yaml
+from tests.integration.fleet import commit, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +243,62 @@ def test_a_host_frozen_in_a_batch_holds_up_no_other_and_says_what_hung(
     assert NOT_ANSWERING.search(results[frozen]["error"]), results[frozen]["error"]
     assert patchring(repo, "apply").code == 0  # the frozen host catches up, restart included
     _agent_runs_new_file(lab, frozen)
+
+
+def test_a_rollout_killed_while_a_remote_command_runs_records_that_host_as_changed(
+    repo: Path, lab: Lab
+) -> None:
+    """The remote command outlives the killed `patchring rollout`, so the resumed attempt finds
+    the host converged: the attempt recorded before it started makes it count as changed."""
+    canary = lab.ring("canary")[0]
+    done = "/var/tmp/patchring-interrupted-done"
+    write_yaml(
+        repo / "policies" / "slow-step.yml",
+        {
+            "name": "slow-step",
+            "select": {"hosts": [canary]},
+            "commands": [{"name": "slow", "run": f"sleep 8 && touch {done}", "creates": done}],
+        },
+    )
+    commit(repo, "a slow command on the canary")
+    rollout = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "rollout", "--to", "canary"],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until(lambda: _runs(lab, canary, "sleep 8"), rollout)
+    finally:
+        rollout.kill()
+        rollout.wait(timeout=30)
+    _wait_until(lambda: _runs(lab, canary, f"test -e {done}"), None)  # it finished on its own
+
+    resumed = patchring(repo, "rollout", "--to", "canary")
+    assert resumed.code == 0, resumed.stdout + resumed.stderr
+    with open_ledger(repo / ".patchring" / "ledger.db") as book:
+        (latest,) = book.recent_rollouts(inventory_key(repo, "inventory"))[:1]
+        applies = [
+            (o.status, o.detail)
+            for o in book.host_outcomes(latest.id)
+            if o.phase == "apply" and o.host == canary
+        ]
+    assert applies == [
+        ("started", ""),
+        ("started", ""),
+        ("changed", "by an earlier attempt that was interrupted"),
+    ]
+
+
+def _runs(lab: Lab, name: str, command: str) -> bool:
+    argv = ["pgrep", "-f", command] if command.startswith("sleep") else ["sh", "-c", command]
+    return faults.host_exec(LAB_NAME, name, argv, state_dir=lab.status.state_dir).returncode == 0
+
+
+def _wait_until(condition: Callable[[], bool], process: subprocess.Popen[str] | None) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, "the host never got there"
+        assert process is None or process.poll() is None, "the process ended first"
+        time.sleep(0.2)
