@@ -455,8 +455,12 @@ def run_on_hosts(
             return False, link.error
         try:
             ok, out, err = session.run(link, command, timeout)
-        except StepStopped as stop:
-            return False, stop.message
+        except StepStopped as stop:  # health checks read these two prefixes
+            return False, (
+                f"unreachable: {stop.message}"
+                if stop.host_silent
+                else f"timed out after {timeout:g} s"
+            )
         except TimeoutError as error:
             return False, f"timed out: {error}"
         except (OSError, SSHException, EOFError) as error:
