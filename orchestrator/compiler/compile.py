@@ -4,18 +4,26 @@
 `compile_host(desired, only=ids)` compiles just the resources that differ on a host, which is
 what the engine hands pyinfra, so a host that needs nothing gets no operation at all.
 Packages that change together are installed in one apt call: one dpkg run instead of many.
+A restart that a file change makes due is first recorded on the host (a marker file, before any
+operation changes anything) and its marker is removed only by the restart itself, so a restart
+lost to a hung host or a killed run is found and carried out by the next apply.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Collection, Iterator
+from shlex import quote
 
 from orchestrator.compiler.opspec import OpSpec
 from orchestrator.drift.expected import (
+    PENDING_RESTART_DIR,
     SYSCTL_PERSIST_FILE,
     expected_files,
     normalize_mode,
+    pending_restart_marker,
+    restart_id,
+    restart_units,
     unit_name,
 )
 from orchestrator.model.desired import DesiredState, Resource
@@ -23,7 +31,6 @@ from orchestrator.model.policy import (
     Command,
     Deploy,
     Directory,
-    File,
     Package,
     Patch,
     Service,
@@ -35,9 +42,12 @@ APT_INSTALL_ARGS = "--allow-downgrades --allow-change-held-packages"
 
 
 def compile_host(desired: DesiredState, only: Collection[str] | None = None) -> tuple[OpSpec, ...]:
-    """Ordered operation specs for the host; with `only`, for those resource ids alone."""
+    """Ordered operation specs for the host; with `only`, for those resource ids alone (and the
+    restarts named there as `restart:<unit>`)."""
     chosen = [r for r in desired.resources if only is None or r.id in only]
+    restarts = _restarts(desired.resources, chosen, only)
     specs: list[OpSpec] = []
+    specs += _record_restarts(restarts)
     specs += _apt_sources(chosen)
     specs += _apt_update(chosen)
     for kind in ("user", "directory"):
@@ -45,7 +55,7 @@ def compile_host(desired: DesiredState, only: Collection[str] | None = None) -> 
     specs += _packages(chosen)
     for kind in ("file", "sysctl", "command", "deploy", "service"):
         specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
-    specs += _restarts(chosen)
+    specs += [op for _unit, op in restarts]
     return tuple(specs)
 
 
@@ -172,26 +182,62 @@ def _batch(
     )
 
 
-def _restarts(chosen: list[Resource]) -> list[OpSpec]:
-    """Services named in `restart:` of files that change, each restarted once, last."""
-    ops: dict[str, OpSpec] = {}
-    for r in chosen:
-        if isinstance(r.spec, File):
-            for service in r.spec.restart:
-                unit = unit_name(service)
-                if unit in ops:
-                    ids = (*ops[unit].resource_ids, r.id)
-                    ops[unit] = ops[unit].model_copy(update={"resource_ids": ids})
-                else:
-                    ops[unit] = _op(
-                        r,
-                        "systemd.service",
-                        f"restart {service} ({r.spec.path} changed)",
-                        service=unit,
-                        running=True,
-                        restarted=True,
-                    )
-    return list(ops.values())
+def _restarts(
+    resources: tuple[Resource, ...], chosen: list[Resource], only: Collection[str] | None
+) -> list[tuple[str, OpSpec]]:
+    """Units named in `restart:` of files that change (or whose restart `only` names, as one
+    left pending), each restarted once, last; the restart removes the unit's marker."""
+    named: dict[str, list[Resource]] = {}
+    for r in resources:
+        for unit in restart_units(r):
+            named.setdefault(unit, []).append(r)
+    chosen_ids = {r.id for r in chosen}
+    ops = []
+    for unit, files in named.items():
+        due = [r for r in files if r.id in chosen_ids]
+        if not due and (only is None or restart_id(unit) not in only):
+            continue
+        first = (due or files)[0]
+        why = f"{', '.join(r.key for r in due)} changed" if due else "pending"
+        command = f"systemctl restart {quote(unit)} && rm -f {quote(pending_restart_marker(unit))}"
+        op = OpSpec(
+            operation="server.shell",
+            args={"commands": [command]},
+            resource_ids=(restart_id(unit),),
+            policy=first.policy,
+            location=first.location,
+            description=f"restart {unit} ({why})",
+        )
+        ops.append((unit, op))
+    return ops
+
+
+def _record_restarts(restarts: list[tuple[str, OpSpec]]) -> list[OpSpec]:
+    """One command, before anything else, that writes each due restart's marker on the host
+    (atomically, synced; an older marker keeps its time)."""
+    if not restarts:
+        return []
+    steps = [f"mkdir -p {PENDING_RESTART_DIR}"]
+    for unit, op in restarts:
+        marker = quote(pending_restart_marker(unit))
+        reason = quote(op.description.partition(" (")[2].rstrip(")"))
+        steps.append(
+            f"{{ [ -f {marker} ] || {{ printf '%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" "
+            f"{reason} > {marker}.new && mv -f {marker}.new {marker}; }}; }}"
+        )
+    steps.append(f"sync {PENDING_RESTART_DIR}")
+    first = restarts[0][1]
+    units = [unit for unit, _ in restarts]
+    return [
+        OpSpec(
+            operation="server.shell",
+            args={"commands": [" && ".join(steps)]},
+            resource_ids=tuple(restart_id(u) for u in units),
+            policy=first.policy,
+            location=first.location,
+            description=f"record pending restarts: {', '.join(units)}",
+        )
+    ]
 
 
 def _directory(r: Resource) -> Iterator[OpSpec]:

@@ -17,6 +17,8 @@ from orchestrator.drift.expected import (
     expected_files,
     normalize_mode,
     normalize_sysctl,
+    restart_id,
+    restart_units,
     unit_name,
 )
 from orchestrator.drift.observed import Observation, ObservedPackage, ObservedPath
@@ -51,6 +53,7 @@ Action = Literal[
     "set",
     "run",
     "delegate",
+    "restart",
 ]
 
 
@@ -65,13 +68,41 @@ class ResourceChange(Frozen):
 
 
 def diff_host(desired: DesiredState, observed: Observation) -> tuple[ResourceChange, ...]:
-    """Every resource of the host that differs from what was observed, in converge order."""
+    """Every resource of the host that differs from what was observed, in converge order, then
+    the restarts due: of files that change, and those an earlier apply left pending."""
     changes = []
     for resource in desired.resources:
         change = diff_resource(resource, observed, desired)
         if change is not None:
             changes.append(change)
-    return tuple(changes)
+    return (*changes, *_restart_changes(desired, observed, {c.resource_id for c in changes}))
+
+
+def _restart_changes(
+    desired: DesiredState, observed: Observation, changing: set[str]
+) -> list[ResourceChange]:
+    files: dict[str, list[Resource]] = {}
+    for resource in desired.resources:
+        for unit in restart_units(resource):
+            files.setdefault(unit, []).append(resource)
+    restarts = []
+    for unit, named_by in files.items():
+        changed_paths = [r.key for r in named_by if r.id in changing]
+        pending = observed.pending_restarts.get(unit)
+        if pending is None and not changed_paths:
+            continue
+        reasons = [f"{', '.join(changed_paths)} changes"] if changed_paths else []
+        if pending is not None:
+            reasons.append(f"pending since an earlier apply: {pending or 'no details'}")
+        restarts.append(
+            ResourceChange(
+                resource_id=restart_id(unit),
+                policy=named_by[0].policy,
+                actions=("restart",),
+                summary=f"{unit}: restart ({'; '.join(reasons)})",
+            )
+        )
+    return restarts
 
 
 def diff_resource(

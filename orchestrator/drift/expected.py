@@ -5,6 +5,7 @@ and the compiler all read, so they cannot disagree about paths, contents or mode
 from __future__ import annotations
 
 import hashlib
+import re
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import Resource
@@ -13,6 +14,11 @@ from orchestrator.model.policy import AptRepository, Directory, File
 SYSCTL_PERSIST_FILE = "/etc/sysctl.d/90-patchring.conf"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
 APT_SOURCES_DIR = "/etc/apt/sources.list.d"
+# A restart that a file change makes due is written here on the host before the file changes,
+# and removed only once the restart succeeded: it survives a hung host and a killed controller.
+PENDING_RESTART_DIR = "/var/lib/patchring/pending-restarts"
+RESTART_ID_PREFIX = "restart:"
+_SAFE_UNIT = re.compile(r"[A-Za-z0-9@_:\\-][A-Za-z0-9@._:\\-]*")
 
 
 class ExpectedFile(Frozen):
@@ -70,6 +76,26 @@ def normalize_mode(mode: str) -> str:
 
 def unit_name(service: str) -> str:
     return service if "." in service else f"{service}.service"
+
+
+def restart_units(resource: Resource) -> tuple[str, ...]:
+    """The units a file resource restarts when it changes (`restart:`), as unit names."""
+    spec = resource.spec
+    if not isinstance(spec, File):
+        return ()
+    return tuple(dict.fromkeys(unit_name(service) for service in spec.restart))
+
+
+def restart_id(unit: str) -> str:
+    """The id of a unit's restart in plans and results, e.g. `restart:acme-agent.service`."""
+    return f"{RESTART_ID_PREFIX}{unit}"
+
+
+def pending_restart_marker(unit: str) -> str:
+    """The marker file of a unit's pending restart; a name that is no plain unit name (a slash,
+    a leading dot) is replaced by its hash, so a marker never lands outside its folder."""
+    name = unit if _SAFE_UNIT.fullmatch(unit) else hashlib.sha256(unit.encode()).hexdigest()
+    return f"{PENDING_RESTART_DIR}/{name}"
 
 
 def normalize_sysctl(value: str) -> str:

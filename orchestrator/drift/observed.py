@@ -68,3 +68,6 @@ class Observation(Frozen):
     users: dict[str, ObservedUser] = {}
     sysctls: dict[str, ObservedSysctl] = {}
     commands_satisfied: dict[str, bool] = {}
+    # unit -> what its marker says (when and why the restart was due): a restart recorded on the
+    # host by an apply that did not get to carry it out.
+    pending_restarts: dict[str, str] = {}

@@ -18,6 +18,8 @@ from orchestrator.drift.expected import (
     expected_directory,
     expected_files,
     normalize_sysctl,
+    pending_restart_marker,
+    restart_units,
     unit_name,
 )
 from orchestrator.drift.observed import (
@@ -70,6 +72,7 @@ def build_probe_script(desired: DesiredState) -> str:
         if directory is not None:
             parts.append(f"pf {quote(directory.path)} -")
     parts += _service_lines(desired)
+    parts += _pending_restart_lines(desired)
     for resource in desired.resources:
         spec = resource.spec
         if isinstance(spec, Sysctl):
@@ -111,6 +114,18 @@ def _service_lines(desired: DesiredState) -> list[str]:
         return []
     props = "Id,LoadState,ActiveState,UnitFileState"
     return [f"systemctl show -p {props} {_words(units)} | sed 's/^/svc\\t/'"]
+
+
+def _pending_restart_lines(desired: DesiredState) -> list[str]:
+    """Markers of restarts an earlier apply recorded but did not carry out."""
+    lines = []
+    for unit in dict.fromkeys(u for r in desired.resources for u in restart_units(r)):
+        marker = quote(pending_restart_marker(unit))
+        lines.append(
+            f"if [ -f {marker} ]; then printf 'restart\\t%s\\t%s\\n' {quote(unit)} "
+            f"\"$(head -c 400 {marker} | tr '\\t\\n' '  ')\"; fi"
+        )
+    return lines
 
 
 def _sysctl_line(spec: Sysctl) -> str:
@@ -169,6 +184,7 @@ class _Accumulator:
         self.users: dict[str, ObservedUser] = {}
         self.sysctls: dict[str, ObservedSysctl] = {}
         self.commands: dict[str, bool] = {}
+        self.pending_restarts: dict[str, str] = {}
 
     def build(self) -> Observation:
         packages = {
@@ -197,6 +213,7 @@ class _Accumulator:
             users=self.users,
             sysctls=self.sysctls,
             commands_satisfied=self.commands,
+            pending_restarts=self.pending_restarts,
         )
 
 
@@ -267,6 +284,10 @@ def _on_cmd(acc: _Accumulator, f: list[str]) -> None:
     acc.commands[f[0]] = len(f) > 1 and f[1] == "yes"
 
 
+def _on_restart(acc: _Accumulator, f: list[str]) -> None:
+    acc.pending_restarts[f[0]] = (f[1] if len(f) > 1 else "").strip()
+
+
 _HANDLERS = {
     "pkg": _on_pkg,
     "candidate": _on_candidate,
@@ -276,4 +297,5 @@ _HANDLERS = {
     "user": _on_user,
     "sysctl": _on_sysctl,
     "cmd": _on_cmd,
+    "restart": _on_restart,
 }

@@ -1,28 +1,41 @@
 """Plan and apply over a fleet: probe every host once, compare, and hand pyinfra only what differs.
 
-A host in sync costs one remote command (the probe). Changes run as pyinfra operations with a
-timeout on every remote step; afterwards changed hosts are probed again, so a result says what
-is true on the host, not what an operation hoped for.
+A host in sync costs one remote command (the probe). Changes run as pyinfra operations, each
+host's operations on their own (a hung host holds up no other), every step under a deadline and
+a watchdog (`session.run_step`); afterwards each changed host is probed again, so a result says
+what is true on the host, not what an operation hoped for. A host's result is handed to
+`on_result` as soon as it is known, while other hosts may still be running.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import gevent
 from paramiko import SSHException
 from pyinfra import context
-from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
-from pyinfra.api.operations import run_ops
+from pyinfra.api.operations import run_host_op
+from pyinfra.api.state import State
 
 from orchestrator.compiler import OpSpec, compile_host
 from orchestrator.drift.changes import ResourceChange, diff_host
+from orchestrator.drift.expected import RESTART_ID_PREFIX, pending_restart_marker
 from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
 from orchestrator.engine.operations import add_spec
-from orchestrator.engine.session import FleetSession, HostLink, ProgressFn, open_session
+from orchestrator.engine.session import (
+    FleetSession,
+    HostLink,
+    ProgressFn,
+    StepStopped,
+    open_session,
+    run_step,
+)
 from orchestrator.errors import EngineError
 from orchestrator.model.desired import DesiredState, HostTarget
 from orchestrator.model.results import (
@@ -46,29 +59,66 @@ def plan_hosts(
         return _settle_deploys(session, fleet, plans)
 
 
+ResultFn = Callable[[HostResult], None]
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The step that ended a host's run early: which operation, and the reason in words."""
+
+    op_hash: str
+    message: str
+    host_silent: bool
+
+
 def apply_hosts(
-    fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
+    fleet: Mapping[str, DesiredState],
+    progress: ProgressFn | None = None,
+    on_result: ResultFn | None = None,
 ) -> dict[str, HostResult]:
-    """Converge every host; the others carry on when one fails."""
+    """Converge every host; the others carry on when one fails or hangs. `on_result` gets
+    each host's result as soon as that host is done."""
     started = time.monotonic()
+    results: dict[str, HostResult] = {}
+
+    def finish(result: HostResult) -> None:
+        results[result.host] = result
+        if on_result:
+            on_result(result)
+
     with open_session([d.host for d in fleet.values()], progress) as session:
         plans = _probe_all(session, fleet, progress)
         work = {name: plan for name, plan in plans.items() if plan.status == "drifted"}
+        for name, plan in plans.items():
+            if name not in work:
+                finish(_host_result(session.links[name], plan, [], None, None, None, started))
         added, failures = _add_operations(session, fleet, work)
-        _execute(session, added, progress)
-        after = _probe_all(session, {n: fleet[n] for n in added if n not in failures}, progress)
-        elapsed = time.monotonic() - started
-        return {
-            name: _host_result(
-                session.links[name],
-                plans[name],
-                added.get(name, []),
-                after.get(name),
-                failures.get(name),
-                elapsed,
-            )
-            for name in fleet
-        }
+        for name, failure in failures.items():
+            link = session.links[name]
+            finish(_host_result(link, plans[name], added[name], None, failure, None, started))
+
+        crashes: list[Exception] = []
+
+        def converge(name: str) -> None:
+            link = session.links[name]
+            try:
+                stopped = _execute_host(session.state, link, added[name])
+                after = None
+                if stopped is None or not stopped.host_silent:
+                    after = _probe(session, link, fleet[name])
+                if progress:
+                    progress(name, "applied")
+                finish(_host_result(link, plans[name], added[name], after, None, stopped, started))
+            except Exception as error:  # a bug, or on_result failing: raised below, not printed
+                crashes.append(error)
+
+        # As pyinfra's run_ops does: a deploy's nested operations now run when they are added.
+        session.state.is_executing = True
+        with context.ctx_state.use(session.state):
+            gevent.joinall([gevent.spawn(converge, n) for n in work if n not in failures])
+        if crashes:
+            raise crashes[0]
+        return {name: results[name] for name in fleet}
 
 
 def _probe_all(
@@ -114,7 +164,9 @@ def _plan(
 def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> HostPlan:
     timeout = min(link.target.command_timeout, PROBE_TIMEOUT)
     try:
-        ok, out, err = session.run(link, build_probe_script(desired), timeout)
+        ok, out, err = session.run(link, build_probe_script(desired), timeout, what="probe")
+    except StepStopped as stop:
+        return _plan(link, "unreachable" if stop.host_silent else "failed", error=stop.message)
     except TimeoutError as error:
         return _plan(link, "failed", error=f"probe timed out: {error}")
     except (OSError, SSHException, EOFError) as error:
@@ -188,16 +240,23 @@ def _add_operations(
     def prepare(name: str) -> None:
         link = session.links[name]
         only = {c.resource_id for c in work[name].changes}
+        # pyinfra's own timeout (+5) only backs up run_step's deadline, which names the step.
         timeout = link.target.command_timeout
+
+        def add_all() -> None:
+            for spec in compile_host(fleet[name], only=only):
+                added[name].append((spec, add_spec(session.state, link.host, spec, timeout + 5)))
+
         added[name] = []
         try:
-            with gevent.Timeout(timeout, TimeoutError(f"preparing took over {timeout:g} s")):
-                for spec in compile_host(fleet[name], only=only):
-                    added[name].append((spec, add_spec(session.state, link.host, spec, timeout)))
+            run_step(link, "preparing operations (reading pyinfra facts)", timeout, add_all)
         except EngineError:
             raise
+        except StepStopped as stop:
+            failures[name] = stop.message
         except Exception as error:  # pyinfra facts may raise anything a remote host causes
             failures[name] = f"preparing operations failed: {error}"
+        if name in failures:
             session.state.active_hosts.discard(link.host)
 
     context.ctx_state.set(session.state)  # one State for every greenlet: see PITFALLS (globals)
@@ -209,17 +268,33 @@ def _add_operations(
     return added, failures
 
 
-def _execute(session: FleetSession, added: Added, progress: ProgressFn | None) -> None:
-    if not any(added.values()):
-        return
-    try:
-        run_ops(session.state)
-    except PyinfraError as error:
-        if "No hosts remaining" not in str(error):
-            raise EngineError(f"pyinfra stopped the run: {error}") from error
-    if progress:
-        for name in added:
-            progress(name, "applied")
+def _execute_host(
+    state: State, link: HostLink, ops: list[tuple[OpSpec, list[OperationMeta]]]
+) -> Stopped | None:
+    """Run one host's operations in order, each as a step of its own (deadline, watchdog);
+    stop at the first that fails. Returns the step that hung, if one did."""
+    timeout = link.target.command_timeout
+    for spec, metas in ops:
+        for meta in metas:
+            what = f'operation "{_step_name(state, spec, meta)}"'
+            try:
+                ok = run_step(link, what, timeout, partial(_run_op, state, link.host, meta))
+            except StepStopped as stop:
+                return Stopped(meta._hash, stop.message, stop.host_silent)
+            if not ok:
+                return None
+    return None
+
+
+def _run_op(state: State, host: Host, meta: OperationMeta) -> bool:
+    with context.ctx_host.use(host):  # greenlet-local in pyinfra: set in each step's greenlet
+        return bool(run_host_op(state, host, meta._hash))
+
+
+def _step_name(state: State, spec: OpSpec, meta: OperationMeta) -> str:
+    if spec.is_deploy:
+        return f"{spec.description}: {', '.join(sorted(state.get_op_meta(meta._hash).names))}"
+    return f"{spec.operation} {spec.description.removeprefix('file ')}"
 
 
 def _host_result(
@@ -228,7 +303,8 @@ def _host_result(
     ops: list[tuple[OpSpec, list[OperationMeta]]],
     after: HostPlan | None,
     failure: str | None,
-    elapsed: float,
+    stopped: Stopped | None,
+    started: float,
 ) -> HostResult:
     def result(
         status: HostApplyStatus,
@@ -242,26 +318,21 @@ def _host_result(
             outcomes=outcomes,
             error=error,
             remote_commands=link.commands,
-            seconds=round(elapsed, 3),
+            seconds=round(time.monotonic() - started, 3),
         )
 
     if plan.status in {"unreachable", "failed"}:
         return result("unreachable" if plan.status == "unreachable" else "failed", error=plan.error)
     if not plan.changes:
         return result("unchanged")
-    op_errors = _op_errors(ops)
+    failure = failure or (stopped.message if stopped else None)
+    ran = _ran(ops)
+    op_errors = _op_errors(ops, stopped)
     remaining = {c.resource_id: c for c in (after.changes if after else ())}
-    changed_deploys = {
-        rid
-        for spec, metas in ops
-        if spec.is_deploy and any(m.is_complete() and m.did_change() for m in metas)
-        for rid in spec.resource_ids
-    }
     outcomes = tuple(
         o
         for c in plan.changes
-        if (o := _outcome(c, op_errors, remaining, failure, after, changed_deploys)).status
-        != "unchanged"
+        if (o := _outcome(c, op_errors, ran, remaining, failure, after)).status != "unchanged"
     )
     if not outcomes and not failure:
         return result("unchanged")
@@ -272,13 +343,36 @@ def _host_result(
     return result("changed", outcomes)
 
 
-def _op_errors(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, str]:
-    """resource id -> error text, for operations that failed or never ran."""
+def _ran(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, bool]:
+    """resource id -> whether its operations changed something, for resources whose every
+    operation ran and succeeded."""
+    ran: dict[str, bool] = {}
+    failed: set[str] = set()
+    for spec, metas in ops:
+        for rid in spec.resource_ids:
+            if all(m.is_complete() and m.did_succeed() for m in metas):
+                ran[rid] = ran.get(rid, False) or any(m.did_change() for m in metas)
+            else:
+                failed.add(rid)
+    return {rid: changed for rid, changed in ran.items() if rid not in failed}
+
+
+def _op_errors(
+    ops: list[tuple[OpSpec, list[OperationMeta]]], stopped: Stopped | None
+) -> dict[str, str]:
+    """resource id -> error text, for operations that failed, hung or never ran."""
     errors: dict[str, str] = {}
+    not_run = (
+        "not run: the host stopped at an earlier step"
+        if stopped
+        else "not run: an earlier operation on this host failed"
+    )
     for spec, metas in ops:
         for meta in metas:
-            if not meta.is_complete():
-                message = "not run: an earlier operation on this host failed"
+            if stopped is not None and meta._hash == stopped.op_hash:
+                message = stopped.message
+            elif not meta.is_complete():
+                message = not_run
             elif not meta.did_succeed():
                 message = f"{spec.description} failed:\n{_failure_text(meta)}"
             else:
@@ -291,10 +385,10 @@ def _op_errors(ops: list[tuple[OpSpec, list[OperationMeta]]]) -> dict[str, str]:
 def _outcome(
     change: ResourceChange,
     op_errors: dict[str, str],
+    ran: dict[str, bool],
     remaining: dict[str, ResourceChange],
     failure: str | None,
     after: HostPlan | None,
-    changed_deploys: set[str],
 ) -> ResourceOutcome:
     def outcome(status: ResourceApplyStatus, error: str = "") -> ResourceOutcome:
         return ResourceOutcome(
@@ -306,13 +400,19 @@ def _outcome(
             error=error,
         )
 
-    error = op_errors.get(change.resource_id) or failure
+    rid = change.resource_id
+    if rid in ran and (after is None or "delegate" in change.actions):
+        # Ran to the end but not probed again (the host stopped answering later on), or a
+        # deploy, which pyinfra's own operations decide: what the operations reported.
+        return outcome("changed" if ran[rid] else "unchanged")
+    error = op_errors.get(rid) or failure
     if error:
+        if rid.startswith(RESTART_ID_PREFIX):
+            marker = pending_restart_marker(rid.removeprefix(RESTART_ID_PREFIX))
+            error += f"\nthe restart stays pending on the host ({marker}): the next apply runs it"
         return outcome("skipped" if error.startswith("not run") else "failed", error)
-    if "delegate" in change.actions:  # a deploy: its own operations decided, nothing to re-probe
-        return outcome("changed" if change.resource_id in changed_deploys else "unchanged")
-    if after is None or change.resource_id in remaining:
-        still = remaining.get(change.resource_id)
+    if after is None or rid in remaining:
+        still = remaining.get(rid)
         detail = still.summary if still else (after.error if after else None) or "not verified"
         return outcome("still-differs", f"still differs: {detail}")
     return outcome("changed")
@@ -355,6 +455,12 @@ def run_on_hosts(
             return False, link.error
         try:
             ok, out, err = session.run(link, command, timeout)
+        except StepStopped as stop:  # health checks read these two prefixes
+            return False, (
+                f"unreachable: {stop.message}"
+                if stop.host_silent
+                else f"timed out after {timeout:g} s"
+            )
         except TimeoutError as error:
             return False, f"timed out: {error}"
         except (OSError, SSHException, EOFError) as error:

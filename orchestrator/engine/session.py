@@ -2,16 +2,22 @@
 
 The only place (with `apply`) that imports pyinfra. pyinfra's `state`/`host` globals stay in
 here. Connections are made in parallel greenlets, each under a timeout, so an unreachable or
-frozen host becomes an error value instead of a hung run.
+frozen host becomes an error value instead of a hung run. Every remote step after that (the
+probe, reading facts, each operation) runs under `run_step`: a deadline (the inventory's
+`command_timeout`) and a watchdog that sends SSH keepalives while it waits, so a host that stops
+answering (frozen, cut off) is given up after seconds, not at the deadline, and the error names
+the step and how long it ran.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import gevent
 from pyinfra.api import Config, Inventory, State
@@ -22,6 +28,23 @@ from pyinfra.api.host import Host
 from orchestrator.model.desired import HostTarget
 
 ProgressFn = Callable[[str, str], None]
+T = TypeVar("T")
+
+# A host that leaves an SSH keepalive unanswered this many times its connect timeout (and at
+# least SILENCE_MIN seconds) is given up: a busy sshd answers keepalives at once, even while a
+# long apt run produces no output, so only a frozen or cut-off host stays silent that long.
+SILENCE_FACTOR = 3
+SILENCE_MIN = 5.0
+KEEPALIVE_REQUEST = "keepalive@openssh.com"
+
+
+class StepStopped(Exception):
+    """A remote step that did not finish: it ran past its deadline, or the host went silent."""
+
+    def __init__(self, message: str, host_silent: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.host_silent = host_silent
 
 
 @dataclass
@@ -43,11 +66,77 @@ class FleetSession:
     def reachable(self) -> list[HostLink]:
         return [link for link in self.links.values() if link.error is None]
 
-    def run(self, link: HostLink, script: str, timeout: float) -> tuple[bool, str, str]:
-        """Run one shell script on a host: (succeeded, stdout, stderr). Raises TimeoutError."""
-        with gevent.Timeout(timeout + 5, TimeoutError(f"no answer within {timeout:g} s")):
-            ok, output = link.host.run_shell_command(StringCommand(script), _timeout=int(timeout))
-        return ok, output.stdout, output.stderr
+    def run(
+        self, link: HostLink, script: str, timeout: float, what: str = "command"
+    ) -> tuple[bool, str, str]:
+        """Run one shell script on a host: (succeeded, stdout, stderr). Raises StepStopped."""
+
+        def run() -> tuple[bool, str, str]:
+            # pyinfra's own timeout only backs up run_step's deadline, which names the step.
+            command = StringCommand(script)
+            ok, output = link.host.run_shell_command(command, _timeout=int(timeout) + 5)
+            return ok, output.stdout, output.stderr
+
+        return run_step(link, what, timeout, run)
+
+
+def run_step(link: HostLink, what: str, timeout: float, step: Callable[[], T]) -> T:
+    """Run `step` (remote work on the link's host) in its own greenlet, with a deadline and a
+    watchdog: while it runs, an SSH keepalive goes out every connect timeout, and a host that
+    answers none for the silence limit is given up. The step's own exceptions pass through;
+    a step stopped here raises StepStopped saying what ran, for how long, and why it stopped."""
+    started = time.monotonic()
+    interval = max(1.0, link.target.connect_timeout)
+    silence = max(SILENCE_MIN, SILENCE_FACTOR * link.target.connect_timeout)
+    worker = gevent.spawn(_captured, step)
+    try:
+        while True:
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                raise StepStopped(f"{what} timed out after {timeout:g} s", host_silent=False)
+            worker.join(timeout=min(interval, remaining))
+            if worker.ready():
+                return _outcome(worker.get())
+            if not _answers_keepalive(link.host, min(silence, max(remaining, 1.0))):
+                if worker.ready():
+                    return _outcome(worker.get())
+                elapsed = time.monotonic() - started
+                raise StepStopped(
+                    f"{what} stopped after {elapsed:.0f} s: host not answering "
+                    f"(no SSH reply within {silence:g} s)",
+                    host_silent=True,
+                )
+    finally:
+        if not worker.ready():
+            worker.kill(block=False)  # its connection is abandoned: nothing more runs on it
+
+
+def _captured(step: Callable[[], T]) -> tuple[T, Exception | None]:
+    """The step's value or exception: a greenlet that raises is printed by gevent's hub."""
+    try:
+        return step(), None
+    except Exception as error:  # handed back to run_step's caller, raised there
+        return cast(T, None), error
+
+
+def _outcome(captured: tuple[T, Exception | None]) -> T:
+    value, error = captured
+    if error is not None:
+        raise error
+    return value
+
+
+def _answers_keepalive(host: Host, limit: float) -> bool:
+    """Whether the host's sshd answers a keepalive within `limit` seconds (it replies even to
+    requests it does not know, so any reply will do)."""
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    if transport is None or not transport.is_active():
+        return True  # the connection is gone: the step itself fails at once, with its reason
+    with gevent.Timeout(limit, False):
+        transport.global_request(KEEPALIVE_REQUEST, wait=True)
+        return True
+    return False
 
 
 class _Capture(logging.Handler):
@@ -127,7 +216,7 @@ def _connect_all(session: FleetSession, progress: ProgressFn | None) -> None:
 def _connect(link: HostLink) -> str | None:
     limit = link.target.connect_timeout * 2 + 2
     try:
-        with gevent.Timeout(limit, TimeoutError(f"no SSH session within {limit:g} s")):
+        with gevent.Timeout(limit, TimeoutError(f"connect timed out after {limit:g} s")):
             link.host.connect(show_errors=False, raise_exceptions=True)
     except ConnectError as error:
         return f"unreachable: {error}"

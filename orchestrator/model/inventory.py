@@ -26,8 +26,19 @@ class SshSettings(Frozen):
     known_hosts: LocalPath | None = Field(
         None, description="known_hosts file; host keys are checked."
     )
-    connect_timeout: float = Field(10.0, gt=0)
-    command_timeout: float = Field(300.0, gt=0, description="Limit for any one remote step.")
+    connect_timeout: float = Field(
+        10.0,
+        ge=1,
+        le=120,
+        description="Seconds to open an SSH session; a host that answers no keepalive for "
+        "3 times this long is given up (frozen or cut off) whatever it was doing.",
+    )
+    command_timeout: float = Field(
+        300.0,
+        ge=1,
+        le=86400,
+        description="Limit for any one remote step (an operation; the probe takes at most 60 s).",
+    )
 
 
 class HostEntry(Frozen):

@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.outcome_detail import apply_detail, read_apply, verify_detail
 from orchestrator.model.record import RingOutcome
-from orchestrator.model.results import HostResult
+from orchestrator.model.results import HostApplyStatus, HostResult, ResourceOutcome
 from orchestrator.model.ring import RingSettings
 from orchestrator.model.verification import CheckResult, HostVerification
 from orchestrator.policy import Project, load_project
@@ -394,10 +394,7 @@ class Conductor:
             self.note(f"ring {ring}: batch {b + 1}/{len(planned.batches)}: {', '.join(batch)}")
             fleet = {h: project.desired[h] for h in batch}
             self.hosts_touched = True
-            applied = apply_hosts(fleet)
-            for host, result in applied.items():
-                detail = apply_detail(mask_result(result, self.mask))
-                self.ledger.record_host(rollout.id, ring, b, host, "apply", result.status, detail)
+            applied = apply_hosts(fleet, on_result=self._apply_recorder(rollout.id, ring, b, batch))
             verified = verify_hosts(fleet, None, self.mask)
             self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
@@ -424,6 +421,38 @@ class Conductor:
             self.ledger.record_host(
                 rollout_id, ring, batch_of[host], host, "verify", check.status, verify_detail(check)
             )
+
+    def _apply_recorder(
+        self, rollout_id: str, ring: str, batch: int, hosts: Sequence[str]
+    ) -> Callable[[HostResult], None]:
+        """Record each host's attempt before it starts, and its outcome as soon as it is known.
+        A host an earlier, killed attempt left `started` may have been changed by it (its
+        commands run on after the kill): found unchanged now, it is recorded `changed`, so a
+        rollback includes it."""
+        latest = {
+            o.host: o.status
+            for o in self.ledger.host_outcomes(rollout_id)
+            if o.ring == ring and o.phase == "apply"
+        }
+        interrupted = {h for h in hosts if latest.get(h) == "started"}
+        for host in hosts:
+            self.ledger.record_host(rollout_id, ring, batch, host, "apply", "started")
+
+        def record(result: HostResult) -> None:
+            if result.status == "unchanged" and result.host in interrupted:
+                earlier = ResourceOutcome(
+                    resource_id="interrupted-attempt",
+                    policy="",
+                    status="changed",
+                    summary="changed by an earlier attempt that was interrupted",
+                )
+                result = result.model_copy(update={"status": "changed", "outcomes": (earlier,)})
+            detail = apply_detail(mask_result(result, self.mask))
+            self.ledger.record_host(
+                rollout_id, ring, batch, result.host, "apply", result.status, detail
+            )
+
+        return record
 
     def _failures(self, rollout_id: str, ring: str) -> dict[str, HostFailureKind]:
         """Each host's failure kind from its latest recorded outcomes in this ring."""
@@ -571,7 +600,13 @@ class Conductor:
         for o in self.ledger.host_outcomes(rollout_id):
             if o.ring == ring and o.phase == "apply":
                 latest[o.host] = o.status
-        return {h: HostResult(host=h, status=s) for h, s in latest.items()}
+        # an attempt still `started` never reported back: the gate must not count it as applied
+        return {
+            h: HostResult(host=h, status="failed", error="apply interrupted")
+            if s == "started"
+            else HostResult(host=h, status=cast(HostApplyStatus, s))
+            for h, s in latest.items()
+        }
 
     def _promotion_wait(
         self, rollout: Rollout, index: int, ring: str, settings: RingSettings, emergency: str | None
@@ -636,7 +671,8 @@ class Conductor:
         deployments = self.ledger.ring_deployments(self.inventory_key)
         changed: dict[str, list[str]] = {}
         for o in self.ledger.host_outcomes(rollout.id):
-            changed_here = o.phase == "apply" and o.status in {"changed", "failed"}
+            # "started" alone: an attempt killed before its outcome, which may have changed it
+            changed_here = o.phase == "apply" and o.status in {"changed", "failed", "started"}
             if changed_here and not self._gate_passed(rollout.id, o.ring):
                 changed.setdefault(o.ring, []).append(o.host)
         if not changed:

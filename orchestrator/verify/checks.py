@@ -20,6 +20,7 @@ from orchestrator.drift.expected import (
     expected_files,
     normalize_mode,
     normalize_sysctl,
+    restart_units,
 )
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
@@ -53,6 +54,7 @@ Probe = Literal[
     "service.stopped",
     "service.enabled",
     "service.disabled",
+    "service.restarted",
     "sysctl.value",
     "sysctl.persisted",
     "user.present",
@@ -91,6 +93,10 @@ WORDS: dict[Probe, tuple[str, str]] = {
     "service.stopped": ("service {subject} is stopped", "stopped"),
     "service.enabled": ("service {subject} is enabled at boot", "enabled"),
     "service.disabled": ("service {subject} is disabled at boot", "disabled"),
+    "service.restarted": (
+        "service {subject} was restarted after {want} last changed",
+        "started after {want} changed",
+    ),
     "sysctl.value": ("sysctl {subject} = {want}", "{want}"),
     "sysctl.persisted": (
         "sysctl {subject} = {want} is persisted in " + SYSCTL_PERSIST_FILE,
@@ -197,6 +203,8 @@ def _file(b: _Builder) -> Iterator[PlannedCheck]:
     yield b.check("present", "path.file", want.path, field="path")
     yield b.check("content", "path.sha256", want.path, want.sha256, field=source)
     yield from _attributes(b, want.path, want.owner, want.group, want.mode)
+    for unit in restart_units(b.resource):  # a lost restart leaves the old file in use
+        yield b.check(f"restarted:{unit}", "service.restarted", unit, want.path, field="restart")
 
 
 def _directory(b: _Builder) -> Iterator[PlannedCheck]:

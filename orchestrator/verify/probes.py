@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from debian.debian_support import version_compare
@@ -136,6 +137,37 @@ def service_disabled(host: Any, name: str, want: str) -> ProbeResult:
     return state != "enabled", state
 
 
+def _systemd_time(text: str) -> datetime | None:
+    """A timestamp as `systemctl show --timestamp=us+utc` prints it (`Mon 2026-03-02
+    10:00:05.000001 UTC`; the weekday is skipped: Python reads it by locale)."""
+    try:
+        when = text.strip().partition(" ")[2]
+        return datetime.strptime(when, "%Y-%m-%d %H:%M:%S.%f UTC").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def service_restarted(host: Any, unit: str, path: str) -> ProbeResult:
+    """The unit (re)started after the file last changed, so what runs has read that file."""
+    shown = host.run(
+        "systemctl show -p ActiveState -p ActiveEnterTimestamp --timestamp=us+utc %s", unit
+    ).stdout
+    props = dict(line.partition("=")[::2] for line in shown.splitlines())
+    mtime = host.run("date -u -r %s '+%%s.%%N'", path)
+    started = _systemd_time(props.get("ActiveEnterTimestamp", ""))
+    if props.get("ActiveState") != "active" or started is None:
+        return False, f"{unit} is not running ({props.get('ActiveState') or 'unknown'})"
+    try:
+        changed = datetime.fromtimestamp(float(mtime.stdout.strip()), UTC)
+    except ValueError:
+        return False, f"{path} missing"
+    started_text = f"{unit} started {started:%Y-%m-%d %H:%M:%S.%f} UTC"
+    changed_text = f"{path} changed {changed:%Y-%m-%d %H:%M:%S.%f} UTC"
+    if started >= changed:
+        return True, f"{started_text}, after {changed_text}"
+    return False, f"{started_text}, before {changed_text}: a restart was lost"
+
+
 def sysctl_value(host: Any, key: str, want: str) -> ProbeResult:
     value = _stat(lambda: host.sysctl(key))
     if value is None:
@@ -231,6 +263,7 @@ PROBES: dict[str, Callable[[Any, str, str], ProbeResult]] = {
     "service.stopped": service_stopped,
     "service.enabled": service_enabled,
     "service.disabled": service_disabled,
+    "service.restarted": service_restarted,
     "sysctl.value": sysctl_value,
     "sysctl.persisted": sysctl_persisted,
     "user.present": user_present,

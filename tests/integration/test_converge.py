@@ -78,7 +78,7 @@ def test_changes_behind_our_back_show_in_the_next_plan(repo: Path, lab: Lab) -> 
     lab.exec(downgraded, "apt-get", "install", "-y", "-q", "--allow-downgrades", "acme-agent=1.0-1")
 
     doc = patchring(repo, "plan", "--json").json()
-    assert set(_changes(doc, edited)) == {"file:/etc/acme/agent.conf"}
+    assert set(_changes(doc, edited)) == {"file:/etc/acme/agent.conf", "restart:acme-agent.service"}
     assert "-debug = true\n" in _changes(doc, edited)["file:/etc/acme/agent.conf"]["diff"]
     assert _changes(doc, downgraded)["package:acme-agent"]["summary"] == "acme-agent 1.0-1 -> 1.0-2"
     in_sync = {h["host"] for h in doc["hosts"] if h["status"] == "in-sync"}

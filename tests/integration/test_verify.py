@@ -71,6 +71,7 @@ def test_every_check_passes_after_apply_then_drift_fails_with_evidence(
     assert sorted(failed) == [
         "acme-agent/file:/etc/acme/agent.conf/content",
         "acme-agent/file:/etc/acme/agent.conf/mode",
+        "acme-agent/file:/etc/acme/agent.conf/restarted:acme-agent.service",
         "acme-agent/package:acme-agent/version",
         "acme-agent/patch:DSA-9001-1/acme-agent/fixed",
         "acme-agent/service:acme-agent/running",

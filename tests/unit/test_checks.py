@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import get_args
 
 import pytest
@@ -70,6 +71,9 @@ REFERENCE_CHECKS = [
     ("base/file:/etc/acme/agent.conf/group", "file /etc/acme/agent.conf belongs to group root",
      "root"),
     ("base/file:/etc/acme/agent.conf/mode", "file /etc/acme/agent.conf has mode 0640", "0640"),
+    ("base/file:/etc/acme/agent.conf/restarted:acme-agent.service",
+     "service acme-agent.service was restarted after /etc/acme/agent.conf last changed",
+     "started after /etc/acme/agent.conf changed"),
     ("base/sysctl:net.ipv4.conf.all.send_redirects/value",
      "sysctl net.ipv4.conf.all.send_redirects = 0", "0"),
     ("base/sysctl:net.ipv4.conf.all.send_redirects/persisted",
@@ -437,3 +441,36 @@ def test_a_missing_check_file_is_a_located_error(tmp_path: Path) -> None:
         "policies/web.yml:7:5: error: check file '../x.py' leaves the repository "
         "('..' is not allowed)",
     ]
+
+
+class _Replies:
+    """A testinfra host stand-in that answers `run` from a table of fixed outputs."""
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        self.replies = replies
+
+    def run(self, command: str, *args: str) -> SimpleNamespace:
+        line = command % args if args else command
+        return SimpleNamespace(stdout=self.replies.get(line, ""), rc=0)
+
+
+@pytest.mark.parametrize(
+    ("started", "passed"),
+    [("Mon 2026-03-02 10:00:06.000001 UTC", True), ("Mon 2026-03-02 10:00:04.500000 UTC", False)],
+)
+def test_a_restart_lost_after_a_file_change_fails_with_both_times(
+    started: str, passed: bool
+) -> None:
+    from orchestrator.verify.probes import service_restarted
+
+    show = "systemctl show -p ActiveState -p ActiveEnterTimestamp --timestamp=us+utc web.service"
+    host = _Replies(
+        {
+            show: f"ActiveState=active\nActiveEnterTimestamp={started}\n",
+            "date -u -r /etc/web.conf '+%s.%N'": "1772445605.000000000\n",  # 10:00:05 UTC
+        }
+    )
+    ok, actual = service_restarted(host, "web.service", "/etc/web.conf")
+    assert ok is passed
+    assert "/etc/web.conf changed 2026-03-02 10:00:05.000000 UTC" in actual
+    assert actual.endswith("a restart was lost") is not passed

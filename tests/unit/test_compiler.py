@@ -74,3 +74,22 @@ def test_packages_that_change_together_install_in_one_call() -> None:
     assert installs[0].args["packages"] == ["a=1.0-1", "b"]
     assert installs[0].resource_ids == ("package:a", "package:b")
     assert ops[0].operation == "apt.update"
+
+
+def test_a_due_restart_is_recorded_on_the_host_before_anything_changes() -> None:
+    ops = compile_host(reference_state(), only={"package:acme-agent", "file:/etc/acme/agent.conf"})
+    record, *rest, restart = ops
+    marker = "/var/lib/patchring/pending-restarts/acme-agent.service"
+    assert record.description == "record pending restarts: acme-agent.service"
+    assert record.resource_ids == restart.resource_ids == ("restart:acme-agent.service",)
+    assert marker in record.args["commands"][0]
+    assert restart.args["commands"] == [f"systemctl restart acme-agent.service && rm -f {marker}"]
+    assert [op.operation for op in rest] == ["apt.update", "apt.packages", "files.put"]
+
+
+def test_a_pending_restart_alone_compiles_to_the_restart_alone() -> None:
+    ops = compile_host(reference_state(), only={"restart:acme-agent.service"})
+    assert [op.description for op in ops] == [
+        "record pending restarts: acme-agent.service",
+        "restart acme-agent.service (pending)",
+    ]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from orchestrator.drift.changes import diff_host
-from orchestrator.drift.observed import Observation, ObservedPackage, ObservedService
+from orchestrator.drift.expected import PENDING_RESTART_DIR
+from orchestrator.drift.observed import (
+    Observation,
+    ObservedPackage,
+    ObservedPath,
+    ObservedService,
+)
 from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
 from orchestrator.model.policy import (
     Command,
@@ -199,3 +206,49 @@ def test_sysctl_and_user() -> None:
         "user acme: shell /bin/sh -> /usr/sbin/nologin, groups acme -> adm",
         "net.ipv4.ip_forward 1 -> 0",
     ]
+
+
+def test_a_file_that_changes_makes_its_restart_due_and_a_marker_keeps_it_due() -> None:
+    state = desired(
+        File(path="/etc/a.conf", content="a\n", restart=("web",)),
+        File(path="/etc/b.conf", content="b\n", restart=("web", "cache.service")),
+    )
+    in_sync = {
+        path: ObservedPath(
+            path=path,
+            kind="file",
+            sha256=hashlib.sha256(text.encode()).hexdigest(),
+            owner="root",
+            group="root",
+            mode="644",
+        )
+        for path, text in (("/etc/a.conf", "a\n"), ("/etc/b.conf", "b\n"))
+    }
+    assert diff_host(state, Observation(paths=in_sync)) == ()
+
+    changed = {**in_sync, "/etc/a.conf": in_sync["/etc/a.conf"].model_copy(update={"sha256": "0"})}
+    changes = {c.resource_id: c for c in diff_host(state, Observation(paths=changed))}
+    assert list(changes) == ["file:/etc/a.conf", "restart:web.service"]
+    assert changes["restart:web.service"].actions == ("restart",)
+    assert changes["restart:web.service"].summary == "web.service: restart (/etc/a.conf changes)"
+
+    marked = Observation(
+        paths=in_sync, pending_restarts={"cache.service": "2026-01-02T03:04:05Z x"}
+    )
+    (pending,) = diff_host(state, marked)
+    assert pending.resource_id == "restart:cache.service"
+    assert pending.summary == (
+        "cache.service: restart (pending since an earlier apply: 2026-01-02T03:04:05Z x)"
+    )
+
+
+def test_the_probe_reads_pending_restart_markers_in_the_same_command(tmp_path: Path) -> None:
+    state = desired(
+        File(path=str(tmp_path / "a.conf"), content="a\n", restart=("web", "db")),
+    )
+    folder = tmp_path / "pending"
+    folder.mkdir()
+    (folder / "web.service").write_text("2026-01-02T03:04:05Z /etc/a.conf changed\n")
+    script = build_probe_script(state).replace(PENDING_RESTART_DIR, str(folder))
+    observed = parse_probe_output(_run_locally(script))
+    assert observed.pending_restarts == {"web.service": "2026-01-02T03:04:05Z /etc/a.conf changed"}

@@ -219,7 +219,7 @@ def test_schema_and_variable_problems_in_every_file(tmp_path: Path) -> None:
         "inventory/a.yml:2:12: error: unknown key 'adress' (did you mean 'address'?)",
         "inventory/a.yml:3:30: error: 'abc' is not an integer",
         "inventory/a.yml:3:43: error: expected a list, got a string",
-        "inventory/a.yml:4:24: error: must be greater than 0, got 0",
+        "inventory/a.yml:4:24: error: must be greater than or equal to 1, got 0",
         "inventory/a.yml:4:27: error: unknown key 'usr' (did you mean 'user'?)",
         "inventory/b.yml:1:8: error: variable name 'a-b' is not usable in templates "
         "(use letters, digits and _)",
