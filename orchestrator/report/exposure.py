@@ -62,14 +62,38 @@ class CveRow(Frozen):
         return sum(host.fix_available for host in self.hosts)
 
 
+class HostLine(Frozen):
+    """One host in the report's host table."""
+
+    host: str
+    ring: str
+    status: str
+    error: str | None
+    codename: str
+    security_updates: int
+    other_updates: int
+    reboot_required: bool
+    open_cves: int | None  # None without security data
+    by_urgency: tuple[int, ...]  # open CVEs per bucket, in `BUCKETS` order
+    fixable: int  # open CVEs with a fix available
+
+
 class ExposureView(Frozen):
     tracked: bool  # the run had security data; without it nothing below is known
     security_data: str | None
     rings: tuple[RingExposure, ...]
     cves: tuple[CveRow, ...]
-    hosts_exposed: int
+    hosts: tuple[HostLine, ...]
+    hosts_total: int
     hosts_assessed: int
-    not_assessed: tuple[HostPatching, ...]
+    hosts_exposed: int
+    hosts_high_fixable: int  # hosts with a high (or unassigned) CVE they can fix now
+    hosts_security_updates: int
+    hosts_reboot_required: int
+
+    @property
+    def not_assessed(self) -> tuple[HostLine, ...]:
+        return tuple(h for h in self.hosts if h.status != "assessed")
 
 
 def _ring(host: HostPatching) -> str:
@@ -132,17 +156,60 @@ def _cve_rows(hosts: Iterable[HostPatching]) -> tuple[CveRow, ...]:
     return tuple(rows)
 
 
+def _host_line(host: HostPatching) -> HostLine:
+    cves = _open(host)
+    return HostLine(
+        host=host.host,
+        ring=_ring(host),
+        status=host.status,
+        error=host.error,
+        codename=host.codename,
+        security_updates=host.security_updates,
+        other_updates=host.other_updates,
+        reboot_required=host.reboot_required,
+        open_cves=len(cves) if host.open_cves is not None else None,
+        by_urgency=tuple(sum(urgency_bucket(c.urgency) == b for c in cves) for b in BUCKETS),
+        fixable=sum(c.fix_available for c in cves),
+    )
+
+
+def _high_fixable(host: HostPatching) -> bool:
+    return any(c.fix_available and urgency_bucket(c.urgency) == "high" for c in _open(host))
+
+
 def build_exposure(section: PatchingSection) -> ExposureView:
     """The summary of one assess run; hosts keep the section's order within their ring."""
     order = _ring_order(section)
     by_ring = {ring: [h for h in section.hosts if _ring(h) == ring] for ring in order}
     hosts = [h for ring in order for h in by_ring[ring]]
+    assessed = [h for h in hosts if h.status == "assessed"]
     return ExposureView(
         tracked=any(h.open_cves is not None for h in section.hosts),
         security_data=section.security_data,
         rings=tuple(_ring_exposure(ring, members) for ring, members in by_ring.items()),
         cves=_cve_rows(hosts),
-        hosts_exposed=sum(bool(_open(h)) for h in hosts),
-        hosts_assessed=sum(h.status == "assessed" for h in hosts),
-        not_assessed=tuple(h for h in hosts if h.status != "assessed"),
+        hosts=tuple(_host_line(h) for h in hosts),
+        hosts_total=len(hosts),
+        hosts_assessed=len(assessed),
+        hosts_exposed=sum(bool(_open(h)) for h in assessed),
+        hosts_high_fixable=sum(_high_fixable(h) for h in assessed),
+        hosts_security_updates=sum(h.security_updates > 0 for h in assessed),
+        hosts_reboot_required=sum(h.reboot_required for h in assessed),
     )
+
+
+def exposure_headline(view: ExposureView) -> str:
+    """One sentence for the top of an assess report."""
+    if view.tracked:
+        high = sum(c.exposed for r in view.rings for c in r.by_urgency if c.urgency == "high")
+        text = (
+            f"Assess: {view.hosts_exposed} of {view.hosts_assessed} hosts exposed to open CVEs, "
+            f"{high} at high urgency"
+        )
+    else:
+        text = (
+            f"Assess: {view.hosts_security_updates} of {view.hosts_assessed} hosts with security "
+            "updates pending"
+        )
+    missing = view.hosts_total - view.hosts_assessed
+    return text + (f"; {missing} not assessed" if missing else "")

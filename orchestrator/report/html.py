@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from orchestrator.model.record import RunRecord
 from orchestrator.model.verification import CheckResult
-from orchestrator.report.exposure import build_exposure
+from orchestrator.report.exposure import BUCKETS, build_exposure
 from orchestrator.report.masking import Mask, no_mask
 from orchestrator.report.record import (
     CI_NAMES,
@@ -59,7 +59,7 @@ def render_html(record: RunRecord, mask: Mask = no_mask) -> str:
     }
     if r.patching is not None:
         exposure = build_exposure(r.patching)
-        return render_template("assess.html.j2", **page, exposure=exposure)
+        return render_template("assess.html.j2", **page, exposure=exposure, buckets=BUCKETS)
     anchors = _failure_anchors(view)
     return render_template(
         "run.html.j2",
