@@ -6,8 +6,8 @@ tone a tile takes, where a failure anchor points); the markup and styles are Jin
 `report/templates/` rendered with autoescape (see `report.templating`). Inline CSS only (no
 scripts, fonts or images to fetch), so the file works offline, from a CI artifact or an e-mail,
 and prints cleanly. Every text that came from a host or an error is masked first (see
-`record.build_view`). Imports only the standard library, jinja2 (through `templating`) and
-`report`; no I/O.
+`record.build_view`). Imports only the standard library, markupsafe, jinja2 (through
+`templating`, which reads the package's own templates) and `report`.
 """
 
 from __future__ import annotations
