@@ -5,8 +5,6 @@ assessment: 2 rings, 5 hosts, 5 CVEs, one host unreachable with a secret in its 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -25,7 +23,7 @@ from orchestrator.model.record import (
 )
 from orchestrator.patching.summary import unassessed_host
 from orchestrator.report.assess import patching_section
-from orchestrator.report.exposure import build_exposure, exposure_headline
+from orchestrator.report.exposure import RingExposure, build_exposure, exposure_headline
 from orchestrator.report.files import render_reports
 from orchestrator.report.html import render_html
 from orchestrator.report.junit import render_junit
@@ -143,8 +141,8 @@ def assess_record(patching: PatchingSection | None = None) -> RunRecord:
 # --- the builder ---------------------------------------------------------------------------------
 
 
-def _counts(view_ring: object) -> dict[str, tuple[int, int]]:
-    return {c.urgency: (c.exposed, c.fix_available) for c in view_ring.by_urgency}  # type: ignore[attr-defined]
+def _counts(ring: RingExposure) -> dict[str, tuple[int, int]]:
+    return {c.urgency: (c.exposed, c.fix_available) for c in ring.by_urgency}
 
 
 def test_hosts_exposed_per_ring_and_urgency_with_fixes_available() -> None:
@@ -411,5 +409,3 @@ def test_assess_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert (width, height) == (1400, 1800)
     assert (tmp_path / "assess.png").stat().st_size > 5 * (tmp_path / "blank.png").stat().st_size
     assert ink > max(0.01, 5 * _png_size(tmp_path / "blank.png")[2])
-    if keep := os.environ.get("PATCHRING_KEEP_SCREENSHOT"):
-        shutil.copy(tmp_path / "assess.png", keep)
