@@ -1,9 +1,10 @@
 """`patchring assess`: what each host has pending, whether it must reboot, which CVEs are open.
 
 One probe per host (`engine.assess_hosts`), read by the pure `patching` package, rendered by
-`report.assess`. Exit codes: 0 assessed (whatever is pending); 3 a host was unreachable or its
-probe failed; with `--detailed-exitcode`, 2 when security updates are pending on an assessed
-host and none failed.
+`report.assess`, and kept as an `assess` run record (its `patching` section) whose reports
+`patchring report` renders with the exposure summary. Exit codes: 0 assessed (whatever is
+pending); 3 a host was unreachable or its probe failed; with `--detailed-exitcode`, 2 when
+security updates are pending on an assessed host and none failed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_assess(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.cli.commands import _source
+    from orchestrator.cli.runs import Recorder
     from orchestrator.engine import assess_hosts
     from orchestrator.inventory.securitydata import parse_security_data, read_security_data
     from orchestrator.patching.summary import (
@@ -51,12 +53,14 @@ def cmd_assess(args: argparse.Namespace, output: Output) -> int:
         unassessed_host,
     )
     from orchestrator.policy import WorktreeSource
-    from orchestrator.report.assess import assess_document, render_assess_text
+    from orchestrator.report.assess import assess_document, patching_section, render_assess_text
 
     selection = select(args.repo, args.inventory, args.ring, args.host, output)
     inventory = selection.project.inventory
     # Read before touching any host: a missing file is an input error, not a host problem.
     tracker_text = read_security_data(WorktreeSource(args.repo), inventory)
+    # Input is valid (bad input leaves no history folder behind); the history must be writable.
+    recorder = Recorder.start(args.repo, "assess", output, ring=args.ring, host=args.host)
     targets = [desired.host for desired in selection.fleet.values()]
     with output.progress("Assessing", len(targets)) as progress:
         raws = assess_hosts(targets, args.refresh, progress)
@@ -87,18 +91,31 @@ def cmd_assess(args: argparse.Namespace, output: Output) -> int:
             status: HostStatus = "unreachable" if raw.status == "unreachable" else "failed"
             error = (probe.error if probe is not None else None) or raw.error or "no output"
             states[name] = unassessed_host(name, raw.ring, status, error, raw.remote_commands)
+    unassessed = any(s.status != "assessed" for s in states.values())
+    record, files = recorder.finish(
+        selection,
+        "failed" if unassessed else "succeeded",
+        patching=patching_section(states, selection.rings, inventory.security_data),
+    )
+    where = ", ".join(str(path) for path in files.values())
     output.show(
         states,
-        lambda shown: render_assess_text(shown, selection.rings),
-        lambda shown: assess_document(
-            shown,
-            selection.rings,
-            _source(args),
-            inventory.patching.security_origins,
-            inventory.security_data,
+        lambda shown: (
+            render_assess_text(shown, selection.rings)
+            + f"\nRun {record.id} recorded; reports: {where}\n"
+        ),
+        lambda shown: (
+            assess_document(
+                shown,
+                selection.rings,
+                _source(args),
+                inventory.patching.security_origins,
+                inventory.security_data,
+            )
+            | {"run": record.id}
         ),
     )
-    if any(s.status != "assessed" for s in states.values()):
+    if unassessed:
         return EXIT_HOSTS_FAILED
     if args.detailed_exitcode and any(s.security for s in states.values()):
         return EXIT_CHANGES_PRESENT

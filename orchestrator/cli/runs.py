@@ -1,4 +1,5 @@
-"""Run records: `Recorder` (used by apply, verify, rollout) and the verify and report commands."""
+"""Run records: `Recorder` (used by apply, verify, rollout, assess) and the verify and report
+commands."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from orchestrator import __version__
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import Selection, select
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
-from orchestrator.model.record import RingOutcome, RolloutLog, RunKind, RunRecord, RunStatus
+from orchestrator.model.record import (
+    PatchingSection,
+    RingOutcome,
+    RolloutLog,
+    RunKind,
+    RunRecord,
+    RunStatus,
+)
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import HostVerification
 
@@ -82,6 +90,7 @@ class Recorder:
         at: str | None = None,
         project: Any = None,
         rollout: RolloutLog | None = None,
+        patching: PatchingSection | None = None,
     ) -> tuple[RunRecord, dict[str, Path]]:
         """`at` is the commit the run read (a rollout's), `project` what was loaded from it:
         source and input hashes then describe that commit, not the working tree."""
@@ -106,6 +115,7 @@ class Recorder:
             rings=tuple(rings),
             emergency_reason=emergency_reason,
             rollout=rollout,
+            patching=patching,
         )
         mask = self.output.masker  # every secret of every project this command loaded
         record = mask.value(record)  # secrets never reach the history or a report

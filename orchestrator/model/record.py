@@ -1,6 +1,9 @@
-"""The run record: a versioned JSON document per apply, verify or rollout, kept in the history.
+"""The run record: a versioned JSON document per apply, verify, rollout or assess, kept in the
+history.
 
-Schema `patchring.run/v1`. Fields may be added within a version; renames bump it.
+Schema `patchring.run/v1`. Fields may be added within a version; renames bump it. An `assess`
+record carries the optional `patching` section (per host: pending updates, reboot, open CVEs);
+records of the other kinds leave it out, so readers of older records see nothing new.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.patching import Classification, Urgency
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import HostVerification
 
 RUN_SCHEMA = "patchring.run/v1"
-RunKind = Literal["apply", "verify", "rollout"]
+RunKind = Literal["apply", "verify", "rollout", "assess"]
 RunStatus = Literal["succeeded", "failed", "halted", "interrupted"]
 
 
@@ -86,6 +90,61 @@ class RolloutLog(Frozen):
     events: tuple[HostEvent, ...] = ()
 
 
+class PendingPackage(Frozen):
+    """One pending update on a host, as `assess` classified it."""
+
+    package: str
+    installed_version: str | None = None
+    candidate_version: str
+    classification: Classification
+
+
+class OpenCve(Frozen):
+    """One CVE open on one host, from the security tracker data."""
+
+    cve: str
+    source: str = Field(description="The source package the tracker lists it under.")
+    installed_source_version: str
+    urgency: Urgency
+    status: Literal["resolved", "open", "undetermined"]
+    fixed_version: str | None = Field(None, description="First fixed source version, if any.")
+    fix_available: bool = Field(
+        description="A pending candidate from the host's repositories carries the fix."
+    )
+    fixed_by: tuple[str, ...] = Field((), description="`package version` of those candidates.")
+
+
+class HostPatching(Frozen):
+    """One host's patch state at the time of the assessment."""
+
+    host: str
+    ring: str | None = None
+    status: Literal["assessed", "unreachable", "failed"]
+    error: str | None = None
+    codename: str = ""
+    pending: tuple[PendingPackage, ...] = ()
+    reboot_required: bool = False
+    open_cves: tuple[OpenCve, ...] | None = Field(
+        None, description="None without security data (unknown, not none)."
+    )
+
+    @property
+    def security_updates(self) -> int:
+        return sum(p.classification == "security" for p in self.pending)
+
+    @property
+    def other_updates(self) -> int:
+        return sum(p.classification == "other" for p in self.pending)
+
+
+class PatchingSection(Frozen):
+    """What an `assess` run found: the rings in inventory order and every host's state."""
+
+    security_data: str | None = Field(None, description="The tracker file or URL read, if any.")
+    rings: tuple[str, ...] = ()
+    hosts: tuple[HostPatching, ...] = ()
+
+
 class RunRecord(Frozen):
     """Serialize with `model_dump(mode="json", by_alias=True)` so the version key reads `schema`."""
 
@@ -107,3 +166,4 @@ class RunRecord(Frozen):
     verify: tuple[HostVerification, ...] = ()
     rings: tuple[RingOutcome, ...] = ()
     rollout: RolloutLog | None = None  # a rollout's record: the whole rollout, from its ledger
+    patching: PatchingSection | None = None  # an assess record's findings

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.model.patching import CveExposure
+from orchestrator.model.record import HostPatching, OpenCve, PatchingSection, PendingPackage
 from orchestrator.patching.summary import ClassifiedUpdate, HostPatchState
 
 ASSESS_SCHEMA = "patchring.assess/v1"
@@ -188,3 +189,52 @@ def assess_document(
         ],
         "hosts": [_host_document(state) for state in states.values()],
     }
+
+
+def _open_cve(cve: CveExposure) -> OpenCve:
+    return OpenCve(
+        cve=cve.cve,
+        source=cve.source,
+        installed_source_version=cve.installed_source_version,
+        urgency=cve.urgency,
+        status=cve.status,
+        fixed_version=cve.fixed_version,
+        fix_available=cve.fix_available,
+        fixed_by=tuple(f"{fix.package} {fix.version}" for fix in cve.fixed_by),
+    )
+
+
+def patching_section(
+    states: Mapping[str, HostPatchState], rings: Sequence[str], security_data: str | None
+) -> PatchingSection:
+    """What an assess run record keeps of each host (the `patching` section of patchring.run/v1):
+    pending updates by classification, reboot, and open CVEs (None without security data)."""
+    return PatchingSection(
+        security_data=security_data,
+        rings=tuple(rings),
+        hosts=tuple(
+            HostPatching(
+                host=state.host,
+                ring=state.ring,
+                status=state.status,
+                error=state.error,
+                codename=state.codename,
+                pending=tuple(
+                    PendingPackage(
+                        package=u.package,
+                        installed_version=u.installed_version,
+                        candidate_version=u.candidate_version,
+                        classification=u.classification,
+                    )
+                    for u in state.pending
+                ),
+                reboot_required=state.reboot.required,
+                open_cves=(
+                    tuple(_open_cve(c) for c in state.exposure.open)
+                    if state.exposure is not None
+                    else None
+                ),
+            )
+            for state in states.values()
+        ),
+    )

@@ -3,16 +3,20 @@
 Pure: a record in, a string out. One `<testsuite>` per host; one `<testcase>` per check
 (`classname` = host, `name` = check id, a `host` property) and per applied resource
 (`name` = `apply/<resource id>`); hosts the run never reached are one skipped testcase. Failures
-carry expected, actual and the evidence, masked. Imports only the standard library and `report`.
+carry expected, actual and the evidence, masked. An assess record has one testcase per host,
+`exposure/high-with-fix`: it fails when the host has an open CVE of urgency high (or not yet
+assigned) whose fix its repositories offer, and errs when the host was not assessed. Imports
+only the standard library and `report`.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from orchestrator.model.record import RunRecord
+from orchestrator.model.record import HostPatching, RunRecord
 from orchestrator.model.results import ResourceOutcome
 from orchestrator.model.verification import CheckResult
+from orchestrator.report.exposure import urgency_bucket
 from orchestrator.report.masking import Mask, no_mask
 from orchestrator.report.record import HostRow, RunView, build_view, visible
 
@@ -24,8 +28,12 @@ def render_junit(record: RunRecord, mask: Mask = no_mask) -> str:
     r = view.record
     root = ET.Element("testsuites", {"name": f"patchring {r.kind} {r.id}"})
     totals = dict.fromkeys(_COUNTED, 0)
-    for row in view.hosts:
-        suite = _suite(view, row)
+    suites = (
+        [_assess_suite(view, host) for host in r.patching.hosts]
+        if r.patching is not None
+        else [_suite(view, row) for row in view.hosts]
+    )
+    for suite in suites:
         root.append(suite)
         for key in _COUNTED:
             totals[key] += int(suite.get(key, "0"))
@@ -77,6 +85,48 @@ def _suite(view: RunView, row: HostRow) -> ET.Element:
     }
     for key in _COUNTED:
         suite.set(key, str(counts[key]))
+    return suite
+
+
+EXPOSURE_CASE = "exposure/high-with-fix"
+
+
+def _assess_suite(view: RunView, host: HostPatching) -> ET.Element:
+    r = view.record
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": _text(host.host),
+            "hostname": _text(host.host),
+            "timestamp": r.started.isoformat(),
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("host", host.host), ("ring", host.ring or ""), ("run_id", r.id)):
+        ET.SubElement(properties, "property", {"name": name, "value": _text(value)})
+    case = _case(host.host, EXPOSURE_CASE)
+    fixable = [
+        c for c in host.open_cves or () if c.fix_available and urgency_bucket(c.urgency) == "high"
+    ]
+    if host.status != "assessed":
+        message = host.error or host.status
+        ET.SubElement(case, "error", {"message": _text(message), "type": "NotAssessed"})
+    elif host.open_cves is None:
+        ET.SubElement(case, "skipped", {"message": "no security data"})
+    elif fixable:
+        message = f"{len(fixable)} open CVE(s) of urgency high with a fix available"
+        failure = ET.SubElement(case, "failure", {"message": message, "type": "Exposed"})
+        failure.text = _text(
+            "\n".join(
+                f"{c.cve} ({c.source} {c.installed_source_version}, {c.urgency}): fixed by "
+                + ", ".join(c.fixed_by)
+                for c in fixable
+            )
+        )
+    suite.append(case)
+    for key, element in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
+        suite.set(key, str(int(case.find(element) is not None)))
+    suite.set("tests", "1")
     return suite
 
 

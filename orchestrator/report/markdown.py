@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from orchestrator.model.record import RunRecord
+from orchestrator.report.exposure import BUCKETS, ExposureView, UrgencyCount, build_exposure
 from orchestrator.report.masking import Mask, no_mask
 from orchestrator.report.record import (
     CI_NAMES,
@@ -36,6 +37,10 @@ RING_MARK = {
 
 def render_markdown(record: RunRecord, mask: Mask = no_mask, limit: int = 10) -> str:
     view = build_view(record, mask)
+    if view.record.patching is not None:
+        exposure = build_exposure(view.record.patching)
+        parts = [_summary(view), *_exposure(exposure, limit)]
+        return "\n\n".join(part for part in parts if part) + "\n"
     parts = [
         _summary(view),
         _rings(view),
@@ -80,6 +85,9 @@ def _fenced(text: str) -> str:
 def _summary(view: RunView) -> str:
     r, c = view.record, view.compliance
     lines = [f"### {STATUS_MARK.get(r.status, '')} patchring: {_cell(view.headline, 200)}"]
+    if r.patching is not None:
+        lines += ["", f"- **Commit** {_commit(r)}", f"- **Run** {_run(r)}"]
+        return "\n".join(lines)
     facts = [
         f"**{c.hosts_compliant}/{c.hosts_total} hosts compliant**",
         f"**{c.checks_passed}/{c.checks_total} checks passed**"
@@ -197,4 +205,75 @@ def _check_failures(view: RunView, limit: int) -> str:
             f"| {_cell(f.host)} | {mark} {_code(c.check_id)} | {_code(c.expected)} |"
             f" {_code(c.actual)} |"
         )
+    return "\n".join(rows)
+
+
+def _exposed(count: UrgencyCount) -> str:
+    if not count.exposed:
+        return "0"
+    return (
+        f"{count.exposed} ({count.fix_available} fixable)"
+        if count.fix_available
+        else (str(count.exposed))
+    )
+
+
+def _exposure(view: ExposureView, limit: int) -> list[str]:
+    """The exposure summary per ring, the open CVEs with their hosts (the first `limit` times
+    five; the HTML report has them all), and the hosts that could not be assessed."""
+    heads = ["Ring", "Hosts", "Security updates", "Reboot"]
+    aligns = ["---", "--:", "--:", "--:"]
+    if view.tracked:
+        heads += ["Exposed", *(b.capitalize() for b in BUCKETS)]
+        aligns += ["--:"] * (1 + len(BUCKETS))
+    rows = [
+        "**Exposure summary**: hosts with an open CVE of each urgency (of them, how many have "
+        "a fix available from their repositories)"
+        if view.tracked
+        else "**Patch state** (no security data: open CVEs unknown)",
+        "",
+        f"| {' | '.join(heads)} |",
+        f"|{'|'.join(aligns)}|",
+    ]
+    for ring in view.rings:
+        cells = [_cell(ring.ring), str(ring.assessed), str(ring.security_updates)]
+        cells.append(str(ring.reboot_required))
+        if view.tracked:
+            cells += [str(ring.exposed), *(_exposed(c) for c in ring.by_urgency)]
+        rows.append(f"| {' | '.join(cells)} |")
+    parts = ["\n".join(rows)]
+    if view.tracked:
+        parts.append(_cve_table(view, limit * 5))
+    missing = view.not_assessed
+    if missing:
+        lines = [f"**Not assessed** ({len(missing)})", ""]
+        lines += [f"- `{_cell(h.host)}` {h.status}: {_cell(h.error or '', 300)}" for h in missing]
+        parts.append("\n".join(lines))
+    return parts
+
+
+def _cve_table(view: ExposureView, limit: int) -> str:
+    if not view.cves:
+        return "No open CVEs on any assessed host."
+    shown = view.cves[:limit]
+    more = "" if len(shown) == len(view.cves) else f", first {len(shown)}; see the HTML report"
+    rows = [
+        f"**Open CVEs** ({len(view.cves)}{more})",
+        "",
+        "| CVE | Source | Urgency | Fixed in | Hosts still open | Fix available |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cve in shown:
+        hosts = ", ".join(
+            f"`{_cell(h.host)}`" + (" ✓" if h.fix_available else "") for h in cve.hosts[:20]
+        )
+        if len(cve.hosts) > 20:
+            hosts += f" and {len(cve.hosts) - 20} more"
+        fixed = ", ".join(_code(v) for v in cve.fixed_versions) or "no fix yet"
+        available = f"{cve.fix_available} of {len(cve.hosts)}"
+        rows.append(
+            f"| {_cell(cve.cve)} | {_code(cve.source)} | {cve.urgency} | {fixed} | {hosts} |"
+            f" {available} |"
+        )
+    rows += ["", "✓ a pending update from the host's repositories fixes it."]
     return "\n".join(rows)

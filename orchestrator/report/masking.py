@@ -26,14 +26,26 @@ def no_mask(text: str) -> str:
 
 def mask_record(record: RunRecord, mask: Mask) -> RunRecord:
     """A copy of `record` with `mask` applied to every text that came from a host or an error:
-    outcome summaries, diffs and errors, check values, messages and evidence, ring reasons."""
+    outcome summaries, diffs and errors, check values, messages and evidence, ring reasons, and
+    an assessment's host errors (a `Masker` masks every string of the record)."""
     if mask is no_mask:
         return record
     if isinstance(mask, Masker):
         return mask.value(record)  # every text, and diffs that show a secret hidden whole
     emergency = record.emergency_reason
+    patching = record.patching
+    if patching is not None:
+        patching = patching.model_copy(
+            update={
+                "hosts": tuple(
+                    h.model_copy(update={"error": mask(h.error)}) if h.error else h
+                    for h in patching.hosts
+                )
+            }
+        )
     return record.model_copy(
         update={
+            "patching": patching,
             "apply": tuple(_mask_result(result, mask) for result in record.apply),
             "verify": tuple(_mask_verification(v, mask) for v in record.verify),
             "rings": tuple(r.model_copy(update={"reason": mask(r.reason)}) for r in record.rings),

@@ -17,6 +17,7 @@ from orchestrator.model.base import Frozen
 from orchestrator.model.record import Operator, RingStatus, RunKind, RunRecord
 from orchestrator.model.results import HostResult, ResourceOutcome
 from orchestrator.model.verification import CheckResult, HostVerification
+from orchestrator.report.exposure import build_exposure, exposure_headline
 from orchestrator.report.masking import Mask, mask_record, no_mask
 
 NO_RING = "(no ring)"
@@ -376,6 +377,8 @@ def _apply_failures(row: HostRow) -> list[ApplyFailure]:
 def run_headline(view: RunView) -> str:
     """One sentence for the top of every report."""
     record, c = view.record, view.compliance
+    if record.patching is not None:
+        return exposure_headline(build_exposure(record.patching))
     kind = record.kind.capitalize()
     failed_ring = next((r for r in view.rings if r.status == "failed"), None)
     if record.status == "halted" and failed_ring is not None:

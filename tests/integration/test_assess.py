@@ -5,6 +5,7 @@ remote command per host, and an unreachable host reported with its reason (exit 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,56 @@ def test_an_unreachable_host_is_reported_with_its_reason(repo: Path, patched_lab
     assert hosts[cut]["error"].startswith("unreachable")
     assert hosts[fine]["status"] == "assessed"
     assert hosts[fine]["remote_commands"] == 1
+
+
+def test_assess_records_a_run_whose_reports_show_the_exposure_per_ring(
+    repo: Path, patched_lab: Lab
+) -> None:
+    agent_hosts = patched_lab.hosts[:2]
+    result = patchring(repo, "assess", "--json")
+    assert result.code == 0, result.stderr
+    run = result.json()["run"]
+    runs = repo / ".patchring" / "runs"
+    record = json.loads((runs / f"{run}.json").read_text())
+    assert (record["schema"], record["kind"], record["status"]) == (
+        "patchring.run/v1",
+        "assess",
+        "succeeded",
+    )
+    hosts = {h["host"]: h for h in record["patching"]["hosts"]}
+    assert set(hosts) == set(patched_lab.hosts)
+    for name in agent_hosts:
+        [cve] = [c for c in hosts[name]["open_cves"] if c["cve"] == "CVE-2026-0001"]
+        assert (cve["urgency"], cve["fix_available"], cve["fixed_by"]) == (
+            "high",
+            True,
+            ["acme-agent 1.0-2"],
+        )
+    ring_of = {h.name: h.ring for h in patched_lab.status.hosts}
+    exposed = {ring: sum(ring_of[h] == ring for h in agent_hosts) for ring in set(ring_of.values())}
+
+    markdown = patchring(repo, "report", run)
+    assert markdown.code == 0, markdown.stderr
+    assert markdown.stdout == (runs / f"{run}.md").read_text()
+    lines = markdown.stdout.splitlines()
+    [row] = [line for line in lines if line.startswith("| CVE-2026-0001 | `acme-agent` | high |")]
+    assert all(f"`{name}` ✓" in row for name in agent_hosts)
+    assert row.endswith(" | 2 of 2 |")
+    for ring, count in exposed.items():
+        [ring_row] = [line for line in lines if line.startswith(f"| {ring} |")]
+        high = ring_row.split("|")[6].strip()  # Ring, Hosts, Security, Reboot, Exposed, High
+        assert high == (f"{count} ({count} fixable)" if count else "0"), ring_row
+
+    html = (runs / f"{run}.html").read_text()
+    for ring, count in exposed.items():
+        ring_row = re.search(
+            rf'<tr class="ring-exposure"><th scope="row">{ring}</th>.*?</tr>', html
+        )
+        assert ring_row is not None, ring
+        assert f'data-urgency="high" data-exposed="{count}" data-fixable="{count}"' in (
+            ring_row.group()
+        )
+    cve_row = re.search(r'<tr class="cve-row" data-cve="CVE-2026-0001">.*?</tr>', html, re.S)
+    assert cve_row is not None
+    chips = re.findall(r'<span class="host-chip fix"[^>]*>([^<]+)</span>', cve_row.group())
+    assert chips == agent_hosts

@@ -131,3 +131,35 @@ def test_an_unreachable_host_is_exit_3_with_its_reason(
     assert host["status"] == "unreachable"
     assert "unreachable" in host["error"]
     assert doc["summary"]["unreachable"] == 1
+
+
+def test_assess_writes_a_run_record_that_report_renders(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _assess(repo, "--json") == 3
+    doc = json.loads(capsys.readouterr().out)
+    runs = repo / ".patchring" / "runs"
+    record = json.loads((runs / f"{doc['run']}.json").read_text())
+    assert (record["schema"], record["kind"], record["status"]) == (
+        "patchring.run/v1",
+        "assess",
+        "failed",
+    )
+    [host] = record["patching"]["hosts"]
+    assert (host["host"], host["ring"], host["status"]) == ("h1", "canary", "unreachable")
+    assert sorted(p.name.removeprefix(doc["run"]) for p in runs.iterdir()) == [
+        ".html",
+        ".json",
+        ".junit.xml",
+        ".md",
+    ]
+    assert main(["report", "--repo", str(repo), doc["run"]]) == 0
+    markdown = capsys.readouterr().out
+    assert "Assess: 0 of 0 hosts with security updates pending; 1 not assessed" in markdown
+    assert "- `h1` unreachable: unreachable" in markdown
+
+
+def test_bad_input_leaves_no_run_history(repo: Path) -> None:
+    _patching(repo, "security_data: data/missing.json\n")
+    assert _assess(repo) == 1
+    assert not (repo / ".patchring").exists()

@@ -90,7 +90,7 @@ def test_html_summary_comes_first_with_status_compliance_and_commit() -> None:
         "20261127T031840Z-rollout-3fa2",
         "runner@ci-worker-3",
         "GitHub Actions",
-        "2 of 2 hosts failed; the ring&#x27;s budget allows 0",
+        "2 of 2 hosts failed; the ring&#39;s budget allows 0",  # markupsafe spells it &#39;
         "templates/agent.conf.j2",
     ):
         assert text in summary, text
