@@ -68,3 +68,6 @@ class Observation(Frozen):
     users: dict[str, ObservedUser] = {}
     sysctls: dict[str, ObservedSysctl] = {}
     commands_satisfied: dict[str, bool] = {}
+    offered: dict[str, bool] = {}
+    """`package=version` -> whether apt offers it, for patches the host needs (see
+    `drift.availability`)."""

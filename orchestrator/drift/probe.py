@@ -13,6 +13,7 @@ import binascii
 from collections.abc import Iterable
 from shlex import quote
 
+from orchestrator.drift.availability import offer_key, offer_lines
 from orchestrator.drift.expected import (
     SYSCTL_PERSIST_FILE,
     expected_directory,
@@ -64,6 +65,7 @@ def build_probe_script(desired: DesiredState) -> str:
     """The whole probe for one host: one remote command, whatever the number of resources."""
     parts = [f"echo 'patchring-probe {PROBE_VERSION}'", _PRELUDE]
     parts += _package_lines(desired)
+    parts += offer_lines(desired)
     for resource in desired.resources:
         parts += [f"pf {quote(f.path)} {f.sha256}" for f in expected_files(resource)]
         directory = expected_directory(resource)
@@ -169,6 +171,7 @@ class _Accumulator:
         self.users: dict[str, ObservedUser] = {}
         self.sysctls: dict[str, ObservedSysctl] = {}
         self.commands: dict[str, bool] = {}
+        self.offered: dict[str, bool] = {}
 
     def build(self) -> Observation:
         packages = {
@@ -197,6 +200,7 @@ class _Accumulator:
             users=self.users,
             sysctls=self.sysctls,
             commands_satisfied=self.commands,
+            offered=self.offered,
         )
 
 
@@ -267,6 +271,11 @@ def _on_cmd(acc: _Accumulator, f: list[str]) -> None:
     acc.commands[f[0]] = len(f) > 1 and f[1] == "yes"
 
 
+def _on_offer(acc: _Accumulator, f: list[str]) -> None:
+    if len(f) >= 3:
+        acc.offered[offer_key(f[0], f[1])] = f[2] == "yes"
+
+
 _HANDLERS = {
     "pkg": _on_pkg,
     "candidate": _on_candidate,
@@ -276,4 +285,5 @@ _HANDLERS = {
     "user": _on_user,
     "sysctl": _on_sysctl,
     "cmd": _on_cmd,
+    "offer": _on_offer,
 }
