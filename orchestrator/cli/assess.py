@@ -9,12 +9,19 @@ host and none failed.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli.console import Output
-from orchestrator.cli.project import select
+from orchestrator.cli.project import Selection, select
 from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from orchestrator.model.patching import HostAssessment
+    from orchestrator.patching.summary import HostPatchState, HostStatus
+    from orchestrator.patching.tracker import SecurityTracker
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -39,27 +46,31 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_assess)
 
 
-def cmd_assess(args: argparse.Namespace, output: Output) -> int:
-    from orchestrator.cli.commands import _source
+@dataclass(frozen=True)
+class FleetAssessment:
+    """What one assessment of the selected hosts found: each host's state for reports, the
+    parsed assessments (reachable hosts only) and the tracker data they were matched with."""
+
+    states: dict[str, HostPatchState]
+    assessments: dict[str, HostAssessment]
+    tracker: SecurityTracker | None
+
+
+def assess_selection(
+    selection: Selection, repo: Path, refresh: bool, output: Output
+) -> FleetAssessment:
+    """Run the one-command probe on every selected host and read it (shared with `patches`)."""
     from orchestrator.engine import assess_hosts
     from orchestrator.inventory.securitydata import parse_security_data, read_security_data
-    from orchestrator.patching.summary import (
-        HostPatchState,
-        HostStatus,
-        read_probe,
-        summarize_host,
-        unassessed_host,
-    )
+    from orchestrator.patching.summary import read_probe, summarize_host, unassessed_host
     from orchestrator.policy import WorktreeSource
-    from orchestrator.report.assess import assess_document, render_assess_text
 
-    selection = select(args.repo, args.inventory, args.ring, args.host, output)
     inventory = selection.project.inventory
     # Read before touching any host: a missing file is an input error, not a host problem.
-    tracker_text = read_security_data(WorktreeSource(args.repo), inventory)
+    tracker_text = read_security_data(WorktreeSource(repo), inventory)
     targets = [desired.host for desired in selection.fleet.values()]
     with output.progress("Assessing", len(targets)) as progress:
-        raws = assess_hosts(targets, args.refresh, progress)
+        raws = assess_hosts(targets, refresh, progress)
     assessed_at = datetime.now(UTC)
     read = {
         name: read_probe(name, raw.output, raw.nonce, assessed_at)
@@ -71,9 +82,11 @@ def cmd_assess(args: argparse.Namespace, output: Output) -> int:
         parse_security_data(tracker_text, inventory, releases) if tracker_text is not None else None
     )
     states: dict[str, HostPatchState] = {}
+    assessments: dict[str, HostAssessment] = {}
     for name, raw in raws.items():
         probe = read.get(name)
         if probe is not None and probe.assessment is not None:
+            assessments[name] = probe.assessment
             states[name] = summarize_host(
                 probe.assessment,
                 raw.ring,
@@ -87,6 +100,16 @@ def cmd_assess(args: argparse.Namespace, output: Output) -> int:
             status: HostStatus = "unreachable" if raw.status == "unreachable" else "failed"
             error = (probe.error if probe is not None else None) or raw.error or "no output"
             states[name] = unassessed_host(name, raw.ring, status, error, raw.remote_commands)
+    return FleetAssessment(states, assessments, tracker)
+
+
+def cmd_assess(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.cli.commands import _source
+    from orchestrator.report.assess import assess_document, render_assess_text
+
+    selection = select(args.repo, args.inventory, args.ring, args.host, output)
+    inventory = selection.project.inventory
+    states = assess_selection(selection, args.repo, args.refresh, output).states
     output.show(
         states,
         lambda shown: render_assess_text(shown, selection.rings),
