@@ -4,7 +4,9 @@ A patch (a hand-written advisory, or a version pinned by `patches.lock.yml`) ins
 one version. When the mirror has moved on and no longer offers it, the host must fail in the
 plan, before anything is touched, not halfway through an apply. The probe asks apt only for
 patches the host actually needs (installed, and below the version): `offer_lines` gives those
-shell lines, `unoffered_versions` reads the answers. Pure; imports only the package's model.
+shell lines, `unoffered_versions` reads the answers. `apt-cache show name=version` exits 0
+with no output for a version apt does not know, so the answer is whether it printed a stanza.
+Pure; imports only the package's model.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def offer_lines(desired: DesiredState) -> list[str]:
             f"v=$(dpkg-query -W -f='{_FORMAT}' {name} 2>/dev/null); "
             f'case "$v" in "ii "*) v=${{v#ii }}; '
             f'if dpkg --compare-versions "$v" lt {version}; then '
-            f"if apt-cache show {quote(offer_key(spec.package, spec.fixed))} >/dev/null 2>&1; "
+            f"if apt-cache show {quote(offer_key(spec.package, spec.fixed))} 2>/dev/null "
+            "| grep -q '^Package: '; "
             f"then {answer} yes; else {answer} no; fi; fi;; esac"
         )
     return lines

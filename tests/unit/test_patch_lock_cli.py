@@ -271,8 +271,11 @@ def test_the_probe_asks_apt_only_for_versions_the_host_needs(tmp_path: Path) -> 
         '#!/bin/sh\ncase "$3" in acme-agent|tool) printf "ii 1.0-1";; zlib1g) printf "ii 1:1.3";;'
         " *) exit 1;; esac\n"
     )
+    # Like the real one, it exits 0 with no output for a version it does not know.
     (fake / "apt-cache").write_text(
-        f'#!/bin/sh\necho "$2" >> {tmp_path}/asked\n[ "$2" = acme-agent=1.0-2 ]\n'
+        f'#!/bin/sh\necho "$2" >> {tmp_path}/asked\n'
+        '[ "$2" = acme-agent=1.0-2 ] && printf "Package: acme-agent\\nVersion: 1.0-2\\n"\n'
+        "exit 0\n"
     )
     for tool in ("dpkg-query", "apt-cache"):
         (fake / tool).chmod(0o755)
