@@ -134,3 +134,12 @@ def test_a_committed_lock_rolls_out_exactly_the_locked_version(repo: Path, lab: 
     rest = patchring(repo, "rollout", "--json")
     assert rest.code == 0, rest.stderr + rest.stdout
     assert set(_versions(lab, lab.hosts).values()) == {"1.0-2"}
+    # verify checked the locked version on every host (the whole rollout's record).
+    locked_checks = {
+        verified["host"]: check
+        for verified in rest.json()["verify"]
+        for check in verified["results"]
+        if check["check_id"] == "patching/patch:patches.lock.yml/acme-agent/fixed"
+    }
+    assert set(locked_checks) == set(lab.hosts)
+    assert {check["status"] for check in locked_checks.values()} == {"passed"}

@@ -290,3 +290,22 @@ def test_the_probe_asks_apt_only_for_versions_the_host_needs(tmp_path: Path) -> 
     assert (tmp_path / "asked").read_text().split() == ["acme-agent=1.0-2", "tool=1.0-9"]
     [missing] = unoffered_versions(state, observed)
     assert missing.startswith("tool 1.0-9 (patches.lock.yml, ")
+
+
+def test_show_prints_the_approvals_per_baseline_and_release(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["patches", "show", "--repo", str(repo)]) == 1
+    assert "the repository has no patches.lock.yml" in capsys.readouterr().err
+    lock = _lock({"bookworm": {"acme-agent": "1.0-2"}, "trixie": {}})
+    (repo / "patches.lock.yml").write_text(dump_lock(lock))
+    hosts = repo / "inventory" / "hosts.yml"
+    hosts.write_text(
+        hosts.read_text().replace(
+            "ring: canary}", "ring: canary, vars: {debian_release: bookworm}}"
+        )
+    )
+    assert main(["patches", "show", "--repo", str(repo)]) == 0
+    assert capsys.readouterr().out == (
+        "patching (bookworm):\n  acme-agent 1.0-2\npatching (trixie):\n  (nothing approved)\n"
+    )
