@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from orchestrator import __version__
-from orchestrator.cli import assess, commands, lab, rollouts, runs
+from orchestrator.cli import assess, commands, lab, patches, rollouts, runs
 from orchestrator.cli.console import Output
 from orchestrator.errors import (
     EXIT_INTERNAL,
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.register(sub, common)
     assess.register(sub, common)
+    patches.register(sub, common)
     runs.register(sub, common)
     rollouts.register(sub, common)
     lab.register(sub)

@@ -71,3 +71,6 @@ class Observation(Frozen):
     # unit -> what its marker says (when and why the restart was due): a restart recorded on the
     # host by an apply that did not get to carry it out.
     pending_restarts: dict[str, str] = {}
+    offered: dict[str, bool] = {}
+    """`package=version` -> whether apt offers it, for patches the host needs (see
+    `drift.availability`)."""

@@ -13,6 +13,7 @@ import binascii
 from collections.abc import Iterable
 from shlex import quote
 
+from orchestrator.drift.availability import offer_key, offer_lines
 from orchestrator.drift.expected import (
     SYSCTL_PERSIST_FILE,
     expected_directory,
@@ -66,6 +67,7 @@ def build_probe_script(desired: DesiredState) -> str:
     """The whole probe for one host: one remote command, whatever the number of resources."""
     parts = [f"echo 'patchring-probe {PROBE_VERSION}'", _PRELUDE]
     parts += _package_lines(desired)
+    parts += offer_lines(desired)
     for resource in desired.resources:
         parts += [f"pf {quote(f.path)} {f.sha256}" for f in expected_files(resource)]
         directory = expected_directory(resource)
@@ -185,6 +187,7 @@ class _Accumulator:
         self.sysctls: dict[str, ObservedSysctl] = {}
         self.commands: dict[str, bool] = {}
         self.pending_restarts: dict[str, str] = {}
+        self.offered: dict[str, bool] = {}
 
     def build(self) -> Observation:
         packages = {
@@ -214,6 +217,7 @@ class _Accumulator:
             sysctls=self.sysctls,
             commands_satisfied=self.commands,
             pending_restarts=self.pending_restarts,
+            offered=self.offered,
         )
 
 
@@ -288,6 +292,11 @@ def _on_restart(acc: _Accumulator, f: list[str]) -> None:
     acc.pending_restarts[f[0]] = (f[1] if len(f) > 1 else "").strip()
 
 
+def _on_offer(acc: _Accumulator, f: list[str]) -> None:
+    if len(f) >= 3:
+        acc.offered[offer_key(f[0], f[1])] = f[2] == "yes"
+
+
 _HANDLERS = {
     "pkg": _on_pkg,
     "candidate": _on_candidate,
@@ -298,4 +307,5 @@ _HANDLERS = {
     "sysctl": _on_sysctl,
     "cmd": _on_cmd,
     "restart": _on_restart,
+    "offer": _on_offer,
 }

@@ -24,6 +24,7 @@ from pyinfra.api.operations import run_host_op
 from pyinfra.api.state import State
 
 from orchestrator.compiler import OpSpec, compile_host
+from orchestrator.drift.availability import unoffered_error, unoffered_versions
 from orchestrator.drift.changes import ResourceChange, diff_host
 from orchestrator.drift.expected import RESTART_ID_PREFIX, pending_restart_marker
 from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
@@ -178,6 +179,9 @@ def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> Host
     except ProbeOutputError as error:
         return _plan(link, "failed", error=f"{error}: {_tail(err)}")
     changes = diff_host(desired, observed)
+    missing = unoffered_versions(desired, observed)
+    if missing:  # a version to install that apt cannot give: fail here, before any change
+        return _plan(link, "failed", changes, error=unoffered_error(missing))
     return _plan(link, "drifted" if changes else "in-sync", changes=changes)
 
 

@@ -110,4 +110,7 @@ class DesiredState(Frozen):
     resources: tuple[Resource, ...]
     vars: dict[str, VarValue] = {}
     policies: tuple[str, ...] = ()
+    patch_baseline: str | None = Field(
+        None, description="The policy whose patch baseline governs this host, if any."
+    )
     user_checks: tuple[UserCheckFile, ...] = ()

@@ -28,6 +28,8 @@ from orchestrator.model.base import Frozen
 from orchestrator.model.patching import Classification
 
 LOCK_SCHEMA_VERSION = 1
+LOCK_FILE = "patches.lock.yml"
+"""Where the lock lives: at the root of the policy repository, beside `policies/`."""
 _DEBIAN_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 

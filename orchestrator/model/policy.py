@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.baseline import PatchBaseline
 from orchestrator.model.grammar import (
     AptUrl,
     AptWord,
@@ -195,6 +196,11 @@ class PolicyDocument(Frozen):
     commands: tuple[Command, ...] = ()
     patches: tuple[Patch, ...] = ()
     deploy: tuple[Deploy, ...] = ()
+    patch_baseline: PatchBaseline | None = Field(
+        None,
+        description="Which pending updates `patchring patches lock` approves for the hosts this "
+        "policy selects; rollouts then install exactly the locked versions.",
+    )
     checks: tuple[RepoPath, ...] = Field(
         (),
         description="Your own pytest-testinfra test files (repository-relative paths, e.g. "

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import yaml
 
 from orchestrator.errors import ValidationError
-from orchestrator.model.patchlock import PatchLock
+from orchestrator.model.patchlock import LOCK_FILE, PatchLock
 from orchestrator.policy.validation import validate_located
 from orchestrator.policy.yamlsource import parse_yaml
 
-LOCK_FILE = "patches.lock.yml"
+__all__ = ["HEADER", "LOCK_FILE", "dump_lock", "load_lock"]
+
 HEADER = (
     "# Written by `patchring patches lock`. A change to this file is a change to what gets\n"
     "# installed: review its diff, commit it, and roll it out ring by ring.\n"

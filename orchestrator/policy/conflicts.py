@@ -3,12 +3,13 @@
 Two resources with the same id (kind and key) must agree on every field that matters for their
 kind; identical duplicates merge silently (the first one is kept). A package pinned below the
 fixed version of a patch on it is a conflict too (Debian version ordering, from python-debian).
-Every conflict names both locations. Pure; imports the package's model and python-debian only.
+Every conflict names both locations, and so does a host selected by two patch baselines.
+Pure; imports the package's model, `policy` modules and python-debian only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from debian.debian_support import version_compare
@@ -16,6 +17,7 @@ from debian.debian_support import version_compare
 from orchestrator.errors import Diagnostic
 from orchestrator.model.desired import Resource, ResourceKind
 from orchestrator.model.policy import Package, Patch
+from orchestrator.policy.loader import LoadedPolicy
 from orchestrator.policy.validation import quote
 from orchestrator.source import SourceLocation
 
@@ -113,4 +115,20 @@ def check_patch_pins(resources: Iterable[Resource]) -> list[Diagnostic]:
                 f"fixed by {patch.spec.advisory} at {at}"
             )
             problems.append(Diagnostic(where, message))
+    return problems
+
+
+def check_baselines(policies: Sequence[LoadedPolicy], host: str) -> list[Diagnostic]:
+    """A host is governed by at most one patch baseline: two would approve different versions."""
+    declaring = [p for p in policies if p.document.patch_baseline is not None]
+    first, problems = (declaring[0] if declaring else None), []
+    for other in declaring[1:]:
+        assert first is not None
+        where = other.yaml.key_location(("patch_baseline",))
+        earlier = first.yaml.key_location(("patch_baseline",))
+        message = (
+            f"host '{host}' is selected by two patch baselines: '{other.name}' here and "
+            f"'{first.name}' at {earlier}; a host follows one baseline (narrow one select)"
+        )
+        problems.append(Diagnostic(where, message))
     return problems

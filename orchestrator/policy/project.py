@@ -1,10 +1,11 @@
 """The one entry point the CLI calls: load, validate and resolve a whole project version.
 
-Loads every policy and the inventory through one `ProjectSource`, resolves the desired state of
-every host, and raises a single `ValidationError` with every problem of every file and host,
-sorted. Resolution runs only when the inventory is valid (its errors would cascade), and skips
-policy files that failed to load. The project's secret values are found here too, and no
-diagnostic leaves with one in clear. Pure; never imports the CLI, pyinfra or gitpython.
+Loads every policy, the inventory and the patch lock through one `ProjectSource`, resolves
+the desired state of every host (locked versions included), and raises a single
+`ValidationError` with every problem of every file and host, sorted. Resolution runs only
+when the inventory is valid (its errors would cascade), and skips policy files that failed
+to load. The project's secret values are found here too, and no diagnostic leaves with one
+in clear. Pure; never imports the CLI, pyinfra or gitpython.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from orchestrator.errors import Diagnostic, ValidationError
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.inventory import Inventory
 from orchestrator.policy.loader import LoadedPolicy, collect_policies
+from orchestrator.policy.locked import LoadedLock, read_lock
 from orchestrator.policy.projectsource import ProjectSource
 from orchestrator.policy.render import TemplateRenderer
 from orchestrator.policy.resolve import resolve_hosts
@@ -35,6 +37,8 @@ class Project:
     desired: Mapping[str, DesiredState]
     secrets: frozenset[str] = frozenset()
     """The text of every secret value (see `policy.secretvars`), for the one output masker."""
+    lock: LoadedLock | None = None
+    """The project's `patches.lock.yml`, when it has one (its pins are in `desired`)."""
 
 
 def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> Project:
@@ -48,16 +52,24 @@ def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> P
     loaded_inventory, inventory_problems = collect_inventory(source, inventory)
     problems = problems + inventory_problems
     desired: dict[str, DesiredState] = {}
+    lock, lock_problems = read_lock(source)
+    problems += lock_problems
     secrets = project_secrets(policies, loaded_inventory)
     if loaded_inventory is not None:
         problems += unknown_secret_vars(policies, loaded_inventory)
         desired, resolve_problems = resolve_hosts(
-            policies, loaded_inventory, TemplateRenderer(source)
+            policies, loaded_inventory, TemplateRenderer(source), lock
         )
         problems += resolve_problems
     if problems or loaded_inventory is None:
         raise ValidationError(_unique(problems, Masker(secrets)))
-    return Project(policies=policies, inventory=loaded_inventory, desired=desired, secrets=secrets)
+    return Project(
+        policies=policies,
+        inventory=loaded_inventory,
+        desired=desired,
+        secrets=secrets,
+        lock=lock,
+    )
 
 
 def _unique(problems: list[Diagnostic], mask: Masker) -> list[Diagnostic]:

@@ -28,8 +28,14 @@ from orchestrator.model.desired import (
 )
 from orchestrator.model.inventory import Inventory, InventoryHost
 from orchestrator.model.policy import File, Selector
-from orchestrator.policy.conflicts import check_patch_pins, merge_resources, resource_key
+from orchestrator.policy.conflicts import (
+    check_baselines,
+    check_patch_pins,
+    merge_resources,
+    resource_key,
+)
 from orchestrator.policy.loader import LoadedPolicy
+from orchestrator.policy.locked import LoadedLock, locked_resources
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
 from orchestrator.policy.secretvars import marked_texts
 from orchestrator.policy.validation import quote, suggest, validate_located
@@ -262,8 +268,10 @@ def resolve_host(
     name: str,
     renderer: TemplateRenderer,
     reporter: Reporter,
+    lock: LoadedLock | None = None,
 ) -> DesiredState:
-    """The desired state of one host; problems go to `reporter`."""
+    """The desired state of one host; problems go to `reporter`. With a lock, the host's
+    baseline adds its locked versions as patches (after the policies' own resources)."""
     host = inventory.hosts[name]
     matching = [policy for policy in policies if selector_matches(policy.document.select, host)]
     variables = host_vars(inventory, host, matching, reporter)
@@ -272,6 +280,13 @@ def resolve_host(
     for number, policy in enumerate(matching):
         for kind, index, resource in policy_resources(policy, renderer, context, name, reporter):
             ordered.append((KIND_ORDER.index(kind), number, index, resource))
+    reporter.extend(check_baselines(matching, name))
+    baseline = next((p.name for p in matching if p.document.patch_baseline is not None), None)
+    if lock is not None and baseline is not None:
+        pins, problems = locked_resources(lock, baseline, name, variables)
+        reporter.extend(problems)
+        kind_rank = KIND_ORDER.index("patch")
+        ordered += [(kind_rank, len(matching), index, pin) for index, pin in enumerate(pins)]
     ordered.sort(key=lambda item: item[:3])
     resources, conflicts = merge_resources(item[3] for item in ordered)
     reporter.extend(conflicts + check_patch_pins(resources))
@@ -280,18 +295,22 @@ def resolve_host(
         resources=tuple(resources),
         vars=variables,
         policies=tuple(policy.name for policy in matching),
+        patch_baseline=baseline,
         user_checks=tuple(check for policy in matching for check in policy.checks),
     )
 
 
 def resolve_hosts(
-    policies: Sequence[LoadedPolicy], inventory: Inventory, renderer: TemplateRenderer
+    policies: Sequence[LoadedPolicy],
+    inventory: Inventory,
+    renderer: TemplateRenderer,
+    lock: LoadedLock | None = None,
 ) -> tuple[dict[str, DesiredState], list[Diagnostic]]:
     """The desired state of every host in inventory order, and every problem found (each once)."""
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
     desired = {
-        name: resolve_host(policies, inventory, name, renderer, reporter)
+        name: resolve_host(policies, inventory, name, renderer, reporter, lock)
         for name in inventory.hosts
     }
     return desired, reporter.diagnostics()
