@@ -46,6 +46,7 @@ def cmd_assess(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.patching.summary import (
         HostPatchState,
         HostStatus,
+        host_advisories,
         read_probe,
         summarize_host,
         unassessed_host,
@@ -82,6 +83,7 @@ def cmd_assess(args: argparse.Namespace, output: Output) -> int:
                 probe.problems,
                 raw.remote_commands,
                 raw.seconds,
+                host_advisories(selection.fleet[name]),
             )
         else:
             status: HostStatus = "unreachable" if raw.status == "unreachable" else "failed"
