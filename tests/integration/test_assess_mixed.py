@@ -121,6 +121,24 @@ def assessed(repo: Path, mixed_lab: MixedLab) -> dict[str, Any]:
     kernel_host, library_host = _upgraded(mixed_lab)
     mixed_lab.exec(kernel_host, "apt-get install -y -q acme-kernel=1.0-2 >/dev/null")
     mixed_lab.exec(library_host, "apt-get install -y -q libacme1=1.1-1 >/dev/null")
+    # Hand-written advisories, added after the apply (which would install their fixes):
+    # one on a source package (libacme, of the Multi-Arch binary libacme1), one on a binary.
+    write_yaml(
+        repo / "policies" / "advisories.yml",
+        {
+            "name": "advisories",
+            "select": {"all": True},
+            "patches": [
+                {
+                    "advisory": "DSA-9002-1",
+                    "cves": ["CVE-2026-10002"],
+                    "package": "libacme",
+                    "fixed": "1.1-1",
+                },
+                {"advisory": "DSA-9003-1", "package": "acme-tool", "fixed": "1.0-2"},
+            ],
+        },
+    )
     result = patchring(repo, "assess", "--json", "--detailed-exitcode")
     assert result.code == 2, result.stdout + result.stderr  # security updates pending
     doc: dict[str, Any] = result.json()
@@ -222,6 +240,22 @@ def test_cves_are_those_of_each_hosts_tracker_release(
     assert [rings[r]["security_updates"] for r in ("canary", "pilot", "broad")] == [3, 6, 7]
 
 
+def test_hand_written_advisories_are_open_below_their_fix(
+    assessed: dict[str, Any], mixed_lab: MixedLab
+) -> None:
+    _, library_host = _upgraded(mixed_lab)
+    for name, host in _hosts(assessed).items():
+        advisories = {a["advisory"]: a for a in host["advisories"]}
+        # acme-tool is not installed: its advisory is open nowhere
+        assert list(advisories) == ([] if name == library_host else ["DSA-9002-1"]), name
+        if name != library_host:
+            advisory = advisories["DSA-9002-1"]
+            assert (advisory["installed_version"], advisory["fixed"]) == ("1.0-1", "1.1-1")
+            assert advisory["cves"] == ["CVE-2026-10002"]
+            assert advisory["fixed_by"] == [{"package": "libacme1", "version": "1.1-1"}]
+    assert assessed["summary"]["open_advisories"] == 5
+
+
 def test_a_reboot_and_a_deleted_library_are_seen_on_the_upgraded_hosts(
     assessed: dict[str, Any], mixed_lab: MixedLab
 ) -> None:
@@ -247,3 +281,6 @@ def test_text_output_groups_hosts_by_ring(repo: Path, mixed_lab: MixedLab) -> No
     assert "security acme-kernel 1.0-1 -> 1.0-2 (patchring-lab-Security:trixie-security)" in (
         result.stdout
     )
+    assert (
+        "DSA-9002-1 (CVE-2026-10002) libacme 1.0-1 < 1.1-1; fix available: libacme1 1.1-1"
+    ) in result.stdout
