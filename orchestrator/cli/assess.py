@@ -68,7 +68,12 @@ def assess_selection(
     `before_hosts` runs once the input is known valid, before any host is contacted."""
     from orchestrator.engine import assess_hosts
     from orchestrator.inventory.securitydata import parse_security_data, read_security_data
-    from orchestrator.patching.summary import read_probe, summarize_host, unassessed_host
+    from orchestrator.patching.summary import (
+        host_advisories,
+        read_probe,
+        summarize_host,
+        unassessed_host,
+    )
     from orchestrator.policy import WorktreeSource
 
     inventory = selection.project.inventory
@@ -102,6 +107,7 @@ def assess_selection(
                 probe.problems,
                 raw.remote_commands,
                 raw.seconds,
+                host_advisories(selection.fleet[name]),
             )
         else:
             status: HostStatus = "unreachable" if raw.status == "unreachable" else "failed"

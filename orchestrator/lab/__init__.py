@@ -10,7 +10,7 @@ patchring except `orchestrator.errors`, and nothing imports it but the CLI and t
 from __future__ import annotations
 
 from .config import MIXED, RELEASES, LabConfig, LabHost, LabStatus
-from .fleet import lab_down, lab_publish, lab_status, lab_up
+from .fleet import lab_down, lab_publish, lab_publish_many, lab_status, lab_up
 from .tracker import security_tracker_data, write_security_data
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "LabStatus",
     "lab_down",
     "lab_publish",
+    "lab_publish_many",
     "lab_status",
     "lab_up",
     "security_tracker_data",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import gzip
 import hashlib
 import os
@@ -33,7 +34,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -224,6 +225,19 @@ def _libuser(version: str) -> Package:
     )
 
 
+def _filler(name: str, version: str) -> Package:
+    return Package(
+        name=name,
+        version=version,
+        files=((f"usr/share/{name}/VERSION", version + "\n", 0o644),),
+        description="ACME filler (patchring lab test package): makes a host's package list long",
+        section="misc",
+    )
+
+
+# Filler packages (`acme-filler-1` ... `acme-filler-9999`), published in bulk so that a host
+# can have as many installed packages as a real server (for benchmarks of the probe).
+FILLER_RE = re.compile(r"^acme-filler-[1-9][0-9]{0,3}$")
 # The test packages, by name: each builds any version.
 TEMPLATES: dict[str, Callable[[str], Package]] = {
     "acme-agent": _agent,
@@ -278,6 +292,8 @@ def resolve_suite(suite: str) -> tuple[str, ...]:
 def make_package(name: str, version: str, *, broken: bool = False) -> Package:
     """A test package at any version; `broken` gives it a postinst that fails."""
     template = TEMPLATES.get(name)
+    if template is None and FILLER_RE.match(name):
+        template = functools.partial(_filler, name)
     if template is None:
         raise LabError(
             f"the lab has no test package {name!r}", hint=f"its packages: {', '.join(TEMPLATES)}"
@@ -327,18 +343,25 @@ def publish(
     `apt-get update`. The same name and version with the same content is the same file
     everywhere; publishing it again changes nothing but the Release date.
     """
+    return publish_packages(paths, lab, [make_package(name, version, broken=broken)], suite)
+
+
+def publish_packages(
+    paths: LabPaths, lab: str, packages: Sequence[Package], suite: str
+) -> tuple[str, ...]:
+    """Add packages to a suite, then index and sign each distribution once (bulk publish)."""
     dists = resolve_suite(suite)
-    package = make_package(name, version, broken=broken)
     repo = paths.apt_repo
     if not (repo / "dists").is_dir():
         raise LabError(f"the lab's apt repository {repo} is missing")
     with _repo_lock(paths):
-        deb = _build_deb(package, paths.root)
-        try:
-            for dist in dists:
-                _add_to_pool(deb, repo / "pool" / dist)
-        finally:
-            deb.unlink()
+        for package in packages:
+            deb = _build_deb(package, paths.root)
+            try:
+                for dist in dists:
+                    _add_to_pool(deb, repo / "pool" / dist)
+            finally:
+                deb.unlink()
         fingerprint = _ensure_signing_key(paths, lab)
         try:
             for dist in dists:

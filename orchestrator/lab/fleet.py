@@ -16,7 +16,7 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +24,7 @@ from pathlib import Path
 from orchestrator.errors import LabError
 
 from . import cgroups, hosts, network
-from .aptrepo import build_repository, publish, start_http_server
+from .aptrepo import build_repository, make_package, publish, publish_packages, start_http_server
 from .cgroups import CgroupRoots
 from .config import (
     HostPlan,
@@ -238,6 +238,26 @@ def lab_publish(
     paths = LabPaths(state_dir_for(name, state_dir))
     require_record(paths, name)
     return publish(paths, name, package, version, suite, broken=broken)
+
+
+def lab_publish_many(
+    packages: Sequence[tuple[str, str]],
+    suite: str = "lab",
+    *,
+    name: str = "lab",
+    state_dir: Path | None = None,
+) -> tuple[str, ...]:
+    """Publish many (package, version) pairs at once: the suite is indexed and signed once.
+
+    The names are test packages or fillers (`acme-filler-1`, `acme-filler-2`, ...: one small
+    file each), for hosts with as many packages as a real server.
+    """
+    validate_name(name)
+    require_root()
+    paths = LabPaths(state_dir_for(name, state_dir))
+    require_record(paths, name)
+    built = [make_package(package, version) for package, version in packages]
+    return publish_packages(paths, name, built, suite)
 
 
 def lab_down(name: str = "lab", state_dir: Path | None = None) -> None:

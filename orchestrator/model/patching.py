@@ -236,3 +236,20 @@ class Advisory(Frozen):
     cves: tuple[str, ...] = ()
     package: str = Field(description="Binary or source package name.")
     fixed: str
+
+
+class AdvisoryExposure(Frozen):
+    """A hand-written advisory still open on one host: its package is installed below `fixed`."""
+
+    advisory: str
+    cves: tuple[str, ...] = ()
+    package: str = Field(description="The package the advisory names (binary or source).")
+    installed_version: str = Field(description="The lowest installed version below the fix.")
+    fixed: str
+    fixed_by: tuple[FixingPackage, ...] = Field(
+        (), description="Pending candidates that reach `fixed`; empty when none is available."
+    )
+
+    @property
+    def fix_available(self) -> bool:
+        return bool(self.fixed_by)

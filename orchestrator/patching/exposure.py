@@ -7,8 +7,8 @@ built from that source carries a source version at or above the fix. A candidate
 is known only for binaries whose version follows their source (`bash 5.2.15-2+b13` from
 `bash 5.2.15-2`); binaries versioned on their own (`dmsetup 2:1.02.185-2` from `lvm2 2.03.16-2`)
 cannot prove a fix, so their source's other binaries must. Hand-written advisories
-(`patches:` entries) join the same picture through `advisories_fixed`. Imports only the
-package's model and `patching`'s `tracker` and `versions`.
+(`patches:` entries) join the same picture through `advisories_fixed` and `open_advisories`.
+Imports only the package's model and `patching`'s `tracker` and `versions`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from orchestrator.model.patching import (
     Advisory,
+    AdvisoryExposure,
     CveExposure,
     FixingPackage,
     HostAssessment,
@@ -131,7 +132,8 @@ def advisories_fixed(
 ) -> dict[str, tuple[Advisory, ...]]:
     """binary package -> the advisories its pending candidate fixes: the advisory names the
     binary or its source, the installed version is below `fixed` and the candidate reaches it."""
-    sources = {package.name: package.source for package in assessment.installed}
+    # dpkg names Multi-Arch: same binaries `libacme1:amd64`; apt's updates say `libacme1`
+    sources = {_bare(package.name): package.source for package in assessment.installed}
     found: dict[str, list[Advisory]] = {}
     for update in assessment.pending:
         names = {update.package, sources.get(update.package, update.package)}
@@ -143,3 +145,50 @@ def advisories_fixed(
             if advisory.package in names and below and reaches:
                 found.setdefault(update.package, []).append(advisory)
     return {package: tuple(found_) for package, found_ in found.items()}
+
+
+def _bare(name: str) -> str:
+    return name.partition(":")[0]
+
+
+def open_advisories(
+    assessment: HostAssessment, advisories: Sequence[Advisory]
+) -> tuple[AdvisoryExposure, ...]:
+    """The advisories still open on the host, in the order given: a binary it names is
+    installed below `fixed` (binary version), or a binary built from the source it names is
+    (source version). Not installed is not exposed. `fixed_by`: pending candidates reaching it."""
+    fixes = advisories_fixed(assessment, advisories)
+    candidates = {update.package: update.candidate_version for update in assessment.pending}
+    found = []
+    for advisory in advisories:
+        below = sorted_below(assessment.installed, advisory)
+        if not below:
+            continue
+        fixed_by = sorted(
+            (package, candidates[package])
+            for package, found_ in fixes.items()
+            if advisory in found_
+        )
+        found.append(
+            AdvisoryExposure(
+                advisory=advisory.id,
+                cves=advisory.cves,
+                package=advisory.package,
+                installed_version=below[0],
+                fixed=advisory.fixed,
+                fixed_by=tuple(FixingPackage(package=p, version=v) for p, v in fixed_by),
+            )
+        )
+    return tuple(found)
+
+
+def sorted_below(installed: Iterable[InstalledPackage], advisory: Advisory) -> list[str]:
+    """The installed versions (binary or source, whichever the advisory names) below its fix,
+    lowest first."""
+    versions = []
+    for package in installed:
+        if _bare(package.name) == advisory.package:
+            versions.append(package.version)
+        elif package.source == advisory.package:
+            versions.append(package.source_version)
+    return sort_versions([v for v in versions if compare_versions(v, advisory.fixed) < 0])

@@ -1,9 +1,9 @@
 """One host's patch state as `assess` reports it: its probe parsed, updates classified, CVEs found.
 
 `summarize_host` joins the framed probe output (`probescript`), the parsers (`probeparse`), the
-inventory's security origins (`origins`) and the tracker data (`exposure`) into one frozen
-`HostPatchState`; a host that gave no output keeps its status and reason. Pure: imports only the
-package's model and `patching` modules.
+inventory's security origins (`origins`), the tracker data and the policies' hand-written
+advisories (`exposure`) into one frozen `HostPatchState`; a host that gave no output keeps its
+status and reason. Pure: imports only the package's model and `patching` modules.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Literal
 from pydantic import Field
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.desired import DesiredState
 from orchestrator.model.patching import (
+    Advisory,
+    AdvisoryExposure,
     AptOrigin,
     Classification,
     HostAssessment,
@@ -24,7 +27,8 @@ from orchestrator.model.patching import (
     RebootStatus,
     StaleProcess,
 )
-from orchestrator.patching.exposure import host_exposure
+from orchestrator.model.policy import Patch
+from orchestrator.patching.exposure import host_exposure, open_advisories
 from orchestrator.patching.origins import classify_update, security_patterns
 from orchestrator.patching.probeparse import build_assessment
 from orchestrator.patching.probescript import REFRESH_SECTION, probe_output, split_sections
@@ -62,6 +66,9 @@ class HostPatchState(Frozen):
     lists_updated_at: datetime | None = None
     lists_age_seconds: float | None = None
     exposure: HostExposure | None = Field(None, description="None without security data.")
+    advisories: tuple[AdvisoryExposure, ...] = Field(
+        (), description="The host's hand-written `patches:` advisories still open on it."
+    )
     problems: tuple[str, ...] = Field((), description="Probe parts that failed or timed out.")
     skipped_lines: int = 0
 
@@ -123,9 +130,11 @@ def summarize_host(
     problems: tuple[str, ...] = (),
     remote_commands: int = 0,
     seconds: float = 0.0,
+    advisories: tuple[Advisory, ...] = (),
 ) -> HostPatchState:
     """The host's state: updates classified by the inventory's security origins (filled in
-    for the host's codename), and its open CVEs when there is tracker data."""
+    for the host's codename), its open CVEs when there is tracker data, and which of the
+    policies' advisories (`host_advisories`) are still open."""
     patterns = security_patterns(settings, assessment.codename)
     pending = tuple(
         ClassifiedUpdate(
@@ -153,6 +162,21 @@ def summarize_host(
         lists_updated_at=assessment.lists_updated_at,
         lists_age_seconds=assessment.lists_age_seconds,
         exposure=host_exposure(assessment, tracker) if tracker is not None else None,
+        advisories=open_advisories(assessment, advisories),
         problems=problems,
         skipped_lines=assessment.skipped_lines,
+    )
+
+
+def host_advisories(desired: DesiredState) -> tuple[Advisory, ...]:
+    """The hand-written advisories (`patches:` entries) of the policies selecting a host."""
+    return tuple(
+        Advisory(
+            id=str(r.spec.advisory),
+            cves=tuple(str(cve) for cve in r.spec.cves),
+            package=r.spec.package,
+            fixed=r.spec.fixed,
+        )
+        for r in desired.resources
+        if isinstance(r.spec, Patch)
     )

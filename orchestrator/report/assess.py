@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.model.patching import CveExposure
+from orchestrator.model.patching import AdvisoryExposure, CveExposure
 from orchestrator.model.record import HostPatching, OpenCve, PatchingSection, PendingPackage
 from orchestrator.patching.summary import ClassifiedUpdate, HostPatchState
 
@@ -65,6 +65,18 @@ def _cve_line(cve: CveExposure) -> str:
     )
 
 
+def _advisory_line(advisory: AdvisoryExposure) -> str:
+    if advisory.fix_available:
+        fix = "fix available: " + ", ".join(f"{f.package} {f.version}" for f in advisory.fixed_by)
+    else:
+        fix = "fix not offered by this host's repositories"
+    cves = f" ({', '.join(advisory.cves)})" if advisory.cves else ""
+    return (
+        f"      {advisory.advisory}{cves} {advisory.package} {advisory.installed_version} "
+        f"< {advisory.fixed}; {fix}"
+    )
+
+
 def _reboot_text(state: HostPatchState) -> str:
     reboot = state.reboot
     if not reboot.required:
@@ -105,6 +117,9 @@ def _host_lines(state: HostPatchState) -> list[str]:
             lines += [_cve_line(c) for c in state.exposure.open]
         else:
             lines.append("    open CVEs: none")
+    if state.advisories:
+        lines.append(f"    open advisories (policies' patches): {len(state.advisories)}")
+        lines += [_advisory_line(a) for a in state.advisories]
     lines += [f"    warning: {problem}" for problem in state.problems]
     if state.skipped_lines:
         lines.append(f"    warning: {_plural(state.skipped_lines, 'probe line')} not understood")
@@ -147,11 +162,15 @@ def _counts(states: Sequence[HostPatchState]) -> dict[str, int]:
         "services_on_deleted_libraries": sum(len(s.stale_processes) for s in assessed),
         "open_cves": sum(len(s.exposure.open) for s in assessed if s.exposure),
         "hosts_exposed": sum(bool(s.exposure and s.exposure.open) for s in assessed),
+        "open_advisories": sum(len(s.advisories) for s in assessed),
     }
 
 
 def _host_document(state: HostPatchState) -> dict[str, Any]:
-    doc = state.model_dump(mode="json", exclude={"exposure", "reboot"})
+    doc = state.model_dump(mode="json", exclude={"exposure", "reboot", "advisories"})
+    doc["advisories"] = [
+        {**a.model_dump(mode="json"), "fix_available": a.fix_available} for a in state.advisories
+    ]
     doc["reboot"] = {**state.reboot.model_dump(mode="json"), "required": state.reboot.required}
     if state.exposure is None:
         doc["exposure"] = None

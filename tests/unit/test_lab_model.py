@@ -215,6 +215,16 @@ def test_test_packages_build_any_version_and_bad_names_are_refused() -> None:
         resolve_suite("stable")
 
 
+def test_filler_packages_are_numbered_and_tiny() -> None:
+    filler = make_package("acme-filler-250", "1.0-1")
+    assert filler.deb_name == "acme-filler-250_1.0-1_all.deb"
+    assert [path for path, _, _ in filler.files] == ["usr/share/acme-filler-250/VERSION"]
+    assert filler.scripts == ()
+    for name in ("acme-filler-0", "acme-filler-10000", "acme-filler-x", "acme-filler-"):
+        with pytest.raises(LabError, match="the lab has no test package"):
+            make_package(name, "1.0-1")
+
+
 def test_a_record_written_before_releases_existed_reads_as_bookworm(tmp_path: Path) -> None:
     old = {
         "name": "lab",

@@ -9,6 +9,7 @@ from orchestrator.patching.exposure import (
     cves_fixed_by_package,
     host_exposure,
     installed_sources,
+    open_advisories,
 )
 from orchestrator.patching.tracker import parse_tracker
 from tests.unit.patching_samples import assessment, installed, pending, release, tracker_json
@@ -121,3 +122,36 @@ def test_hand_written_advisories_join_by_binary_or_source() -> None:
     assert {package: [a.id for a in found_] for package, found_ in found.items()} == {
         "libssl3": ["DSA-5800-1"]
     }
+
+
+def test_hand_written_advisories_are_open_below_their_fix() -> None:
+    advisories = [
+        Advisory(
+            id="DSA-5800-1", cves=("CVE-2026-1001",), package="openssl", fixed="3.0.21-1~deb12u1"
+        ),
+        Advisory(id="DSA-5801-1", package="libcap2", fixed="1:2.66-4+deb12u9"),  # no fix offered
+        Advisory(id="DSA-5700-1", package="libssl3", fixed="3.0.20-1~deb12u2"),  # at the fix
+        Advisory(id="DSA-5702-1", package="nginx", fixed="1.22.1-9+deb12u1"),  # not installed
+        Advisory(id="DSA-5703-1", package="lvm2", fixed="2.03.16-2+deb12u1"),  # by source version
+    ]
+    found = open_advisories(HOST, advisories)
+    assert [(a.advisory, a.installed_version, a.fix_available) for a in found] == [
+        ("DSA-5800-1", "3.0.20-1~deb12u2", True),
+        ("DSA-5801-1", "1:2.66-4+deb12u3+b1", False),
+        ("DSA-5703-1", "2.03.16-2", False),
+    ]
+    assert [(f.package, f.version) for f in found[0].fixed_by] == [("libssl3", "3.0.22-1~deb12u2")]
+    assert found[0].cves == ("CVE-2026-1001",)
+
+
+def test_an_advisory_on_the_source_of_a_multi_arch_binary_finds_its_fix() -> None:
+    # dpkg says `libacme1:amd64`, apt's simulation says `libacme1`
+    host = assessment(
+        "web-02",
+        installed_=(installed("libacme1:amd64", "1.0-1", "libacme"),),
+        pending_=(pending("libacme1", "1.0-1", "1.1-1"),),
+    )
+    [advisory] = open_advisories(
+        host, [Advisory(id="DSA-9002-1", package="libacme", fixed="1.1-1")]
+    )
+    assert [(f.package, f.version) for f in advisory.fixed_by] == [("libacme1", "1.1-1")]

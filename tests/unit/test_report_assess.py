@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.model.patching import (
+    AdvisoryExposure,
     AptOrigin,
     CveExposure,
     FixingPackage,
@@ -79,6 +80,22 @@ def _web() -> HostPatchState:
                 ),
             ),
         ),
+        advisories=(
+            AdvisoryExposure(
+                advisory="DSA-5800-1",
+                cves=("CVE-2026-1",),
+                package="openssl",
+                installed_version="3.0.20-1~deb12u2",
+                fixed="3.0.21-1~deb12u1",
+                fixed_by=(FixingPackage(package="libssl3", version="3.0.22-1~deb12u2"),),
+            ),
+            AdvisoryExposure(
+                advisory="DSA-5801-1",
+                package="libcap2",
+                installed_version="1:2.66-4",
+                fixed="1:2.66-5",
+            ),
+        ),
         skipped_lines=2,
     )
 
@@ -102,6 +119,10 @@ def test_text_shows_every_item_per_ring_and_host() -> None:
         "    open CVEs: 1",
         "      CVE-2026-1 openssl 3.0.20-1~deb12u2 urgency high; "
         "fix available: libssl3 3.0.22-1~deb12u2",
+        "    open advisories (policies' patches): 2",
+        "      DSA-5800-1 (CVE-2026-1) openssl 3.0.20-1~deb12u2 < 3.0.21-1~deb12u1; "
+        "fix available: libssl3 3.0.22-1~deb12u2",
+        "      DSA-5801-1 libcap2 1:2.66-4 < 1:2.66-5; fix not offered by this host's repositories",
         "    warning: 2 probe lines not understood",
         "    package lists 3 days old; --refresh to update",
         "ring broad: 1 host, 0 security and 0 other updates pending, 0 need a reboot",
@@ -124,6 +145,15 @@ def test_document_is_versioned_and_counts_per_ring() -> None:
     assert web["exposure"]["open"][0]["fix_available"] is True
     assert web["pending"][0]["origins"][0]["codename"] == "bookworm-security"
     assert doc["hosts"][1]["exposure"] is None
+    assert doc["summary"]["open_advisories"] == 2
+    assert [(a["advisory"], a["fix_available"]) for a in web["advisories"]] == [
+        ("DSA-5800-1", True),
+        ("DSA-5801-1", False),
+    ]
+    assert web["advisories"][0]["fixed_by"] == [
+        {"package": "libssl3", "version": "3.0.22-1~deb12u2"}
+    ]
+    assert doc["hosts"][1]["advisories"] == []
 
 
 @pytest.mark.parametrize(
