@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh machine to a converged lab: set up, boot 6 Debian hosts over three
-# rings, validate, plan, apply, and plan again to show nothing is left to change.
+# rings, validate, plan, apply, plan again to show nothing is left to change, verify, and assess
+# what each host still has pending.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,4 +19,6 @@ step "patchring plan --detailed-exitcode   (a second look: nothing left to chang
 $pr plan --detailed-exitcode
 step "patchring verify   (generated testinfra checks on every host; reports for auditors)"
 $pr verify
+step "patchring assess   (what each host still has pending: security and other updates, reboots, CVEs)"
+$pr assess
 step "Done. Try: $pr explain lab-01 | $pr report --format html -o report.html | $pr lab down"
