@@ -88,7 +88,7 @@ def _advisories(project: Project) -> tuple[Advisory, ...]:
 def cmd_lock(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.cli.assess import assess_selection
     from orchestrator.model.patchlock import LOCK_FILE
-    from orchestrator.patching.lock import BaselineAssignment, resolve_lock
+    from orchestrator.patching.lock import BaselineAssignment, resolve_lock, revoked_approvals
     from orchestrator.patching.lockdiff import diff_locks, merge_unassessed
     from orchestrator.patching.lockfile import dump_lock
     from orchestrator.store.atomic import write_atomic
@@ -135,7 +135,7 @@ def cmd_lock(args: argparse.Namespace, output: Output) -> int:
     old_text = path.read_text() if path.exists() else None
     if text != old_text:
         write_atomic(path, text.encode())
-    changes = diff_locks(previous, new)
+    changes = diff_locks(previous, new, revoked_approvals(assignments, previous))
     failed = {n: s.error or s.status for n, s in found.states.items() if s.status != "assessed"}
     output.show(
         changes,
@@ -168,7 +168,8 @@ def _render_changes(changes: tuple[LockChange, ...], failed: dict[str, str], wro
                 f"~ held back {where}: {change.package} {change.version}{until}: {change.reason}"
             )
         else:
-            lines.append(f"- removed   {where}: {change.package} {change.version}")
+            reason = f": {change.reason}" if change.reason else ""
+            lines.append(f"- removed   {where}: {change.package} {change.version}{reason}")
     for host, reason in sorted(failed.items()):
         lines.append(f"! not assessed: {host}: {reason}")
     state = "written" if wrote else "unchanged"

@@ -56,14 +56,23 @@ def _matching_ref(refs: Iterable[PackageVersionRef], package: str, version: str)
     return None
 
 
-def _filter_problem(baseline: PatchBaseline, candidate: UpdateCandidate) -> str | None:
-    if baseline.classification == "security" and candidate.classification != "security":
+def _package_filter_problem(
+    baseline: PatchBaseline, package: str, classification: Classification
+) -> str | None:
+    if baseline.classification == "security" and classification != "security":
         return "not a security update (the baseline approves security updates only)"
-    if baseline.include and not any(fnmatchcase(candidate.package, p) for p in baseline.include):
+    if baseline.include and not any(fnmatchcase(package, p) for p in baseline.include):
         return f"not in the included packages ({', '.join(baseline.include)})"
     for pattern in baseline.exclude:
-        if fnmatchcase(candidate.package, pattern):
+        if fnmatchcase(package, pattern):
             return f"excluded by the pattern '{pattern}'"
+    return None
+
+
+def _filter_problem(baseline: PatchBaseline, candidate: UpdateCandidate) -> str | None:
+    problem = _package_filter_problem(baseline, candidate.package, candidate.classification)
+    if problem is not None:
+        return problem
     minimum = baseline.minimum_urgency
     if minimum is not None:
         ranks = [fix.urgency.rank for fix in candidate.fixes if fix.urgency is not None]
@@ -115,6 +124,23 @@ def evaluate_update(
         return decide(False, reason, ripe)
     age = f", older than {baseline.min_age_days} days" if baseline.min_age_days else ""
     return decide(True, f"{_kind(candidate)}{age}{_fixes_text(candidate)}")
+
+
+def revocation(
+    baseline: PatchBaseline, package: str, version: str, classification: Classification
+) -> str | None:
+    """Why a version approved by an earlier lock is approved no more, or None to keep it.
+
+    Only the baseline's rejections and package filters (classification, include, exclude)
+    revoke an approval, and an explicit approval still overrides the filters. The rules
+    (minimum urgency, minimum age) decide on new versions only: an approval they once gave
+    stays, so a re-lock with nothing new changes nothing."""
+    rejection = _matching_ref(baseline.rejected, package, version)
+    if rejection is not None:
+        return f"rejected by the baseline ({rejection})"
+    if _matching_ref(baseline.approved, package, version) is not None:
+        return None
+    return _package_filter_problem(baseline, package, classification)
 
 
 def evaluate_baseline(

@@ -3,11 +3,15 @@
 Every pending candidate version is recorded in `seen` with the time patchring first saw it
 (kept from the previous lock; new versions get `now`), so minimum age counts from there. Per
 baseline and release codename, each package gets the highest candidate version its baseline
-approves; every other candidate version is held with its reason. A previously seen version that
-is no longer a candidate stays in `seen` unless it is obsolete: some assessed host of that
-release has the package, and every such host already runs that version or a newer one (a host
-that was not assessed this time never makes its versions lose their date). Deterministic: the
-same inputs give the same lock. Imports only the package's model and `patching` modules.
+approves; every other candidate version is held with its reason. An approval of the previous
+lock stays (even once every host runs it, so a host added later at an older version is still
+pinned) until the baseline approves a newer version of the package, which replaces it, or the
+baseline now rejects or filters it out (`revocation`), which removes it. A previously seen
+version that is no longer a candidate stays in `seen` while the lock refers to it, or unless it
+is obsolete: some assessed host of that release has the package, and every such host already
+runs that version or a newer one (a host that was not assessed this time never makes its
+versions lose their date). Deterministic: the same inputs give the same lock, and a re-lock
+with nothing new gives the same lock. Imports only the package's model and `patching` modules.
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ from orchestrator.model.patchlock import (
     PatchLock,
     ReleaseLock,
 )
-from orchestrator.patching.approval import FixedCve, UpdateCandidate, evaluate_update
+from orchestrator.patching.approval import (
+    FixedCve,
+    UpdateCandidate,
+    evaluate_update,
+    revocation,
+)
 from orchestrator.patching.exposure import advisories_fixed, cves_fixed_by_package, host_exposure
 from orchestrator.patching.origins import classify_update, security_patterns
 from orchestrator.patching.tracker import SecurityTracker
@@ -117,17 +126,59 @@ def _obsolete(key: CandidateKey, installed: Mapping[tuple[str, str], list[str]])
 def _seen_table(
     candidates: Mapping[CandidateKey, _Seen],
     previous: Mapping[CandidateKey, AwareDatetime],
-    assessments: Sequence[HostAssessment],
     now: AwareDatetime,
 ) -> dict[CandidateKey, AwareDatetime]:
+    table = dict(previous)
+    for key in candidates:
+        table[key] = previous.get(key, now)
+    return table
+
+
+def _pruned_seen(
+    table: Mapping[CandidateKey, AwareDatetime],
+    candidates: Mapping[CandidateKey, _Seen],
+    referenced: set[CandidateKey],
+    assessments: Sequence[HostAssessment],
+) -> dict[CandidateKey, AwareDatetime]:
+    """`table` without the versions that are obsolete and that nothing refers to any more."""
     installed: dict[tuple[str, str], list[str]] = {}
     for assessment in assessments:
         for package in assessment.installed:
             installed.setdefault((assessment.codename, package.name), []).append(package.version)
-    table = {key: when for key, when in previous.items() if not _obsolete(key, installed)}
-    for key in candidates:
-        table[key] = previous.get(key, now)
-    return table
+    return {
+        key: when
+        for key, when in table.items()
+        if key in candidates or key in referenced or not _obsolete(key, installed)
+    }
+
+
+def _references(codename: str, release: ReleaseLock) -> set[CandidateKey]:
+    found = {(codename, package, entry.version) for package, entry in release.approved.items()}
+    found |= {(codename, p, v) for p, versions in release.held.items() for v in versions}
+    return found
+
+
+def _kept_approvals(
+    baseline: PatchBaseline,
+    fresh: dict[str, ApprovedVersion],
+    held: dict[str, dict[str, HeldVersion]],
+    previous: ReleaseLock,
+) -> dict[str, ApprovedVersion]:
+    """`fresh` plus each previous approval that neither a newer approved version replaces nor
+    the baseline revokes; a kept version is approved, so it is no longer listed as held."""
+    approved = dict(fresh)
+    for package, entry in previous.approved.items():
+        if revocation(baseline, package, entry.version, entry.classification) is not None:
+            continue
+        current = approved.get(package)
+        if current is None or compare_versions(current.version, entry.version) < 0:
+            approved[package] = entry
+    for package, entry in approved.items():
+        versions = held.get(package, {})
+        versions.pop(entry.version, None)
+        if not versions:
+            held.pop(package, None)
+    return dict(sorted(approved.items()))
 
 
 def _release_lock(
@@ -136,13 +187,14 @@ def _release_lock(
     candidates: Mapping[CandidateKey, _Seen],
     seen: Mapping[CandidateKey, AwareDatetime],
     now: AwareDatetime,
+    codename: str,
+    previous: ReleaseLock,
 ) -> ReleaseLock:
     approved: dict[str, ApprovedVersion] = {}
     held: dict[str, dict[str, HeldVersion]] = {}
     by_package: dict[str, list[str]] = {}
     for _, package, version in keys:
         by_package.setdefault(package, []).append(version)
-    codename = keys[0][0] if keys else ""
     for package, versions in sorted(by_package.items()):
         for version in reversed(sort_versions(sorted(set(versions)))):
             key = (codename, package, version)
@@ -173,6 +225,7 @@ def _release_lock(
                     reason=decision.reason,
                     approvable_from=decision.approvable_from,
                 )
+    approved = _kept_approvals(baseline, approved, held, previous)
     return ReleaseLock(approved=approved, held=held)
 
 
@@ -199,20 +252,55 @@ def resolve_lock(
     now = now.replace(microsecond=0)
     settings = settings or PatchingSettings()
     candidates = _collect_candidates(assessments, settings, tracker, advisories)
-    seen = _seen_table(candidates, _previous_dates(previous), assessments, now)
+    seen = _seen_table(candidates, _previous_dates(previous), now)
     by_host = {assessment.host: assessment for assessment in assessments}
+    before = previous.baselines if previous is not None else {}
     baselines: dict[str, dict[str, ReleaseLock]] = {}
+    referenced: set[CandidateKey] = set()
+    decided: set[tuple[str, str]] = set()
     for assignment in sorted(assignments, key=lambda a: a.name):
         keys: dict[str, set[CandidateKey]] = {}
         governed = [by_host[host] for host in assignment.hosts if host in by_host]
         for assessment in governed:
+            found = keys.setdefault(assessment.codename, set())
             for update in assessment.pending:
-                key = (assessment.codename, update.package, update.candidate_version)
-                keys.setdefault(assessment.codename, set()).add(key)
-        baselines[assignment.name] = {
-            codename: _release_lock(assignment.baseline, sorted(found), candidates, seen, now)
-            for codename, found in sorted(keys.items())
-        }
+                found.add((assessment.codename, update.package, update.candidate_version))
+        releases: dict[str, ReleaseLock] = {}
+        for codename, found in sorted(keys.items()):
+            decided.add((assignment.name, codename))
+            kept = before.get(assignment.name, {}).get(codename) or ReleaseLock()
+            release = _release_lock(
+                assignment.baseline, sorted(found), candidates, seen, now, codename, kept
+            )
+            if release.approved or release.held:
+                releases[codename] = release
+                referenced |= _references(codename, release)
+        baselines[assignment.name] = releases
+    # Releases decided elsewhere (kept by the caller for hosts not assessed) keep their dates.
+    for name, previous_releases in before.items():
+        for codename, release in previous_releases.items():
+            if (name, codename) not in decided:
+                referenced |= _references(codename, release)
+    seen = _pruned_seen(seen, candidates, referenced, assessments)
     return PatchLock(
         schema_version=LOCK_SCHEMA_VERSION, seen=_nested_seen(seen), baselines=baselines
     )
+
+
+def revoked_approvals(
+    assignments: Sequence[BaselineAssignment], previous: PatchLock | None
+) -> dict[tuple[str, str, str], str]:
+    """(baseline, codename, package) -> why the baseline now revokes that previous approval:
+    the reason a lock diff gives for removing it."""
+    found: dict[tuple[str, str, str], str] = {}
+    if previous is None:
+        return found
+    for assignment in assignments:
+        for codename, release in previous.baselines.get(assignment.name, {}).items():
+            for package, entry in release.approved.items():
+                reason = revocation(
+                    assignment.baseline, package, entry.version, entry.classification
+                )
+                if reason is not None:
+                    found[(assignment.name, codename, package)] = reason
+    return found

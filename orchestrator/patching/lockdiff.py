@@ -2,7 +2,8 @@
 
 `diff_locks(previous, new)` compares two locks per baseline, release and package: a version
 newly approved (or replacing another), a version held back that was not held before (with its
-reason and, for minimum age, the moment it becomes approvable), and an approval that is gone.
+reason and, for minimum age, the moment it becomes approvable), and an approval that is gone
+(with the reason the baseline revoked it, when the caller gives one).
 `merge_unassessed` keeps the previous lock's releases that no assessed host could speak for
 (a lock of one ring must not drop another ring's approvals). Pure; imports only the model.
 """
@@ -50,8 +51,14 @@ def _pairs(*locks: PatchLock | None) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def diff_locks(previous: PatchLock | None, new: PatchLock) -> tuple[LockChange, ...]:
-    """Every change from `previous` (None: no lock yet) to `new`, sorted."""
+def diff_locks(
+    previous: PatchLock | None,
+    new: PatchLock,
+    removal_reasons: Mapping[tuple[str, str, str], str] | None = None,
+) -> tuple[LockChange, ...]:
+    """Every change from `previous` (None: no lock yet) to `new`, sorted; `removal_reasons`:
+    (baseline, release, package) -> why its approval was removed."""
+    reasons = removal_reasons or {}
     changes: list[LockChange] = []
     for baseline, release in _pairs(previous, new):
         old, now = _release(previous, baseline, release), _release(new, baseline, release)
@@ -87,8 +94,15 @@ def diff_locks(previous: PatchLock | None, new: PatchLock) -> tuple[LockChange, 
                     )
         for package, entry in sorted(old.approved.items()):
             if package not in now.approved:
+                reason = reasons.get((baseline, release, package), "")
                 changes.append(
-                    LockChange(kind="removed", package=package, version=entry.version, **where)
+                    LockChange(
+                        kind="removed",
+                        package=package,
+                        version=entry.version,
+                        reason=reason,
+                        **where,
+                    )
                 )
     return tuple(changes)
 

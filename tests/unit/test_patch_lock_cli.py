@@ -309,3 +309,19 @@ def test_show_prints_the_approvals_per_baseline_and_release(
     assert capsys.readouterr().out == (
         "patching (bookworm):\n  acme-agent 1.0-2\npatching (trixie):\n  (nothing approved)\n"
     )
+
+
+def test_a_removed_approval_is_printed_with_its_reason() -> None:
+    from orchestrator.cli.patches import _render_changes
+    from orchestrator.patching.lockdiff import LockChange
+
+    where = {"baseline": "patching", "release": "bookworm", "package": "old", "version": "1.0"}
+    text = _render_changes(
+        (LockChange(kind="removed", reason="rejected by the baseline (old)", **where),), {}, True
+    )
+    assert (
+        text.splitlines()[0]
+        == "- removed   patching/bookworm: old 1.0: rejected by the baseline (old)"
+    )
+    bare = _render_changes((LockChange(kind="removed", **where),), {}, True)
+    assert bare.splitlines()[0] == "- removed   patching/bookworm: old 1.0"

@@ -10,11 +10,15 @@ import pytest
 
 from orchestrator.errors import ValidationError
 from orchestrator.model.baseline import PackageVersionRef, PatchBaseline
-from orchestrator.model.patching import Advisory, AptOrigin, PatchingSettings
+from orchestrator.model.patching import Advisory, AptOrigin, HostAssessment, PatchingSettings
 from orchestrator.model.patchlock import PatchLock
-from orchestrator.patching.lock import BaselineAssignment, resolve_lock
+from orchestrator.model.policy import Patch
+from orchestrator.patching.lock import BaselineAssignment, resolve_lock, revoked_approvals
+from orchestrator.patching.lockdiff import diff_locks
 from orchestrator.patching.lockfile import dump_lock, load_lock
 from orchestrator.patching.tracker import parse_tracker
+from orchestrator.policy.locked import LoadedLock, locked_resources
+from orchestrator.policy.yamlsource import parse_yaml
 from tests.unit.patching_samples import (
     NOW,
     POINT,
@@ -170,19 +174,121 @@ def test_seen_dates_survive_an_unassessed_host_and_obsolete_ones_go() -> None:
     only_bookworm = resolve_lock([WEB], fleet()[:1], NOW + timedelta(days=1), previous=first)
     assert only_bookworm.first_seen("trixie", "libssl3t64", "3.5.1-1") == NOW
     assert "trixie" not in only_bookworm.baselines["web"]  # no decisions without data
-    # web-01 installed nginx's update: that version is obsolete and leaves `seen`
-    patched = fleet()[0].model_copy(
+    # libssl3 3.0.23 replaces 3.0.22; once web-01 runs 3.0.23, the replaced version is
+    # obsolete and nothing refers to it: it leaves `seen`, while the kept approval's date stays
+    second = resolve_lock([WEB], fleet("3.0.23-1~deb12u1"), NOW + timedelta(days=2), first)
+    assert second.first_seen("bookworm", "libssl3", "3.0.22-1~deb12u2") == NOW
+    after = resolve_lock(
+        [WEB], [_upgraded(fleet()[0], "libssl3", "3.0.23-1~deb12u1"), fleet()[1]], NOW, second
+    )
+    assert after.first_seen("bookworm", "libssl3", "3.0.22-1~deb12u2") is None
+    assert after.first_seen("bookworm", "libssl3", "3.0.23-1~deb12u1") == NOW + timedelta(days=2)
+    assert after.first_seen("bookworm", "curl", "7.88.1-10+deb12u6") == NOW  # still pending
+
+
+def _upgraded(host: HostAssessment, *packages: str) -> HostAssessment:
+    """`host` after installing the given (package, version) pairs: no longer pending."""
+    versions = dict(zip(packages[::2], packages[1::2], strict=True))
+    return host.model_copy(
         update={
-            "installed": (
-                installed("nginx", "1.22.1-9+deb12u1"),
-                installed("libssl3", "3.0.20-1~deb12u2", "openssl"),
+            "installed": tuple(
+                p.model_copy(update={"version": versions.get(p.name, p.version)})
+                for p in host.installed
             ),
-            "pending": fleet()[0].pending[:1],
+            "pending": tuple(u for u in host.pending if u.package not in versions),
         }
     )
-    after = resolve_lock([WEB], [patched, fleet()[1]], NOW + timedelta(days=2), previous=first)
-    assert after.first_seen("bookworm", "nginx", "1.22.1-9+deb12u1") is None
-    assert after.first_seen("bookworm", "curl", "7.88.1-10+deb12u6") == NOW  # curl not seen
+
+
+def test_relock_after_the_hosts_reached_the_approved_versions_keeps_them_byte_for_byte() -> None:
+    first = dump_lock(resolve_lock([WEB], fleet(), NOW))
+    patched = _upgraded(fleet()[0], "libssl3", "3.0.22-1~deb12u2", "nginx", "1.22.1-9+deb12u1")
+    web_02 = _upgraded(fleet()[1], "libssl3t64", "3.5.1-1")
+    again = resolve_lock([WEB], [patched, web_02], NOW + timedelta(days=30), load_lock(first))
+    assert dump_lock(again) == first
+    assert diff_locks(load_lock(first), again) == ()
+
+
+def test_a_host_added_later_at_an_older_version_is_pinned_by_the_kept_approval() -> None:
+    aged = BaselineAssignment("web", PatchBaseline(min_age_days=7), ("web-01", "web-09"))
+    seen = resolve_lock([aged], fleet(), NOW - timedelta(days=8))
+    first = resolve_lock([aged], fleet(), NOW - timedelta(days=1), previous=seen)
+    assert first.approved_version("web", "bookworm", "libssl3") == "3.0.22-1~deb12u2"
+    patched = _upgraded(fleet()[0], "libssl3", "3.0.22-1~deb12u2", "nginx", "1.22.1-9+deb12u1")
+    # web-09 joins at the old libssl3; the mirror now offers 3.0.23, too new to approve
+    late = fleet("3.0.23-1~deb12u1")[0].model_copy(update={"host": "web-09"})
+    lock = resolve_lock([aged], [patched, late], NOW, previous=first)
+    bookworm = lock.baselines["web"]["bookworm"]
+    assert bookworm.approved["libssl3"] == first.baselines["web"]["bookworm"].approved["libssl3"]
+    assert bookworm.approved["nginx"].version == "1.22.1-9+deb12u1"
+    assert list(bookworm.held["libssl3"]) == ["3.0.23-1~deb12u1"]  # held, not replacing
+    pins = _pins(dump_lock(lock), "web", "web-09")
+    assert pins == {"libssl3": "3.0.22-1~deb12u2", "nginx": "1.22.1-9+deb12u1"}
+    # once 3.0.23 is old enough, it replaces the kept approval
+    ripe = resolve_lock([aged], [patched, late], NOW + timedelta(days=7), previous=lock)
+    assert ripe.approved_version("web", "bookworm", "libssl3") == "3.0.23-1~deb12u1"
+    assert "libssl3" not in ripe.baselines["web"]["bookworm"].held
+    [change] = diff_locks(lock, ripe)
+    assert (change.kind, change.version, change.previous_version) == (
+        "approved",
+        "3.0.23-1~deb12u1",
+        "3.0.22-1~deb12u2",
+    )
+
+
+def test_a_lower_approved_candidate_never_replaces_a_kept_approval() -> None:
+    first = resolve_lock([WEB], fleet(), NOW)
+    lagging = fleet("3.0.21-1~deb12u1")[0]  # a host whose mirror offers only an older fix
+    again = resolve_lock([WEB], [lagging], NOW + timedelta(days=1), previous=first)
+    assert again.approved_version("web", "bookworm", "libssl3") == "3.0.22-1~deb12u2"
+    assert "libssl3" not in again.baselines["web"]["bookworm"].held
+
+
+@pytest.mark.parametrize(
+    ("baseline", "reason"),
+    [
+        (
+            PatchBaseline(rejected=(PackageVersionRef(package="nginx"),)),
+            "rejected by the baseline (nginx)",
+        ),
+        (
+            PatchBaseline(
+                rejected=(PackageVersionRef(package="nginx", version="1.22.1-9+deb12u1"),)
+            ),
+            "rejected by the baseline (nginx 1.22.1-9+deb12u1)",
+        ),
+        (PatchBaseline(exclude=("ngin*",)), "excluded by the pattern 'ngin*'"),
+        (PatchBaseline(include=("libssl*",)), "not in the included packages (libssl*)"),
+    ],
+)
+def test_a_rejected_or_excluded_approval_is_removed_with_its_reason(
+    baseline: PatchBaseline, reason: str
+) -> None:
+    first = resolve_lock([WEB], fleet(), NOW)
+    patched = _upgraded(fleet()[0], "nginx", "1.22.1-9+deb12u1")  # nothing pending for nginx
+    changed = BaselineAssignment("web", baseline, WEB.hosts)
+    again = resolve_lock([changed], [patched, fleet()[1]], NOW + timedelta(days=1), first)
+    assert again.approved_version("web", "bookworm", "nginx") is None
+    assert again.approved_version("web", "bookworm", "libssl3") == "3.0.22-1~deb12u2"
+    assert again.first_seen("bookworm", "nginx", "1.22.1-9+deb12u1") is None  # obsolete now
+    removed = [
+        c
+        for c in diff_locks(first, again, revoked_approvals([changed], first))
+        if c.package == "nginx"
+    ]
+    assert [(c.kind, c.version, c.reason) for c in removed] == [
+        ("removed", "1.22.1-9+deb12u1", reason)
+    ]
+
+
+def test_an_explicit_approval_keeps_an_approval_the_filters_would_revoke() -> None:
+    first = resolve_lock([WEB], fleet(), NOW)
+    baseline = PatchBaseline(exclude=("nginx",), approved=(PackageVersionRef(package="nginx"),))
+    changed = BaselineAssignment("web", baseline, WEB.hosts)
+    patched = _upgraded(fleet()[0], "nginx", "1.22.1-9+deb12u1")
+    again = resolve_lock([changed], [patched, fleet()[1]], NOW, previous=first)
+    assert again.approved_version("web", "bookworm", "nginx") == "1.22.1-9+deb12u1"
+    assert revoked_approvals([changed], first) == {}
 
 
 def test_classification_follows_inventory_settings() -> None:
@@ -208,6 +314,14 @@ def test_yaml_is_stable_sorted_and_round_trips() -> None:
     assert lines[2] == "schema_version: 1"
     assert lines.index("baselines:") < lines.index("seen:")
     assert "      3.0.22-1~deb12u2: '2026-12-01T09:30:00Z'" in lines
+
+
+def _pins(text: str, baseline: str, host: str) -> dict[str, str]:
+    """The `patch` pins desired state gets from the lock text for a host without variables."""
+    loaded = LoadedLock(load_lock(text), parse_yaml(text, "patches.lock.yml", "lock"))
+    resources, problems = locked_resources(loaded, baseline, host, {})
+    assert problems == []
+    return {r.spec.package: r.spec.fixed for r in resources if isinstance(r.spec, Patch)}
 
 
 GOOD = """\
