@@ -284,11 +284,8 @@ def test_a_rollout_killed_while_a_remote_command_runs_records_that_host_as_chang
             for o in book.host_outcomes(latest.id)
             if o.phase == "apply" and o.host == canary
         ]
-    assert applies == [
-        ("started", ""),
-        ("started", ""),
-        ("changed", "by an earlier attempt that was interrupted"),
-    ]
+    assert [status for status, _ in applies] == ["started", "started", "changed"]
+    assert "changed by an earlier attempt that was interrupted" in applies[-1][1]
 
 
 def _runs(lab: Lab, name: str, command: str) -> bool:

@@ -120,7 +120,12 @@ def driver_output(repo: Path) -> str:
 
 
 def applies_of(book: Ledger, rollout_id: str) -> list[tuple[str, int, str]]:
-    return [(o.ring, o.batch, o.host) for o in book.host_outcomes(rollout_id) if o.phase == "apply"]
+    """Each apply outcome (an attempt's `started` mark, written before it, is not one)."""
+    return [
+        (o.ring, o.batch, o.host)
+        for o in book.host_outcomes(rollout_id)
+        if o.phase == "apply" and o.status != "started"
+    ]
 
 
 def test_a_second_rollout_is_refused_while_the_first_drives(
