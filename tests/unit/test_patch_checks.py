@@ -5,13 +5,16 @@ their pass/fail with expected/actual from fixed command outputs (simulated dist-
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from orchestrator.model.baseline import PatchBaseline
 from orchestrator.model.desired import DesiredState, HostTarget
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.patching.probeparse import INSTALLED_COMMAND, POLICY_COMMAND, SIMULATE_COMMAND
 from orchestrator.patching.tracker import parse_tracker
+from orchestrator.policy import WorktreeSource, load_project
 from orchestrator.source import SourceLocation
 from orchestrator.verify import plan_checks
 from orchestrator.verify.batch import Answer
@@ -22,6 +25,7 @@ from orchestrator.verify.patchchecks import (
     PatchCheckData,
     evaluate_patch_check,
 )
+from orchestrator.verify.patchdata import patch_check_data
 from orchestrator.verify.runner import evaluate_checks
 from tests.unit.patching_samples import NOW, release, tracker_json
 
@@ -246,3 +250,43 @@ def test_an_apt_failure_is_an_error_of_the_check_not_a_pass() -> None:
         result.message
         == "ValueError: apt-get -s exited 100: E: Could not get lock /var/lib/dpkg/lock"
     )
+
+
+def test_the_run_data_reads_the_baseline_where_written_and_only_the_fleets_releases(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "hosts.yml").write_text(
+        "hosts:\n"
+        "  web-01: {address: 10.0.0.1, vars: {debian_release: bookworm}}\n"
+        "  db-01: {address: 10.0.0.2}\n"
+        "patching:\n  security_origins: ['o=patchring,l=patchring lab,n=lab']\n"
+    )
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "patching.yml").write_text(
+        "name: patching\nselect: {hosts: [web-01]}\npatch_baseline:\n"
+        "  classification: security\n  max_open_urgency: high\n"
+    )
+    project = load_project(WorktreeSource(tmp_path))
+    two_releases = tracker_json(
+        {
+            "acme-agent": {
+                "CVE-2026-9001": {
+                    "bookworm": release("resolved", "1.0-2", "high"),
+                    "trixie": release("resolved", "1.0-3", "high"),
+                }
+            }
+        }
+    )
+    data = patch_check_data(project, ["web-01", "db-01"], two_releases, NOW)
+    setting = data.baselines["patching"]
+    assert str(setting.location) == "policies/patching.yml:3:1"
+    assert str(setting.urgency_location) == "policies/patching.yml:5:21"
+    assert data.settings.security_origins == ("o=patchring,l=patchring lab,n=lab",)
+    assert data.tracker is not None
+    kept = data.tracker.sources["acme-agent"]["CVE-2026-9001"]
+    assert set(kept) == {"bookworm"}  # db-01 follows no baseline; web-01 runs bookworm
+    assert [c.spec.property for c in plan_checks(project.desired["db-01"], data)] == []
+    no_urgency = project.policies[0].document.model_copy(update={"patch_baseline": PatchBaseline()})
+    plain = replace(project, policies=(replace(project.policies[0], document=no_urgency),))
+    assert patch_check_data(plain, ["web-01"], two_releases, NOW).tracker is None  # not parsed
