@@ -142,14 +142,25 @@ def cmd_verify(args: argparse.Namespace, output: Output) -> int:
 
     recorder = Recorder.start(args.repo, "verify", output, ring=args.ring, host=args.host)
     chosen = select(args.repo, args.inventory, args.ring, args.host, output)
+    patching = _patch_check_data(args.repo, chosen)
     with output.progress("Verifying", len(chosen.fleet)) as progress:
-        results = verify_hosts(chosen.fleet, progress, output.mask)
+        results = verify_hosts(chosen.fleet, progress, output.mask, patching)
     failed = any(v.status != "passed" for v in results.values())
     record, files = recorder.finish(
         chosen, "failed" if failed else "succeeded", verify=list(results.values())
     )
     _print_run(output, record, files, _verify_summary(results.values()))
     return EXIT_HOSTS_FAILED if failed else EXIT_OK
+
+
+def _patch_check_data(repo: Path, chosen: Selection) -> Any:
+    """The patch baseline checks' data: the security data file is read here, once per run."""
+    from orchestrator.inventory.securitydata import read_security_data
+    from orchestrator.policy import WorktreeSource
+    from orchestrator.verify.patchdata import patch_check_data
+
+    text = read_security_data(WorktreeSource(repo), chosen.project.inventory)
+    return patch_check_data(chosen.project, chosen.fleet, text, datetime.now(UTC))
 
 
 def cmd_report(args: argparse.Namespace, output: Output) -> int:

@@ -40,7 +40,8 @@ def read_security_data(source: ProjectSource, inventory: Inventory) -> str | Non
 
 
 def parse_security_data(
-    text: str, inventory: Inventory, releases: Collection[str]
+    text: str, inventory: Inventory, releases: Collection[str] | None
 ) -> SecurityTracker:
-    """The tracker data for `releases` only (the fleet's); raises a located ValidationError."""
+    """The tracker data for `releases` only (the fleet's; every release when None); raises a
+    located ValidationError."""
     return parse_tracker(text, inventory.security_data or "security data", releases=releases)

@@ -55,6 +55,12 @@ class PatchBaseline(Frozen):
     min_age_days: int = Field(
         0, ge=0, description="Approve a version only this many days after patchring first saw it."
     )
+    max_open_urgency: _URGENCY_CHOICES | None = Field(
+        None,
+        description="`verify` fails a host on which a CVE of this urgency or higher is open while "
+        "its repositories offer the fixing version (checked when the inventory names "
+        "`security_data:`). `not yet assigned` counts as high.",
+    )
     include: tuple[PackageGlob, ...] = Field(
         (), description="Only packages matching one of these globs (all when empty)."
     )

@@ -15,6 +15,7 @@ from orchestrator.model.desired import DesiredState
 from orchestrator.model.verification import HostVerification
 from orchestrator.verify.checks import PlannedCheck, checks_for, plan_checks
 from orchestrator.verify.export import render_pytest_module
+from orchestrator.verify.patchchecks import PatchCheckData
 
 
 def _no_mask(text: str) -> str:
@@ -25,17 +26,20 @@ def verify_hosts(
     fleet: Mapping[str, DesiredState],
     progress: Callable[[str, str], None] | None = None,
     mask: Callable[[str], str] = _no_mask,
+    patching: PatchCheckData | None = None,
 ) -> dict[str, HostVerification]:
     """Check every host against its desired state and its policies' own testinfra files, in
     parallel; see `orchestrator.verify.runner`. Unreachable hosts are results, never raised.
     `progress(host, status)` is called once per host; every text in the results goes through
-    `mask` (secrets)."""
+    `mask` (secrets). `patching` (the run's baselines, lock dates and security data) adds the
+    patch baseline's checks on the hosts a baseline governs."""
     from orchestrator.verify.runner import verify_hosts as run
 
-    return run(fleet, progress, mask)
+    return run(fleet, progress, mask, patching)
 
 
 __all__ = [
+    "PatchCheckData",
     "PlannedCheck",
     "checks_for",
     "plan_checks",

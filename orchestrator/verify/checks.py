@@ -5,8 +5,11 @@ people read (id `<policy>/<resource id>/<property>`, title, expected value, wher
 it) and the probe that checks it (`probe`, `subject`, `want`: what `probes.py` asks the host and
 the value it must report). `checks_for(desired)` is the specs alone. Paths and contents of
 managed files come from `drift.expected`, so plan, apply and verify agree on them. Deploys yield
-no checks (pyinfra decides what they change). Pure: imports the package's model and
-`drift.expected` only; never testinfra, pyinfra or subprocess.
+no checks (pyinfra decides what they change). Given the run's `PatchCheckData`, a host a patch
+baseline governs also gets the baseline's checks (`verify.patchchecks`): they list the host
+`commands` they read and are decided on the controller, not by a probe. Pure: imports the
+package's model, `drift.expected` and `verify.patchchecks` only; never testinfra, pyinfra or
+subprocess.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ from orchestrator.model.policy import (
     User,
 )
 from orchestrator.model.verification import CheckSpec
+from orchestrator.source import SourceLocation
+from orchestrator.verify.patchchecks import (
+    OPEN_CVES,
+    PENDING,
+    RESOURCE_ID,
+    PatchCheckData,
+    commands_for,
+)
 
 Probe = Literal[
     "package.installed",
@@ -66,7 +77,11 @@ Probe = Literal[
     "user.shell",
     "command.creates",
     "command.unless",
+    "baseline.pending",
+    "baseline.open_cves",
 ]
+CONTROLLER_PROBES = frozenset({"baseline.pending", "baseline.open_cves"})
+"""Probes decided on the controller from their checks' `commands`, not by a testinfra probe."""
 
 # How each probe reads to a person: (title, expected), with {kind} (file, directory...), {key}
 # (the resource's key), {subject} and {want} filled in.
@@ -111,27 +126,79 @@ WORDS: dict[Probe, tuple[str, str]] = {
     "user.shell": ("user {subject} has shell {want}", "{want}"),
     "command.creates": ("command {key}: {subject} exists", "exists"),
     "command.unless": ("command {key}: `{subject}` exits 0", "exit status 0"),
+    "baseline.pending": (
+        "patch baseline {subject}: no security update it approves is pending",
+        "no approved security update pending",
+    ),
+    "baseline.open_cves": (
+        "patch baseline {subject}: no CVE of urgency {want} or higher open with a fix available",
+        "no open CVE of urgency >= {want} with a fix available",
+    ),
 }
 
 
 class PlannedCheck(Frozen):
     """A check and how to run it: `probe` asks the host about `subject` and compares with
-    `want` (already normalized: modes as stat prints them, sysctl values with single spaces)."""
+    `want` (already normalized: modes as stat prints them, sysctl values with single spaces).
+    A check with `commands` is decided on the controller from those commands' answers
+    (`patchchecks.evaluate_patch_check`), not by a testinfra probe."""
 
     spec: CheckSpec
     probe: Probe
     subject: str
     want: str = ""
+    commands: tuple[str, ...] = ()
 
 
-def checks_for(desired: DesiredState) -> tuple[CheckSpec, ...]:
+def checks_for(
+    desired: DesiredState, patching: PatchCheckData | None = None
+) -> tuple[CheckSpec, ...]:
     """Every generated check of a host, in converge order."""
-    return tuple(check.spec for check in plan_checks(desired))
+    return tuple(check.spec for check in plan_checks(desired, patching))
 
 
-def plan_checks(desired: DesiredState) -> tuple[PlannedCheck, ...]:
-    """Every generated check of a host with its probe, in converge order."""
-    return tuple(check for resource in desired.resources for check in resource_checks(resource))
+def plan_checks(
+    desired: DesiredState, patching: PatchCheckData | None = None
+) -> tuple[PlannedCheck, ...]:
+    """Every generated check of a host with its probe, in converge order, then the checks of
+    its patch baseline (when `patching`, the run's controller-side data, is given)."""
+    checks = [check for resource in desired.resources for check in resource_checks(resource)]
+    return (*checks, *baseline_checks(desired, patching))
+
+
+def baseline_checks(
+    desired: DesiredState, patching: PatchCheckData | None
+) -> tuple[PlannedCheck, ...]:
+    """The checks of the host's patch baseline: approved security updates pending, always; open
+    CVEs with a fix, when the baseline sets `max_open_urgency` and there is security data."""
+    policy = desired.patch_baseline
+    setting = patching.baselines.get(policy) if patching and policy else None
+    if patching is None or policy is None or setting is None:
+        return ()
+    wanted: list[tuple[str, Probe, str, SourceLocation]] = [
+        (PENDING, "baseline.pending", "", setting.location)
+    ]
+    urgency = setting.baseline.max_open_urgency
+    if urgency is not None and patching.tracker is not None:
+        where = setting.urgency_location or setting.location
+        wanted.append((OPEN_CVES, "baseline.open_cves", urgency, where))
+    planned = []
+    for prop, probe, want, location in wanted:
+        title, expected = (text.format(subject=policy, want=want) for text in WORDS[probe])
+        spec = CheckSpec(
+            id=f"{policy}/{RESOURCE_ID}/{prop}",
+            policy=policy,
+            resource_id=RESOURCE_ID,
+            property=prop,
+            title=title,
+            expected=expected,
+            location=location,
+        )
+        commands = commands_for(prop, setting.baseline, patching)
+        planned.append(
+            PlannedCheck(spec=spec, probe=probe, subject=policy, want=want, commands=commands)
+        )
+    return tuple(planned)
 
 
 def resource_checks(resource: Resource) -> tuple[PlannedCheck, ...]:

@@ -39,6 +39,7 @@ from orchestrator.model.desired import DesiredState
 from orchestrator.model.verification import CheckResult, Evidence, HostVerification
 from orchestrator.verify.batch import Answer
 from orchestrator.verify.checks import PlannedCheck, plan_checks
+from orchestrator.verify.patchchecks import CommandOutput, PatchCheckData, evaluate_patch_check
 from orchestrator.verify.probes import PROBES
 from orchestrator.verify.sshlink import LinkError, SshConfig, SshLink
 from orchestrator.verify.usertests import run_user_checks
@@ -72,10 +73,12 @@ def verify_hosts(
     fleet: Mapping[str, DesiredState],
     progress: ProgressFn | None = None,
     mask: MaskFn = _no_mask,
+    patching: PatchCheckData | None = None,
 ) -> dict[str, HostVerification]:
     """Check every host against its desired state (and its policies' own testinfra files).
     Never raises for a host problem: unreachable hosts come back with status `unreachable`.
-    `progress(host, status)` is called once per host, as soon as its results are complete."""
+    `progress(host, status)` is called once per host, as soon as its results are complete.
+    With `patching`, hosts a patch baseline governs also get the baseline's checks."""
     if not fleet:
         return {}
     folder = Path(tempfile.mkdtemp(prefix="patchring-verify-"))
@@ -83,7 +86,10 @@ def verify_hosts(
     found: dict[str, HostVerification] = {}
     try:
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(fleet))) as pool:
-            jobs = {pool.submit(_verify_host, state, config, mask): n for n, state in fleet.items()}
+            jobs = {
+                pool.submit(_verify_host, state, config, mask, patching): name
+                for name, state in fleet.items()
+            }
             for job in as_completed(jobs):
                 name = jobs[job]
                 found[name] = job.result()
@@ -136,13 +142,15 @@ def _with_user_files_unrun(found: HostVerification, state: DesiredState) -> Host
     return found.model_copy(update={"results": (*found.results, *unrun)})
 
 
-def _verify_host(state: DesiredState, config: SshConfig, mask: MaskFn) -> HostVerification:
+def _verify_host(
+    state: DesiredState, config: SshConfig, mask: MaskFn, patching: PatchCheckData | None
+) -> HostVerification:
     started = time.monotonic()
     target = state.host
-    checks = plan_checks(state)
+    checks = plan_checks(state, patching)
     link = SshLink(config, target)
     try:
-        outcomes = evaluate_checks(checks, link)
+        outcomes = evaluate_checks(checks, link, patching)
     except LinkError as error:
         reason = f"unreachable: {error}"
         return HostVerification(
@@ -214,17 +222,19 @@ class Outcome:
         )
 
 
-def evaluate_checks(checks: Sequence[PlannedCheck], link: BatchLink) -> list[Outcome]:
+def evaluate_checks(
+    checks: Sequence[PlannedCheck], link: BatchLink, patching: PatchCheckData | None = None
+) -> list[Outcome]:
     """Discovery, batches and replay (see the module docstring). Raises LinkError."""
     answers: dict[str, Answer] = {}
     for _ in range(MAX_BATCHES):
         backend = CachedBackend(answers)
-        outcomes = _run_checks(checks, backend)
+        outcomes = _run_checks(checks, backend, patching)
         if not backend.missing:
             return outcomes
         commands = list(dict.fromkeys(backend.missing))
         answers.update(zip(commands, link.run_batch(commands), strict=True))
-    return _run_checks(checks, CachedBackend(answers, live=link))
+    return _run_checks(checks, CachedBackend(answers, live=link), patching)
 
 
 class CachedBackend(BaseBackend):
@@ -262,7 +272,9 @@ class CachedBackend(BaseBackend):
         return data.encode("utf-8")
 
 
-def _run_checks(checks: Sequence[PlannedCheck], backend: CachedBackend) -> list[Outcome]:
+def _run_checks(
+    checks: Sequence[PlannedCheck], backend: CachedBackend, patching: PatchCheckData | None
+) -> list[Outcome]:
     host = testinfra.host.Host(backend)
     backend.set_host(host)
     _learn_host(host, {_MODULES[check.probe.split(".")[0]] for check in checks})
@@ -271,7 +283,10 @@ def _run_checks(checks: Sequence[PlannedCheck], backend: CachedBackend) -> list[
         evidence: list[tuple[str, Answer]] = []
         backend.consumed = evidence
         try:
-            passed, actual = PROBES[check.probe](host, check.subject, check.want)
+            if check.commands:
+                passed, actual = _controller_check(host, check, patching)
+            else:
+                passed, actual = PROBES[check.probe](host, check.subject, check.want)
             outcomes.append(Outcome(check, passed, actual, evidence))
         except LinkError:
             raise
@@ -281,8 +296,23 @@ def _run_checks(checks: Sequence[PlannedCheck], backend: CachedBackend) -> list[
     return outcomes
 
 
+def _controller_check(
+    host: Any, check: PlannedCheck, patching: PatchCheckData | None
+) -> tuple[bool, str]:
+    """A check decided on the controller: its commands run (batched like any other), their
+    answers go to the pure evaluation."""
+    if patching is None:
+        raise RuntimeError(f"{check.spec.id}: no patch data to evaluate it with")
+    outputs = []
+    for command in check.commands:
+        answer = host.run(command)
+        outputs.append(CommandOutput(answer.rc, answer.stdout, answer.stderr))
+    return evaluate_patch_check(check.spec.property, check.subject, outputs, patching)
+
+
 # The testinfra module each kind of probe starts from.
 _MODULES = {
+    "baseline": "package",
     "package": "package",
     "patch": "package",
     "path": "file",

@@ -36,7 +36,7 @@ from orchestrator.verify.batch import (
     build_batch_script,
     parse_batch_output,
 )
-from orchestrator.verify.checks import Probe
+from orchestrator.verify.checks import CONTROLLER_PROBES, Probe
 from orchestrator.verify.probes import PROBES
 from orchestrator.verify.usertests import UserRun, plan_user_runs, read_testcase
 from tests.unit.builders import desired, reference_state, resource
@@ -143,7 +143,7 @@ def test_a_check_points_at_the_policy_key_it_comes_from() -> None:
 
 
 def test_every_probe_a_check_can_name_exists() -> None:
-    assert set(get_args(Probe)) == set(PROBES)
+    assert set(get_args(Probe)) == set(PROBES) | CONTROLLER_PROBES
 
 
 # --- batches, run by a local shell ---------------------------------------------------------------
