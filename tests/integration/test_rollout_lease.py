@@ -25,21 +25,14 @@ from orchestrator.store.ledger import Ledger, Rollout, open_ledger
 from tests.integration.conftest import Lab
 from tests.integration.fleet import PROJECT, CliResult, make_repo
 from tests.integration.test_rollout_engine import KEY, installed, set_rings
-from tests.postgres import PostgresServer, PostgresUnavailableError, private_postgres
+from tests.postgres import PostgresServer, postgres_for_tests
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    stack = contextlib.ExitStack()
-    try:
-        server = stack.enter_context(private_postgres())
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL ledger tests cannot run in CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL ledger tests skipped: {exc}")
-    with stack:
+    with postgres_for_tests() as server:
         yield server
 
 

@@ -7,7 +7,6 @@ skipped locally, and fails under CI (CI=true), so a CI machine missing them cann
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -43,7 +42,7 @@ from orchestrator.store.ledger import (
     open_ledger,
 )
 from orchestrator.store.ledger_postgres import redact_url
-from tests.postgres import PostgresServer, PostgresUnavailableError, private_postgres
+from tests.postgres import PostgresServer, postgres_for_tests
 
 REPO = Path(__file__).resolve().parents[2]
 FLEET = "/srv/fleet:inventory/prod.yml#3f2a9c"
@@ -70,14 +69,7 @@ class Backend:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One private cluster for the session; missing server programs fail under CI=true."""
-    stack = contextlib.ExitStack()
-    try:
-        server = stack.enter_context(private_postgres())
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL ledger tests cannot run in CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL ledger tests skipped: {exc}")
-    with stack:
+    with postgres_for_tests() as server:
         yield server
 
 

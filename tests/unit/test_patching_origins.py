@@ -20,25 +20,9 @@ from orchestrator.patching.origins import (
 )
 from orchestrator.policy.validation import validate_located
 from orchestrator.policy.yamlsource import parse_yaml
+from tests.unit.patching_samples import POINT as MAIN
+from tests.unit.patching_samples import SECURITY
 
-SECURITY = AptOrigin(
-    origin="Debian",
-    label="Debian-Security",
-    archive="oldstable-security",
-    codename="bookworm-security",
-    component="main",
-    site="deb.debian.org",
-    version="12",
-)
-MAIN = AptOrigin(
-    origin="Debian",
-    label="Debian",
-    archive="oldstable",
-    codename="bookworm",
-    component="main",
-    site="deb.debian.org",
-    version="12.15",
-)
 LAB = AptOrigin(origin="Lab, Inc.", label="lab", archive="lab-security", component="main")
 
 
