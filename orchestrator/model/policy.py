@@ -37,6 +37,10 @@ def check_debian_version(value: str) -> str:
     return value
 
 
+class ResourceSpec(Frozen):
+    """What every entry of a policy section (a resource) shares."""
+
+
 class Selector(Frozen):
     """Which hosts a policy applies to: a host matches if any listed criterion matches."""
 
@@ -52,7 +56,7 @@ class Selector(Frozen):
         return self
 
 
-class AptRepository(Frozen):
+class AptRepository(ResourceSpec):
     """An apt source with its signing key, written to /etc/apt/sources.list.d/<name>.list."""
 
     name: str = Field(pattern=NAME, description="File name of the source and its key.")
@@ -62,7 +66,7 @@ class AptRepository(Frozen):
     key: str = Field(description="ASCII-armored public signing key (inline or from a variable).")
 
 
-class Package(Frozen):
+class Package(ResourceSpec):
     """A Debian package: present, absent, latest, or pinned to an exact version."""
 
     name: PackageName
@@ -81,7 +85,7 @@ class Package(Frozen):
         return self
 
 
-class File(Frozen):
+class File(ResourceSpec):
     """A file with inline content or a Jinja2 template from the policy repository."""
 
     path: HostPath = Field(description="Absolute path on the host.")
@@ -101,14 +105,14 @@ class File(Frozen):
         return self
 
 
-class Directory(Frozen):
+class Directory(ResourceSpec):
     path: HostPath
     owner: PolicyLogin = "root"
     group: PolicyLogin = "root"
     mode: str = Field("0755", pattern=MODE)
 
 
-class Service(Frozen):
+class Service(ResourceSpec):
     """A systemd service."""
 
     name: UnitName
@@ -116,7 +120,7 @@ class Service(Frozen):
     enabled: bool = True
 
 
-class Sysctl(Frozen):
+class Sysctl(ResourceSpec):
     """A kernel parameter, set now and persisted in /etc/sysctl.d/."""
 
     key: str = Field(pattern=r"^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$")
@@ -130,7 +134,7 @@ class Sysctl(Frozen):
         )
 
 
-class User(Frozen):
+class User(ResourceSpec):
     name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
     present: bool = True
     uid: int | None = Field(None, ge=0, le=4294967294)
@@ -141,7 +145,7 @@ class User(Frozen):
     system: bool = False
 
 
-class Command(Frozen):
+class Command(ResourceSpec):
     """An escape hatch: a shell command that states how it is idempotent."""
 
     name: PolicyLine
@@ -156,7 +160,7 @@ class Command(Frozen):
         return self
 
 
-class Patch(Frozen):
+class Patch(ResourceSpec):
     """A security advisory: hosts below the fixed version are upgraded to it."""
 
     advisory: PolicyLine = Field(description="Advisory id, e.g. DSA-5678-1.")
@@ -168,7 +172,7 @@ class Patch(Frozen):
     _fixed = field_validator("fixed")(check_debian_version)
 
 
-class Deploy(Frozen):
+class Deploy(ResourceSpec):
     """Call a pyinfra deploy from the `deploys` package with arguments."""
 
     name: PolicyLine
