@@ -7,9 +7,9 @@ resolution time, per host. Field descriptions here become the JSON Schema editor
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.baseline import PatchBaseline
@@ -124,7 +124,8 @@ class Sysctl(ResourceSpec):
     """A kernel parameter, set now and persisted in /etc/sysctl.d/."""
 
     key: str = Field(pattern=r"^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$")
-    value: SysctlValue
+    # YAML reads `value: 0` as a number; the loader takes it as text, so editors must too.
+    value: Annotated[SysctlValue, WithJsonSchema({"type": ["string", "integer", "number"]})]
 
     @field_validator("value", mode="before")
     @classmethod

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.errors import ValidationError
 from orchestrator.model.policy import Package
@@ -227,3 +229,19 @@ def test_policy_json_schema_is_generated_from_the_model() -> None:
         "latest",
     ]
     assert inventory_json_schema()["title"] == "patchring inventory"
+
+
+@pytest.mark.parametrize(
+    "policy", sorted(p.name for p in (Path(__file__).parents[2] / "policies").glob("*.yml"))
+)
+def test_the_schema_editors_get_accepts_every_example_policy(
+    policy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from orchestrator.cli.main import main
+
+    assert main(["schema"]) == 0
+    validator = Draft202012Validator(json.loads(capsys.readouterr().out))
+    document = yaml.safe_load((Path(__file__).parents[2] / "policies" / policy).read_text())
+    assert [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(document)] == []
