@@ -64,6 +64,10 @@ class LabError(UserInputError):
     """The local lab fleet cannot be started, inspected or stopped; the hint says what to do."""
 
 
+class LabNotRunningError(LabError):
+    """The lab named has no record and nothing of it runs (stopping it again is no error)."""
+
+
 class EngineError(PatchringError):
     """The engine could not run at all (not a per-host failure, which is a result)."""
 

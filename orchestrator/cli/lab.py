@@ -142,12 +142,19 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
 
 
 def cmd_down(args: argparse.Namespace, output: Output) -> int:
+    from orchestrator.errors import LabNotRunningError
     from orchestrator.lab import lab_down
 
     started = time.monotonic()
-    lab_down(args.name, args.state_dir)
+    try:
+        removed = lab_down(args.name, args.state_dir)
+    except LabNotRunningError:
+        output.text(f"Lab '{args.name}' is not running; nothing to stop.\n")
+        return EXIT_OK
+    note = f"; removed its inventory {removed}" if removed else ""
     output.text(
-        f"Lab '{args.name}' stopped in {time.monotonic() - started:.1f} s; nothing left running.\n"
+        f"Lab '{args.name}' stopped in {time.monotonic() - started:.1f} s; nothing left "
+        f"running{note}.\n"
     )
     return EXIT_OK
 

@@ -35,8 +35,17 @@ def select_hosts(
         if ring is not None and actual != ring:
             where = f"it is in ring '{actual}'" if actual else "it is in no ring"
             raise UnknownHostError(f"host '{name}' is not in ring '{ring}' ({where})")
-    return tuple(
+    chosen = tuple(
         name
         for name, entry in inventory.hosts.items()
         if (ring is None or entry.ring == ring) and (not wanted or name in wanted)
     )
+    if not inventory.hosts:
+        raise UnknownHostError(
+            "the inventory has no hosts",
+            hint="add hosts to a file under inventory/, or boot the example lab with "
+            "`patchring lab up` (it writes inventory/lab.yml; `lab down` removes it)",
+        )
+    if not chosen:
+        raise UnknownHostError(f"ring '{ring}' has no hosts")
+    return chosen

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from orchestrator.errors import LabError
+from orchestrator.errors import LabError, LabNotRunningError
 
 from . import cgroups, hosts, network
 from .aptrepo import build_repository, make_package, publish, publish_packages, start_http_server
@@ -260,8 +260,10 @@ def lab_publish_many(
     return publish_packages(paths, name, built, suite)
 
 
-def lab_down(name: str = "lab", state_dir: Path | None = None) -> None:
-    """Stop the lab and verify that nothing is left; LabError lists any leftover."""
+def lab_down(name: str = "lab", state_dir: Path | None = None) -> Path | None:
+    """Stop the lab and verify that nothing is left; LabError lists any leftover. Removes the
+    inventory file `lab up` wrote (still unedited) and returns its path, so that no command
+    goes on planning against hosts that are gone."""
     validate_name(name)
     require_root()
     require_commands(["ip"])
@@ -270,13 +272,31 @@ def lab_down(name: str = "lab", state_dir: Path | None = None) -> None:
     with lab_lock():
         record = load_record(paths)
         if record is None and not _leftovers(name, paths, None, roots, check_mounts=False):
-            raise LabError(f"lab {name!r} is not running", hint=up_hint(name))
+            raise LabNotRunningError(f"lab {name!r} is not running", hint=up_hint(name))
         leftovers = _teardown(name, paths, record, roots)
     if leftovers:
         raise LabError(
             f"lab {name!r} did not stop cleanly; left: " + "; ".join(leftovers),
             hint="run `patchring lab down` again; if that does not help, remove these by hand",
         )
+    return _remove_lab_inventory(name, record.inventory_path if record else None)
+
+
+def _remove_lab_inventory(name: str, path: str | None) -> Path | None:
+    """Remove the inventory `lab up` wrote for this lab, unless someone has made it their own
+    (its first line is no longer the one `lab up` writes)."""
+    if path is None:
+        return None
+    inventory = Path(path)
+    try:
+        with inventory.open(encoding="utf-8") as handle:
+            first = handle.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not first.startswith(f'# Written by `patchring lab up` for the lab "{name}".'):
+        return None
+    inventory.unlink(missing_ok=True)
+    return inventory
 
 
 def _teardown(

@@ -117,3 +117,11 @@ def test_unwritable_history_stops_before_any_host_is_touched(
     assert err.startswith("patchring: error: ")
     assert ".patchring" in err
     assert "Traceback" not in err
+
+
+def test_the_package_license_is_an_spdx_expression() -> None:
+    """The table form (`{ text = ... }`) makes every install print setuptools deprecations."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"

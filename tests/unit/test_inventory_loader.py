@@ -250,3 +250,18 @@ def test_an_inventory_path_may_not_leave_the_project(tmp_path: Path) -> None:
         "../inventory: error: '../inventory' leaves the repository ('..' is not allowed); "
         "give an absolute path for an inventory outside the project"
     ]
+
+
+def test_an_inventory_without_hosts_says_so_and_how_to_get_some() -> None:
+    with pytest.raises(UnknownHostError) as caught:
+        select_hosts(Inventory())
+    assert caught.value.message == "the inventory has no hosts"
+    assert "patchring lab up" in (caught.value.hint or "")
+
+
+def test_a_ring_without_hosts_is_named(tmp_path: Path) -> None:
+    text = "rings: [{name: canary}, {name: pilot}]\nhosts:\n  a: {address: 10.0.0.1, ring: canary}"
+    inventory = load_inventory(repo(tmp_path, {"inventory/x.yml": text}))
+    with pytest.raises(UnknownHostError) as caught:
+        select_hosts(inventory, ring="pilot")
+    assert caught.value.message == "ring 'pilot' has no hosts"

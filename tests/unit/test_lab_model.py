@@ -255,3 +255,29 @@ def test_a_record_written_before_releases_existed_reads_as_bookworm(tmp_path: Pa
     assert record is not None
     assert record.base_images == {"bookworm": "/cache/images/debian-bookworm-ae0f3ec6ed916103"}
     assert [host.release for host in record.host_records] == ["bookworm"]
+
+
+def test_lab_down_removes_only_the_inventory_lab_up_wrote(tmp_path: Path) -> None:
+    from orchestrator.lab.fleet import _remove_lab_inventory
+
+    written = tmp_path / "lab.yml"
+    written.write_text('# Written by `patchring lab up` for the lab "lab". Do not edit.\nssh: {}\n')
+    assert _remove_lab_inventory("lab", str(written)) == written
+    assert not written.exists()
+    edited = tmp_path / "mine.yml"
+    edited.write_text("# my fleet\nhosts: {}\n")
+    other_lab = tmp_path / "other.yml"
+    other_lab.write_text('# Written by `patchring lab up` for the lab "bench". Do not edit.\n')
+    assert _remove_lab_inventory("lab", str(edited)) is None
+    assert _remove_lab_inventory("lab", str(other_lab)) is None
+    assert _remove_lab_inventory("lab", str(tmp_path / "gone.yml")) is None
+    assert edited.exists() and other_lab.exists()
+
+
+def test_stopping_a_lab_that_is_not_running_says_so_and_succeeds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from orchestrator.cli.main import main
+
+    assert main(["lab", "down", "--name", "never-started", "--state-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "Lab 'never-started' is not running; nothing to stop.\n"
