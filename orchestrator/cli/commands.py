@@ -8,6 +8,7 @@ from typing import Any
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import load, select
 from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK
+from orchestrator.words import counted
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -46,8 +47,8 @@ def cmd_validate(args: argparse.Namespace, output: Output) -> int:
     hosts = len(project.desired)
     resources = sum(len(d.resources) for d in project.desired.values())
     output.text(
-        f"OK: {len(project.policies)} policies, {hosts} hosts, "
-        f"{resources} resources resolved, no errors\n"
+        f"OK: {counted(len(project.policies), 'policy')}, {counted(hosts, 'host')}, "
+        f"{counted(resources, 'resource')} resolved, no errors\n"
     )
     return EXIT_OK
 

@@ -27,6 +27,7 @@ from orchestrator.model.record import (
 )
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import HostVerification
+from orchestrator.words import counted
 
 RUNS_FOLDER = Path(".patchring") / "runs"
 
@@ -232,7 +233,7 @@ def _verify_summary(results: Any) -> str:
     results = list(results)
     checks = [c for v in results for c in v.results]
     passed = sum(c.status == "passed" for c in checks)
-    lines = [f"Verify: {len(results)} hosts, {passed}/{len(checks)} checks passed"]
+    lines = [f"Verify: {counted(len(results), 'host')}, {passed}/{len(checks)} checks passed"]
     for v in results:
         bad = [c for c in v.results if c.status != "passed"]
         mark = "=" if v.status == "passed" else "!"

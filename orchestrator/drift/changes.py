@@ -255,24 +255,19 @@ _ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "generated",
 
 def _diff_service(spec: Service, observed: Observation) -> _Result:
     seen = observed.services.get(unit_name(spec.name))
+    installed = seen is not None and seen.load_state != "not-found"
     active = seen is not None and seen.active_state in {"active", "reloading", "activating"}
     enabled = seen is not None and seen.unit_file_state in _ENABLED_STATES
     steps: list[tuple[Action, str]] = []
     if spec.running != active:
-        state = seen.active_state if seen else "not-found"
-        steps.append(
-            (
-                "start" if spec.running else "stop",
-                f"{state} -> " + ("running" if spec.running else "stopped"),
-            )
-        )
+        now = seen.active_state if seen and installed else "not installed yet"
+        steps.append(("start", f"start (now {now})") if spec.running else ("stop", "stop"))
     if spec.enabled != enabled:
-        state = (seen.unit_file_state if seen else "") or "not-found"
+        now = (seen.unit_file_state if seen and installed else "") or "not installed yet"
         steps.append(
-            (
-                "enable" if spec.enabled else "disable",
-                f"{state} -> " + ("enabled" if spec.enabled else "disabled"),
-            )
+            ("enable", f"enable at boot (now {now})")
+            if spec.enabled
+            else ("disable", "disable at boot")
         )
     if not steps:
         return None

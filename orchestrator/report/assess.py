@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.model.patching import AdvisoryExposure, CveExposure
 from orchestrator.model.record import HostPatching, OpenCve, PatchingSection, PendingPackage
 from orchestrator.patching.summary import ClassifiedUpdate, HostPatchState
+from orchestrator.words import counted
 
 ASSESS_SCHEMA = "patchring.assess/v1"
 NO_RING = "(no ring)"
@@ -141,8 +142,8 @@ def render_assess_text(states: Mapping[str, HostPatchState], rings: Sequence[str
             lines += _host_lines(state)
     total = _counts(list(states.values()))
     lines.append(
-        f"\n{total['hosts']} hosts: {total['hosts_with_security_updates']} with security updates "
-        f"pending, {total['reboot_required']} need a reboot, "
+        f"\n{counted(total['hosts'], 'host')}: {total['hosts_with_security_updates']} with "
+        f"security updates pending, {total['reboot_required']} need a reboot, "
         f"{total['unreachable']} unreachable, {total['failed']} failed"
     )
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from orchestrator.model.base import Frozen
 from orchestrator.model.patching import Urgency
 from orchestrator.model.record import HostPatching, OpenCve, PatchingSection
+from orchestrator.words import counted
 
 NO_RING = "(no ring)"
 BUCKETS = ("high", "medium", "low", "unimportant")  # most urgent first
@@ -203,13 +204,13 @@ def exposure_headline(view: ExposureView) -> str:
     if view.tracked:
         high = sum(c.exposed for r in view.rings for c in r.by_urgency if c.urgency == "high")
         text = (
-            f"Assess: {view.hosts_exposed} of {view.hosts_assessed} hosts exposed to open CVEs, "
-            f"{high} at high urgency"
+            f"Assess: {view.hosts_exposed} of {counted(view.hosts_assessed, 'host')} exposed to "
+            f"open CVEs, {high} at high urgency"
         )
     else:
         text = (
-            f"Assess: {view.hosts_security_updates} of {view.hosts_assessed} hosts with security "
-            "updates pending"
+            f"Assess: {view.hosts_security_updates} of {counted(view.hosts_assessed, 'host')} "
+            "with security updates pending"
         )
     missing = view.hosts_total - view.hosts_assessed
     return text + (f"; {missing} not assessed" if missing else "")

@@ -34,6 +34,7 @@ from orchestrator.report.record import (
     subject,
 )
 from orchestrator.report.templating import render_template
+from orchestrator.words import counted
 
 MAX_OUTPUT_LINES = 60
 DASH = Markup("&ndash;")
@@ -309,8 +310,8 @@ def _matrix(view: RunView, anchors: dict[tuple[str, str], str]) -> Matrix:
 def _ring_note(ring: RingRow) -> str:
     count = len(ring.hosts)
     if ring.status == "not-started":
-        return f"{count} host{'s' if count != 1 else ''}, not reached"
-    return f"{ring.compliant} of {count} hosts compliant"
+        return f"{counted(count, 'host')}, not reached"
+    return f"{ring.compliant} of {counted(count, 'host')} compliant"
 
 
 def _not_reached(ring_status: str, reason: str) -> str:

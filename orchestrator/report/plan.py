@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.model.results import HostPlan, HostResult
 from orchestrator.report.grouping import group_changes, host_list
+from orchestrator.words import counted, plural
 
 PLAN_SCHEMA = "patchring.plan/v1"
 APPLY_SCHEMA = "patchring.apply/v1"
@@ -76,13 +77,14 @@ def render_plan_text(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> str
     doc = plan_document(plans, rings, {})
     s = doc["summary"]
     out = [
-        f"Plan: {s['hosts']} hosts: {s['drifted']} to change, {s['in_sync']} in sync, "
+        f"Plan: {counted(s['hosts'], 'host')}: {s['drifted']} to change, {s['in_sync']} in sync, "
         f"{s['unreachable']} unreachable, {s['failed']} failed"
     ]
     out.append("")
     for row in doc["rings"]:
         out.append(
-            f"  ring {row['ring']:<10} {row['hosts']:>3} hosts  {row['drifted']:>3} to change"
+            f"  ring {row['ring']:<10} {row['hosts']:>3} {plural(row['hosts'], 'host'):<5}"
+            f"  {row['drifted']:>3} to change"
             f"  {row['in_sync']:>3} in sync  {row['unreachable'] + row['failed']:>3} not read"
         )
     groups = group_changes((p.host, p.changes) for p in plans.values())
@@ -109,8 +111,9 @@ def render_plan_text(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> str
 def render_apply_text(results: Mapping[str, HostResult]) -> str:
     counts = Counter(r.status for r in results.values())
     out = [
-        f"Apply: {len(results)} hosts: {counts['changed']} changed, {counts['unchanged']} "
-        f"unchanged, {counts['failed']} failed, {counts['unreachable']} unreachable",
+        f"Apply: {counted(len(results), 'host')}: {counts['changed']} changed, "
+        f"{counts['unchanged']} unchanged, {counts['failed']} failed, "
+        f"{counts['unreachable']} unreachable",
         "",
     ]
     for r in results.values():

@@ -19,6 +19,7 @@ from orchestrator.model.results import HostResult, ResourceOutcome
 from orchestrator.model.verification import CheckResult, HostVerification
 from orchestrator.report.exposure import build_exposure, exposure_headline
 from orchestrator.report.masking import Mask, mask_record, no_mask
+from orchestrator.words import counted
 
 NO_RING = "(no ring)"
 HostState = Literal["compliant", "failing", "unreachable", "not-reached"]
@@ -388,9 +389,9 @@ def run_headline(view: RunView) -> str:
     if record.status == "succeeded":
         rollout = record.rollout.status if record.rollout else "completed"
         word = "succeeded" if rollout in {"completed", "running"} else rollout
-        return f"{kind} {word}: {c.hosts_compliant} of {c.hosts_total} hosts compliant"
+        return f"{kind} {word}: {c.hosts_compliant} of {counted(c.hosts_total, 'host')} compliant"
     failing = c.hosts_total - c.hosts_compliant - c.hosts_not_reached
-    return f"{kind} failed: {failing} of {c.hosts_total} hosts not compliant"
+    return f"{kind} failed: {failing} of {counted(c.hosts_total, 'host')} not compliant"
 
 
 def format_duration(seconds: float) -> str:

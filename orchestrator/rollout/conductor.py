@@ -68,6 +68,7 @@ from orchestrator.store.ledger import (
     RolloutPlan,
 )
 from orchestrator.verify import verify_hosts
+from orchestrator.words import counted
 
 
 def inventory_key(repo: Path, inventory: str) -> str:
@@ -683,7 +684,9 @@ class Conductor:
                 raise RollbackError(ring)
             project = self.project(previous.commit)
             fleet = {h: project.desired[h] for h in dict.fromkeys(hosts) if h in project.desired}
-            self.note(f"ring {ring}: rolling back {len(fleet)} hosts to {previous.commit[:12]}")
+            self.note(
+                f"ring {ring}: rolling back {counted(len(fleet), 'host')} to {previous.commit[:12]}"
+            )
             self._checkpoint_rollback(rollout.id)
             self.hosts_touched = True
             unremoved = self._retire(rollout, fleet)
@@ -722,7 +725,7 @@ class Conductor:
         )
         if bad:
             return "halted", f"rollback finished with {len(bad)} host(s) still failing"
-        return "rolled-back", f"rolled back {sum(map(len, changed.values()))} hosts"
+        return "rolled-back", f"rolled back {counted(sum(map(len, changed.values())), 'host')}"
 
     def _retire(self, rollout: Rollout, fleet: dict[str, DesiredState]) -> dict[str, str]:
         """Remove from each host what only the rolled-back commit declared (its apt sources,

@@ -176,7 +176,7 @@ def test_service_states() -> None:
         }
     )
     (change,) = diff_host(state, seen)
-    assert change.summary == "web: failed -> running, disabled -> enabled"
+    assert change.summary == "web: start (now failed), enable at boot (now disabled)"
     assert change.actions == ("start", "enable")
 
 
@@ -252,3 +252,12 @@ def test_the_probe_reads_pending_restart_markers_in_the_same_command(tmp_path: P
     script = build_probe_script(state).replace(PENDING_RESTART_DIR, str(folder))
     observed = parse_probe_output(_run_locally(script))
     assert observed.pending_restarts == {"web.service": "2026-01-02T03:04:05Z /etc/a.conf changed"}
+
+
+def test_a_service_of_a_package_not_yet_installed_is_said_in_words() -> None:
+    state = desired(Service(name="acme-agent"))
+    seen = Observation(services={"acme-agent.service": ObservedService(name="acme-agent.service")})
+    (change,) = diff_host(state, seen)
+    assert change.summary == (
+        "acme-agent: start (now not installed yet), enable at boot (now not installed yet)"
+    )
