@@ -185,15 +185,14 @@ def _finish(
     if output.json_mode:
         output.document(record.model_dump(mode="json", by_alias=True))
     else:
-        lines = [
-            f"  ring {r.ring:<10} {r.status:<12} {len(r.hosts)} hosts"
-            + (f"  {r.reason}" if r.reason else "")
-            for r in history.rings
-        ]
+        from orchestrator.report.rollout_text import rollout_summary
+
+        lines = rollout_summary(
+            history.log.id, state, message, history.rings, history.apply, history.verify
+        )
         where = ", ".join(str(p) for p in files.values())
         output.text(
-            "\n".join([f"Rollout {state}: {message}", *lines])
-            + f"\n\nRun {record.id} recorded; reports: {where}\n"
+            "\n".join(lines) + f"\n\nThis command's run record: {record.id} (reports: {where})\n"
         )
     halted = state == "halted" or any(r.status == "failed" for r in rings)  # auto rollback too
     return EXIT_HOSTS_FAILED if halted else EXIT_OK
@@ -284,10 +283,10 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
             }
         )
         return EXIT_OK
-    lines = ["Rings (last commit that passed each):"]
+    lines = ["Rings (last commit that passed each, in rollout order):"]
     lines += [
         f"  {ring:<10} {d.commit[:12]}  rollout {d.rollout_id}  {d.at:%F %H:%M}"
-        for ring, d in deployments.items()
+        for ring, d in _in_rollout_order(deployments, recent)
     ] or ["  (none yet)"]
     lines.append("Rollouts (newest first):")
     for r in recent:
@@ -296,10 +295,14 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
             if r.wait_until
             else (f" ({r.wait_reason})" if r.wait_reason else "")
         )
-        ring = r.plan.rings[r.position.ring].name if r.position.ring < len(r.plan.rings) else "-"
+        at = (
+            f"  at ring {r.plan.rings[r.position.ring].name}"
+            if r.position.ring < len(r.plan.rings) and r.status != "completed"
+            else ""
+        )
         driver = f" ({drivers[r.id]})" if r.id in drivers else ""
         lines.append(
-            f"  {r.id}  {r.status}{driver}{wait}  commit {r.commit[:12]}  at ring {ring}"
+            f"  {r.id}  {r.status}{driver}{wait}  commit {r.commit[:12]}{at}"
             f"  by {r.started_by}"
             + (f"  EMERGENCY: {r.emergency_reason}" if r.emergency_reason else "")
         )
@@ -312,6 +315,13 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
         lines.append("  (none)")
     output.text("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _in_rollout_order(deployments: dict[str, Any], recent: list[Any]) -> list[tuple[str, Any]]:
+    """Rings in the order the newest rollout takes them (rings it does not name last, by name)."""
+    order = [ring.name for r in recent[:1] for ring in r.plan.rings]
+    rank = {name: index for index, name in enumerate(order)}
+    return sorted(deployments.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
 
 
 def _lease_document(lease: Any) -> dict[str, Any] | None:

@@ -179,7 +179,8 @@ def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> Host
     except ProbeOutputError as error:
         return _plan(link, "failed", error=f"{error}: {_tail(err)}")
     changes = diff_host(desired, observed)
-    missing = unoffered_versions(desired, observed)
+    sources_change = any(c.resource_id.startswith("apt_repository:") for c in changes)
+    missing = unoffered_versions(desired, observed, lists_refreshed=sources_change)
     if missing:  # a version to install that apt cannot give: fail here, before any change
         return _plan(link, "failed", changes, error=unoffered_error(missing))
     return _plan(link, "drifted" if changes else "in-sync", changes=changes)
@@ -429,17 +430,22 @@ def _first_error(outcomes: tuple[ResourceOutcome, ...]) -> str | None:
 
 
 _ERROR_LINE = re.compile(r"error|fail|denied|no space|not found|unable|^E:|dpkg:", re.IGNORECASE)
+# apt's progress lines, which say nothing about a failure.
+_APT_PROGRESS = re.compile(
+    r"^(Reading package lists|Building dependency tree|Reading state information)\.\.\."
+)
+# Lines kept before each error line: apt explains an `E:` in the sentence before it, and a
+# maintainer script's own message precedes dpkg's "error processing package".
+_ERROR_CONTEXT = 3
 
 
 def _failure_text(meta: OperationMeta, limit: int = 12) -> str:
     """The lines of an operation's output that say what went wrong (dpkg's message, apt's E:)."""
     output = meta._combined_output  # pyinfra keeps stdout and stderr interleaved only here
     lines = [line.line.rstrip() for line in output.combined_lines] if output else []
-    lines = [line for line in lines if line.strip()]
-    # Each error line with the line before it: a maintainer script's own message precedes
-    # dpkg's "error processing package".
+    lines = [line for line in lines if line.strip() and not _APT_PROGRESS.match(line)]
     marks = [i for i, line in enumerate(lines) if _ERROR_LINE.search(line)]
-    keep = sorted({j for i in marks for j in (i - 1, i) if j >= 0})
+    keep = sorted({j for i in marks for j in range(i - _ERROR_CONTEXT, i + 1) if j >= 0})
     chosen = [lines[j] for j in keep][-limit * 2 :] if marks else lines[-limit:]
     return "\n".join(chosen) if chosen else "(no output: the step timed out or the host went away)"
 

@@ -237,8 +237,7 @@ class Conductor:
                 status = changed.rollout.status
                 state = cast(State, status)
                 message = (
-                    f"rollout {rollout.id} was {status} by another command; "
-                    "this process stopped before its next step"
+                    f"it was {status} by another command; this process stopped before its next step"
                 )
         seen = {o.ring for o in outcomes}
         for planned in rollout.plan.rings[rollout.position.ring :]:
@@ -253,7 +252,7 @@ class Conductor:
         if rollout.status == "halted":
             raise RolloutHaltedError(rollout, self._halt_reason(rollout))
         if rollout.status == "paused":
-            message = f"rollout {rollout.id} is paused; `patchring resume` continues it"
+            message = "`patchring resume` continues it"
             return "paused", message, outcomes
         if rollout.status not in DRIVING:  # finished by another command before we took it
             raise RolloutChangedError(rollout)
@@ -332,7 +331,7 @@ class Conductor:
         self.ledger.update_rollout(
             rollout.id, status="completed", wait_reason=None, wait_until=None, expect=DRIVING
         )
-        return "completed", f"rollout {rollout.id} completed: every ring passed its gate", outcomes
+        return "completed", "every ring passed its gate", outcomes
 
     def _window_wait(
         self, rollout: Rollout, index: int, settings: RingSettings, emergency: str | None

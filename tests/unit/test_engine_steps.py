@@ -77,3 +77,21 @@ def test_a_steps_own_error_passes_through() -> None:
 
     with pytest.raises(EOFError, match="connection lost"):
         run_step(link, "probe", 10, lost)
+
+
+def test_an_apt_failure_keeps_the_sentence_that_explains_it() -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.engine.run import _failure_text
+
+    apt = [
+        "Reading package lists...",
+        "Building dependency tree...",
+        "Reading state information...",
+        "Package acme-agent is not available, but is referred to by another package.",
+        "This may mean that the package is missing, has been obsoleted, or",
+        "is only available from another source",
+        "E: Version '1.0-9' for 'acme-agent' was not found",
+    ]
+    output = SimpleNamespace(combined_lines=[SimpleNamespace(line=line) for line in apt])
+    assert _failure_text(SimpleNamespace(_combined_output=output)).splitlines() == apt[3:]

@@ -21,7 +21,7 @@ from orchestrator.model.patchlock import (
     PatchLock,
     ReleaseLock,
 )
-from orchestrator.model.policy import Patch
+from orchestrator.model.policy import Package, Patch
 from orchestrator.patching.lockdiff import diff_locks, merge_unassessed
 from orchestrator.patching.lockfile import dump_lock
 from orchestrator.policy import WorktreeSource, load_project
@@ -325,3 +325,37 @@ def test_a_removed_approval_is_printed_with_its_reason() -> None:
     )
     bare = _render_changes((LockChange(kind="removed", **where),), {}, True)
     assert bare.splitlines()[0] == "- removed   patching/bookworm: old 1.0"
+
+
+def test_a_pin_to_a_version_the_repositories_lack_is_found_by_the_probe(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dpkg-query").write_text(
+        '#!/bin/sh\ncase "$3" in acme-agent|tool) printf "ii 1.0-1";; zlib1g) printf "ii 1:1.3";;'
+        " *) exit 1;; esac\n"
+    )
+    (fake / "apt-cache").write_text(
+        f'#!/bin/sh\necho "$2" >> {tmp_path}/asked\n'
+        '[ "$2" = acme-agent=1.0-2 ] && printf "Package: acme-agent\\nVersion: 1.0-2\\n"\n'
+        "exit 0\n"
+    )
+    for tool in ("dpkg-query", "apt-cache"):
+        (fake / tool).chmod(0o755)
+    state = desired_state(
+        Package(name="acme-agent", version="1.0-2"),
+        Package(name="tool", version="1.0-3"),
+        Package(name="zlib1g", version="1:1.3"),
+        Package(name="absent", version="2.0"),
+    )
+    observed = parse_probe_output(_run_probe_lines(offer_lines(state), fake))
+    assert (tmp_path / "asked").read_text().split() == [
+        "acme-agent=1.0-2",
+        "tool=1.0-3",
+        "absent=2.0",
+    ]
+    assert [m.split(" (")[0] for m in unoffered_versions(state, observed)] == [
+        "tool 1.0-3",
+        "absent 2.0",
+    ]
+    # An apt repository written first refreshes the lists: the pins are judged by apt itself.
+    assert unoffered_versions(state, observed, lists_refreshed=True) == ()
