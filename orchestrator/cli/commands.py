@@ -40,6 +40,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 2 when changes are pending (0 when none), as Terraform does",
     )
+    sub.choices["plan"].add_argument(
+        "--full",
+        action="store_true",
+        help="show every host's diff in full (default: diffs that differ only in some lines, "
+        "such as a template rendered per host, are shown once with those lines marked)",
+    )
 
 
 def cmd_validate(args: argparse.Namespace, output: Output) -> int:
@@ -79,7 +85,7 @@ def cmd_plan(args: argparse.Namespace, output: Output) -> int:
     source = _source(args)
     output.show(
         plans,
-        lambda shown: render_plan_text(shown, selection.rings),
+        lambda shown: render_plan_text(shown, selection.rings, args.full),
         lambda shown: plan_document(shown, selection.rings, source),
     )
     if any(p.status in {"unreachable", "failed"} for p in plans.values()):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from shlex import quote
 
+from debian.debian_support import version_compare
+
 from orchestrator.drift.observed import Observation
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.policy import Package, Patch
@@ -71,7 +73,7 @@ def unoffered_versions(
     for resource in desired.resources:
         spec = resource.spec
         if isinstance(spec, Patch):
-            if observed.offered.get(offer_key(spec.package, spec.fixed)) is False:
+            if _needs_patch(spec, observed) and observed.offered.get(_patch_key(spec)) is False:
                 where = resource.field_locations.get("fixed") or resource.location
                 found.append(f"{spec.package} {spec.fixed} ({spec.advisory}, {where})")
         elif (
@@ -83,6 +85,22 @@ def unoffered_versions(
             where = resource.field_locations.get("version") or resource.location
             found.append(f"{spec.name} {spec.version} (pinned at {where})")
     return tuple(dict.fromkeys(found))
+
+
+def _patch_key(spec: Patch) -> str:
+    return offer_key(spec.package, spec.fixed)
+
+
+def _needs_patch(spec: Patch, observed: Observation) -> bool:
+    """A patch upgrades only an installed package below its version (a pin to the same
+    version may have asked apt about it for a host that lacks the package)."""
+    seen = observed.packages.get(spec.package)
+    return (
+        seen is not None
+        and seen.installed
+        and seen.version is not None
+        and version_compare(seen.version, spec.fixed) < 0
+    )
 
 
 def unoffered_error(missing: tuple[str, ...]) -> str:

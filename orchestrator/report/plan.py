@@ -11,7 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.model.results import HostPlan, HostResult
-from orchestrator.report.grouping import group_changes, host_list
+from orchestrator.report.grouping import (
+    ChangeGroup,
+    ShapeGroup,
+    describe_values,
+    group_changes,
+    group_shapes,
+    host_list,
+)
 from orchestrator.words import counted, plural
 
 PLAN_SCHEMA = "patchring.plan/v1"
@@ -73,7 +80,11 @@ def _ring_rows(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> list[dict
     return rows
 
 
-def render_plan_text(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> str:
+def render_plan_text(
+    plans: Mapping[str, HostPlan], rings: Sequence[str], full: bool = False
+) -> str:
+    """The plan for people; with `full`, every distinct diff in full (else diffs of one
+    resource that differ only in some lines are shown once, those lines marked `*`)."""
     doc = plan_document(plans, rings, {})
     s = doc["summary"]
     out = [
@@ -90,22 +101,37 @@ def render_plan_text(plans: Mapping[str, HostPlan], rings: Sequence[str]) -> str
     groups = group_changes((p.host, p.changes) for p in plans.values())
     if groups:
         out += ["", "Changes (identical changes on several hosts are shown once):"]
-    for group in groups:
-        c = group.change
-        count = len(group.hosts)
-        out.append(
-            f"  ~ {c.resource_id}  [{', '.join(c.actions)}]  on {count} host"
-            f"{'s' if count != 1 else ''}: {host_list(group.hosts)}"
-        )
-        out.append(f"      {c.summary}")
-        out += [f"      {line}" for line in c.diff.rstrip("\n").splitlines()] if c.diff else []
-    problems = [p for p in plans.values() if p.status in {"unreachable", "failed"}]
+    for group in groups if full else group_shapes(groups):
+        out += _change_lines(group)
+    problems: dict[str, list[str]] = {}
+    for p in plans.values():
+        if p.status in {"unreachable", "failed"}:
+            problems.setdefault(p.error or p.status, []).append(p.host)
     if problems:
-        out += ["", "Hosts not read:"]
-        out += [f"  ! {p.host}: {p.error}" for p in problems]
+        out += ["", "Hosts that failed or could not be read (nothing was changed on them):"]
+        out += [f"  ! {host_list(tuple(h))}: {why}" for why, h in problems.items()]
     if not groups and not problems:
         out += ["", "No changes. Every host is in its desired state."]
     return "\n".join(out) + "\n"
+
+
+def _change_lines(group: ChangeGroup | ShapeGroup) -> list[str]:
+    c = group.change
+    variants = group.variants if isinstance(group, ShapeGroup) else 1
+    varying = {v.index: v for v in group.varying} if isinstance(group, ShapeGroup) else {}
+    head = f"  ~ {c.resource_id}  [{', '.join(c.actions)}]  on {counted(len(group.hosts), 'host')}"
+    lines = [f"{head}: {host_list(group.hosts)}", f"      {c.summary}"]
+    if variants > 1:
+        lines.append(
+            f"      {variants} variants; the diff of {group.hosts[0]}, lines marked * differ "
+            "(`plan --full` shows each)"
+        )
+    for index, line in enumerate(c.diff.rstrip("\n").splitlines() if c.diff else []):
+        lines.append(f"    {'*' if index in varying else ' '} {line}")
+    if varying:
+        lines.append("      what differs:")
+        lines += [f"      * {v.prefix}…  {describe_values(v)}" for v in varying.values()]
+    return lines
 
 
 def render_apply_text(results: Mapping[str, HostResult]) -> str:

@@ -70,6 +70,20 @@ def test_plan_apply_then_nothing_left_to_change(repo: Path, lab: Lab) -> None:
     assert {h["remote_commands"] for h in hosts} == {1}  # one probe per host, nothing else
     assert patchring(repo, "plan", "--detailed-exitcode").code == 0
 
+    # A pin to a version the lab repository does not have fails in the plan, on every host,
+    # naming where it was pinned; the apply that follows changes nothing.
+    policy = repo / "policies" / "acme-agent.yml"
+    policy.write_text(
+        policy.read_text().replace('agent_version: "1.0-2"', 'agent_version: "1.0-9"')
+    )
+    unavailable = patchring(repo, "plan", "--json")
+    assert unavailable.code == 3, unavailable.stderr
+    errors = {h["host"]: h["error"] for h in unavailable.json()["hosts"]}
+    assert all("acme-agent 1.0-9 (pinned at policies/acme-agent.yml:" in e for e in errors.values())
+    refused = patchring(repo, "apply", "--json")
+    assert {h["status"] for h in refused.json()["hosts"]} == {"failed"}
+    assert host(lab.address(first), lab.ssh_config).package("acme-agent").version == "1.0-2"
+
 
 def test_changes_behind_our_back_show_in_the_next_plan(repo: Path, lab: Lab) -> None:
     assert patchring(repo, "apply").code == 0

@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.cli.main import main
 from orchestrator.drift.availability import offer_lines, unoffered_versions
+from orchestrator.drift.observed import ObservedPackage
 from orchestrator.drift.probe import parse_probe_output
 from orchestrator.errors import ValidationError
 from orchestrator.model.patchlock import (
@@ -288,6 +289,11 @@ def test_the_probe_asks_apt_only_for_versions_the_host_needs(tmp_path: Path) -> 
     observed = parse_probe_output(_run_probe_lines(offer_lines(state), fake))
     assert observed.offered == {"acme-agent=1.0-2": True, "tool=1.0-9": False}
     assert (tmp_path / "asked").read_text().split() == ["acme-agent=1.0-2", "tool=1.0-9"]
+    installed = {  # what the probe's package lines report
+        name: ObservedPackage(name=name, version=version, status="install ok installed")
+        for name, version in (("acme-agent", "1.0-1"), ("tool", "1.0-1"), ("zlib1g", "1:1.3"))
+    }
+    observed = observed.model_copy(update={"packages": installed})
     [missing] = unoffered_versions(state, observed)
     assert missing.startswith("tool 1.0-9 (patches.lock.yml, ")
 
