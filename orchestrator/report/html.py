@@ -36,7 +36,7 @@ from orchestrator.report.record import (
 from orchestrator.report.templating import render_template
 from orchestrator.words import counted
 
-MAX_OUTPUT_LINES = 60
+MAX_OUTPUT_LINES = 40
 DASH = Markup("&ndash;")
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "none": DASH}
 APPLY_SYMBOL = {"changed": "~", "unchanged": "=", "failed": "✗", "unreachable": "!"}
@@ -70,8 +70,15 @@ def render_html(record: RunRecord, mask: Mask = no_mask) -> str:
         history=_history(r),
         matrix=_matrix(view, anchors),
         failures=_failures(view, anchors),
-        failure_count=len(view.check_failures) + len(view.apply_failures),
+        failure_count=_failure_count(view),
     )
+
+
+def _failure_count(view: RunView) -> str:
+    """`3 on 2 hosts`: the count the host blocks below add up to."""
+    hosts = {f.host for f in view.apply_failures} | {f.host for f in view.check_failures}
+    count = len(view.apply_failures) + len(view.check_failures)
+    return f"{count} on {counted(len(hosts), 'host')}" if count else "0"
 
 
 def _time(record: RunRecord) -> tuple[str, str, str]:
@@ -134,7 +141,10 @@ def _kpis(view: RunView) -> list[Kpi]:
         errors = f"{c.checks_error} error{'s' if c.checks_error != 1 else ''}"
         checks_note += f" · {c.checks_failed} failed · {errors}"
     failing = c.hosts_total - c.hosts_compliant - c.hosts_not_reached
-    hosts_note = f"{failing} not compliant · {c.hosts_not_reached} not reached"
+    reached = c.hosts_total - c.hosts_not_reached
+    hosts_note = f"{failing} not compliant" + (
+        f" · {c.hosts_not_reached} not reached (not counted)" if c.hosts_not_reached else ""
+    )
     rings_passed = sum(r.status == "passed" for r in view.rings)
     not_started = sum(r.status == "not-started" for r in view.rings)
     apply_total = sum(len(row.apply.outcomes) for row in view.hosts if row.apply)
@@ -148,11 +158,11 @@ def _kpis(view: RunView) -> list[Kpi]:
             _tone(c.checks_passed, c.checks_total),
         ),
         Kpi(
-            "Hosts compliant",
+            "Hosts compliant" if not c.hosts_not_reached else "Reached hosts compliant",
             c.hosts_compliant,
-            c.hosts_total,
+            reached,
             hosts_note,
-            _tone(c.hosts_compliant, c.hosts_total),
+            _tone(c.hosts_compliant, reached),
         ),
         Kpi(
             "Rings passed",
@@ -393,7 +403,8 @@ def _failures(view: RunView, anchors: dict[tuple[str, str], str]) -> list[HostFa
             HostFailures(
                 host=row.host,
                 ring=row.ring,
-                counts=f"{len(applies)} apply · {len(checks)} checks",
+                counts=f"{counted(len(applies), 'apply failure')} · "
+                f"{counted(len(checks), 'failed check')}",
                 applies=[
                     ApplyItem(
                         f,

@@ -22,6 +22,7 @@ from orchestrator.report.record import (
     short_sha,
     subject,
 )
+from orchestrator.words import counted
 
 MAX_CELL = 80
 MAX_ERROR_LINES = 8
@@ -88,13 +89,17 @@ def _summary(view: RunView) -> str:
     if r.patching is not None:
         lines += ["", f"- **Commit** {_commit(r)}", f"- **Run** {_run(r)}"]
         return "\n".join(lines)
+    reached = c.hosts_total - c.hosts_not_reached
     facts = [
-        f"**{c.hosts_compliant}/{c.hosts_total} hosts compliant**",
+        f"**{c.hosts_compliant}/{counted(reached, 'host')} compliant**"
+        if not c.hosts_not_reached
+        else f"**{c.hosts_compliant}/{reached} reached hosts compliant**"
+        f" ({c.hosts_not_reached} not reached)",
         f"**{c.checks_passed}/{c.checks_total} checks passed**"
         f" ({percent(c.checks_passed, c.checks_total)})",
     ]
     if c.apply_failures:
-        facts.append(f"**{c.apply_failures} apply failure{'s' if c.apply_failures != 1 else ''}**")
+        facts.append(f"**{counted(c.apply_failures, 'apply failure')}**")
     lines += ["", " · ".join(facts), ""]
     lines += [f"- **Commit** {_commit(r)}", f"- **Run** {_run(r)}"]
     if r.source.dirty:
@@ -205,6 +210,14 @@ def _check_failures(view: RunView, limit: int) -> str:
             f"| {_cell(f.host)} | {mark} {_code(c.check_id)} | {_code(c.expected)} |"
             f" {_code(c.actual)} |"
         )
+    # Multi-line texts (pytest's assertion output, a command's output) keep their lines below
+    # the table: a table cell can only flatten them.
+    for f in shown:
+        c = f.check
+        detail = "\n".join(t for t in (c.actual, c.message) if "\n" in t.strip())
+        if detail:
+            rows += ["", f"<details><summary>{_cell(f.host)}: {_cell(c.check_id)}</summary>", ""]
+            rows += [_fenced(detail), "", "</details>"]
     return "\n".join(rows)
 
 

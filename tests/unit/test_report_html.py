@@ -83,7 +83,9 @@ def test_html_summary_comes_first_with_status_compliance_and_commit() -> None:
         '<span class="status-badge halted">halted</span>',
         "Checks passed",
         '<div class="kpi-value">12<span class="of">/ 18</span>',
-        '<div class="kpi-value">0<span class="of">/ 6</span>',
+        '<div class="kpi-value">0<span class="of">/ 2</span>',  # 4 hosts not reached
+        "Reached hosts compliant",
+        "2 not compliant · 4 not reached (not counted)",
         "9c1e4b2a7f3d5e6c8b9a0d1e2f3a4b5c6d7e8f90",
         "acme-agent: upgrade to 1.0-2 fleet-wide",
         "Dana Ops &lt;dana@example.com&gt;",
@@ -269,7 +271,10 @@ def test_markdown_summary_for_a_ci_job() -> None:
     assert lines[0] == (
         "### ❌ patchring: Rollout halted in ring canary; later rings were not touched"
     )
-    assert "**0/6 hosts compliant** · **12/18 checks passed** (67%) · **2 apply failures**" in text
+    assert (
+        "**0/2 reached hosts compliant** (4 not reached) · **12/18 checks passed** (67%)"
+        " · **2 apply failures**" in text
+    )
     assert (
         "- **Commit** `9c1e4b2a7f3d` *acme-agent: upgrade to 1.0-2 fleet-wide* by Dana Ops" in text
     )
@@ -385,3 +390,27 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert (width, height) == (1400, 1800)
     assert shot.stat().st_size > 5 * (tmp_path / "blank.png").stat().st_size
     assert ink > max(0.01, 5 * _png_size(tmp_path / "blank.png")[2])
+
+
+def _with_multiline_message(record: RunRecord) -> RunRecord:
+    verify = record.verify[0]
+    result = verify.results[0].model_copy(
+        update={"message": "assert 'a' == 'b'\n  - b\n  + a", "actual": "line one\nline two"}
+    )
+    changed = verify.model_copy(update={"results": (result, *verify.results[1:])})
+    return record.model_copy(update={"verify": (changed, *record.verify[1:])})
+
+
+def test_multi_line_failure_texts_keep_their_lines() -> None:
+    record = _with_multiline_message(failed_rollout())
+    text = render_markdown(record, MASKER, limit=2)
+    assert "```text\nline one\nline two\nassert 'a' == 'b'\n  - b\n  + a\n```" in text
+    html = render_html(record)
+    assert "p.message, code.actual { white-space: pre-wrap; }" in html
+    assert "assert &#39;a&#39; == &#39;b&#39;\n  - b\n  + a" in html
+
+
+def test_the_failure_count_says_how_many_hosts_it_spans() -> None:
+    html = render_html(failed_rollout())
+    assert '<h2>Failures <span class="count">8 on 2 hosts</span></h2>' in html
+    assert "1 apply failure · 3 failed checks" in html
