@@ -374,3 +374,27 @@ def test_checks_verify_just_the_edit_with_the_line_as_evidence(tmp_path: Path) -
     }
     title = outcomes[f"base/setting:{path}:X11Forwarding/value"].title
     assert title == f"{path}: X11Forwarding = no"
+
+
+def test_the_write_binds_to_server_shell() -> None:
+    import inspect
+
+    observed = seen("/etc/login.defs", LOGIN_DEFS)
+    ops = compile_host(STATE, only={r.id for r in STATE.resources}, observed=observed)
+    edit = next(op for op in ops if op.description == "edit /etc/login.defs")
+    func = OPERATIONS[edit.operation]
+    inspect.signature(getattr(func, "_inner", func)).bind(**edit.args)
+
+
+def test_a_block_template_renders_per_host(tmp_path: Path) -> None:
+    from tests.unit.test_resolve import load
+
+    policy = (
+        "name: a\nselect: {all: true}\nblocks:\n"
+        "  - {path: /etc/issue.net, name: banner, template: templates/banner.j2}\n"
+    )
+    project = load(tmp_path, {"policies/a.yml": policy, "templates/banner.j2": "{{ host.name }}\n"})
+    (resource,) = project.desired["web-02"].resources
+    assert (resource.id, resource.content) == ("block:/etc/issue.net:banner", "web-02\n")
+    (check,) = plan_checks(project.desired["web-02"])
+    assert check.want == '["# BEGIN patchring banner", "# END patchring banner", "web-02\\n"]'
