@@ -398,3 +398,17 @@ def test_a_block_template_renders_per_host(tmp_path: Path) -> None:
     assert (resource.id, resource.content) == ("block:/etc/issue.net:banner", "web-02\n")
     (check,) = plan_checks(project.desired["web-02"])
     assert check.want == '["# BEGIN patchring banner", "# END patchring banner", "web-02\\n"]'
+
+
+def test_the_schema_covers_every_edit_key() -> None:
+    from orchestrator.policy.schema import policy_json_schema
+
+    schema = policy_json_schema()
+    assert {"lines", "settings", "blocks"} <= set(schema["properties"])
+    defs = schema["$defs"]
+    assert set(defs["Setting"]["properties"]) == {
+        "path", "create", "restart", "format", "section", "key", "value", "state"
+    }  # fmt: skip
+    assert defs["Setting"]["properties"]["format"]["enum"] == ["space", "equals", "ini"]
+    assert set(defs["LineEdit"]["properties"]) >= {"line", "match", "after", "before", "state"}
+    assert set(defs["Block"]["properties"]) >= {"name", "content", "template", "marker"}
