@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Callable, Collection, Iterator
 from shlex import quote
 
+from orchestrator.compiler.edits import edit_operations
 from orchestrator.compiler.opspec import OpSpec
 from orchestrator.drift.expected import (
     PENDING_RESTART_DIR,
@@ -26,6 +27,7 @@ from orchestrator.drift.expected import (
     restart_units,
     unit_name,
 )
+from orchestrator.drift.observed import Observation
 from orchestrator.model.desired import DesiredState, Resource
 from orchestrator.model.policy import (
     Command,
@@ -41,9 +43,14 @@ from orchestrator.model.policy import (
 APT_INSTALL_ARGS = "--allow-downgrades --allow-change-held-packages"
 
 
-def compile_host(desired: DesiredState, only: Collection[str] | None = None) -> tuple[OpSpec, ...]:
+def compile_host(
+    desired: DesiredState,
+    only: Collection[str] | None = None,
+    observed: Observation | None = None,
+) -> tuple[OpSpec, ...]:
     """Ordered operation specs for the host; with `only`, for those resource ids alone (and the
-    restarts named there as `restart:<unit>`)."""
+    restarts named there as `restart:<unit>`). Partial edits of files (`lines`, `settings`,
+    `blocks`) need what the probe saw of those files, `observed` (see `compiler.edits`)."""
     chosen = [r for r in desired.resources if only is None or r.id in only]
     restarts = _restarts(desired.resources, chosen, only)
     specs: list[OpSpec] = []
@@ -53,7 +60,9 @@ def compile_host(desired: DesiredState, only: Collection[str] | None = None) -> 
     for kind in ("user", "directory"):
         specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
     specs += _packages(chosen)
-    for kind in ("file", "sysctl", "command", "deploy", "service"):
+    specs += [op for r in chosen if r.kind == "file" for op in _compile_one(r)]
+    specs += edit_operations(desired, chosen, observed)
+    for kind in ("sysctl", "command", "deploy", "service"):
         specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
     specs += [op for _unit, op in restarts]
     return tuple(specs)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from debian.debian_support import version_compare
 
+from orchestrator.drift.edits import describe_edit, edit_path, edits_of, plan_edited_file
 from orchestrator.drift.expected import (
     ExpectedFile,
     expected_files,
@@ -28,6 +29,7 @@ from orchestrator.model.policy import (
     Command,
     Deploy,
     Directory,
+    FileEdit,
     Package,
     Patch,
     Service,
@@ -127,6 +129,8 @@ def diff_resource(
         result = None if satisfied else (("run",), f"run: {spec.run}", "")
     elif isinstance(spec, Deploy):
         result = (("delegate",), f"deploy {spec.use}", "")
+    elif isinstance(spec, FileEdit):
+        result = _diff_edit(resource, observed, desired)
     else:
         result = _diff_files(expected_files(resource), observed)
     if result is None:
@@ -215,6 +219,24 @@ def _diff_one_file(want: ExpectedFile, seen: ObservedPath) -> _Result:
     if not actions:
         return None
     return tuple(actions), f"{want.path}: {', '.join(notes)}", diff
+
+
+def _diff_edit(resource: Resource, observed: Observation, desired: DesiredState | None) -> _Result:
+    """The diff of this edit alone, applied after the file's earlier edits (see drift.edits)."""
+    path = edit_path(resource)
+    edits = edits_of(desired, path) if desired is not None else [resource]
+    planned = plan_edited_file(path, edits, observed)
+    if isinstance(planned, str):
+        return None  # the host's plan fails with this problem (edit_problems)
+    index = next(i for i, s in enumerate(planned.steps) if s.resource_id == resource.id)
+    step = planned.steps[index]
+    if step.before == step.after:
+        return None
+    created = planned.seen_sha256 is None and not any(
+        s.before != s.after for s in planned.steps[:index]
+    )
+    summary = describe_edit(resource, created)
+    return ("create" if created else "update",), summary, _unified(step.before, step.after, path)
 
 
 def _attribute_notes(

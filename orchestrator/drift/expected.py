@@ -9,7 +9,7 @@ import re
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import Resource
-from orchestrator.model.policy import AptRepository, Directory, File
+from orchestrator.model.policy import AptRepository, Directory, File, FileEdit
 
 SYSCTL_PERSIST_FILE = "/etc/sysctl.d/90-patchring.conf"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
@@ -79,9 +79,10 @@ def unit_name(service: str) -> str:
 
 
 def restart_units(resource: Resource) -> tuple[str, ...]:
-    """The units a file resource restarts when it changes (`restart:`), as unit names."""
+    """The units a file resource (or an edit of a file) restarts when it changes (`restart:`),
+    as unit names."""
     spec = resource.spec
-    if not isinstance(spec, File):
+    if not isinstance(spec, File | FileEdit):
         return ()
     return tuple(dict.fromkeys(unit_name(service) for service in spec.restart))
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from shlex import quote
 
 from orchestrator.drift.availability import offer_key, offer_lines
+from orchestrator.drift.edits import edited_paths
 from orchestrator.drift.expected import (
     SYSCTL_PERSIST_FILE,
     expected_directory,
@@ -73,6 +74,8 @@ def build_probe_script(desired: DesiredState) -> str:
         directory = expected_directory(resource)
         if directory is not None:
             parts.append(f"pf {quote(directory.path)} -")
+    # Files edited in part: `-` matches no hash, so their whole content comes back.
+    parts += [f"pf {quote(path)} -" for path in edited_paths(desired)]
     parts += _service_lines(desired)
     parts += _pending_restart_lines(desired)
     for resource in desired.resources:

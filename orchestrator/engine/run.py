@@ -26,7 +26,9 @@ from pyinfra.api.state import State
 from orchestrator.compiler import OpSpec, compile_host
 from orchestrator.drift.availability import unoffered_error, unoffered_versions
 from orchestrator.drift.changes import ResourceChange, diff_host
+from orchestrator.drift.edits import edit_problems
 from orchestrator.drift.expected import RESTART_ID_PREFIX, pending_restart_marker
+from orchestrator.drift.observed import Observation
 from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
 from orchestrator.engine.operations import add_spec
 from orchestrator.engine.session import (
@@ -151,6 +153,7 @@ def _plan(
     status: HostPlanStatus,
     changes: tuple[ResourceChange, ...] = (),
     error: str | None = None,
+    observed: Observation | None = None,
 ) -> HostPlan:
     return HostPlan(
         host=link.target.name,
@@ -159,6 +162,7 @@ def _plan(
         changes=changes,
         error=error,
         remote_commands=link.commands,
+        observed=observed,
     )
 
 
@@ -183,7 +187,11 @@ def _probe(session: FleetSession, link: HostLink, desired: DesiredState) -> Host
     missing = unoffered_versions(desired, observed, lists_refreshed=sources_change)
     if missing:  # a version to install that apt cannot give: fail here, before any change
         return _plan(link, "failed", changes, error=unoffered_error(missing))
-    return _plan(link, "drifted" if changes else "in-sync", changes=changes)
+    uneditable = edit_problems(desired, observed)
+    if uneditable:  # a file the policy edits in part that cannot take the edit
+        return _plan(link, "failed", changes, error="\n".join(uneditable))
+    status: HostPlanStatus = "drifted" if changes else "in-sync"
+    return _plan(link, status, changes=changes, observed=observed)
 
 
 Added = dict[str, list[tuple[OpSpec, list[OperationMeta]]]]
@@ -249,7 +257,7 @@ def _add_operations(
         timeout = link.target.command_timeout
 
         def add_all() -> None:
-            for spec in compile_host(fleet[name], only=only):
+            for spec in compile_host(fleet[name], only=only, observed=work[name].observed):
                 added[name].append((spec, add_spec(session.state, link.host, spec, timeout + 5)))
 
         added[name] = []

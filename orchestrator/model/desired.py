@@ -12,13 +12,16 @@ from pydantic import Field
 from orchestrator.model.base import Frozen
 from orchestrator.model.policy import (
     AptRepository,
+    Block,
     Command,
     Deploy,
     Directory,
     File,
+    LineEdit,
     Package,
     Patch,
     Service,
+    Setting,
     Sysctl,
     User,
 )
@@ -31,6 +34,9 @@ ResourceKind = Literal[
     "package",
     "patch",
     "file",
+    "line",
+    "setting",
+    "block",
     "sysctl",
     "command",
     "deploy",
@@ -45,13 +51,28 @@ KIND_ORDER: tuple[ResourceKind, ...] = (
     "package",
     "patch",
     "file",
+    "line",
+    "setting",
+    "block",
     "sysctl",
     "command",
     "deploy",
     "service",
 )
 Spec = (
-    AptRepository | Package | Patch | File | Directory | Service | Sysctl | User | Command | Deploy
+    AptRepository
+    | Package
+    | Patch
+    | File
+    | Directory
+    | Service
+    | Sysctl
+    | User
+    | Command
+    | Deploy
+    | LineEdit
+    | Setting
+    | Block
 )
 
 
@@ -78,7 +99,9 @@ class Resource(Frozen):
     policy: str
     location: SourceLocation
     spec: Spec
-    content: str | None = Field(None, description="File content after template rendering.")
+    content: str | None = Field(
+        None, description="File (or block) content after template rendering."
+    )
     field_locations: dict[str, SourceLocation] = {}
 
     @property

@@ -105,6 +105,115 @@ class File(ResourceSpec):
         return self
 
 
+def check_regex(value: str | None) -> str | None:
+    """A Python regular expression, compiled now so a typo is a located error, not a plan error."""
+    if value is None or "{{" in value:
+        return value
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"invalid regular expression: {error}") from None
+    return value
+
+
+EDIT_KEY = r"^[A-Za-z0-9_][A-Za-z0-9_.@/:-]*$"
+EDIT_SECTION = r"^[^\]\[\n\r]+$"
+
+
+class FileEdit(ResourceSpec):
+    """What every partial edit of a file shares: the file, and what its change restarts."""
+
+    path: HostPath = Field(description="Absolute path of the file on the host.")
+    create: bool = Field(
+        False, description="Create the file (root:root 0644) when missing; else a plan error."
+    )
+    restart: tuple[UnitName, ...] = Field((), description="Services to restart when it changes.")
+
+
+class LineEdit(FileEdit):
+    """One line of a file: present (replacing the lines `match` finds, else inserted) or
+    absent (every line `match` finds, or equal to `line`, removed)."""
+
+    line: PolicyLine | None = Field(None, description="The whole line (without newline).")
+    match: str | None = Field(
+        None, description="Python regex: lines it finds are replaced by `line` (or removed)."
+    )
+    state: Literal["present", "absent"] = "present"
+    after: str | None = Field(None, description="Python regex: insert after the last match.")
+    before: str | None = Field(None, description="Python regex: insert before the first match.")
+
+    _regexes = field_validator("match", "after", "before")(check_regex)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LineEdit:
+        if self.state == "present" and self.line is None:
+            raise ValueError("state is 'present', so set line")
+        if self.state == "absent" and self.line is None and self.match is None:
+            raise ValueError("state is 'absent': set match or line (which lines to remove)")
+        if self.after is not None and self.before is not None:
+            raise ValueError("set at most one of after or before")
+        return self
+
+
+class Setting(FileEdit):
+    """A key's value in a settings file: `key value` (login.defs, sshd_config), `key=value`
+    (also `key = value`), or an INI file with `[section]` (systemd units and drop-ins)."""
+
+    format: Literal["space", "equals", "ini"] = Field(
+        description="space: `key value`; equals: `key=value`; ini: `key=value` in [sections]."
+    )
+    section: str | None = Field(
+        None, pattern=EDIT_SECTION, description="INI section, e.g. Service (ini format only)."
+    )
+    key: str = Field(pattern=EDIT_KEY)
+    value: PolicyLine | None = Field(None, description="The value; required unless absent.")
+    state: Literal["present", "absent"] = "present"
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Setting:
+        if self.state == "present" and self.value is None:
+            raise ValueError("state is 'present', so set value")
+        if self.section is not None and self.format != "ini":
+            raise ValueError(f"section is only for format 'ini', not '{self.format}'")
+        return self
+
+
+class Block(FileEdit):
+    """Lines kept between two marker lines (`# BEGIN patchring <name>` ... `# END ...`)."""
+
+    name: str = Field(pattern=NAME, description="Names the block in its markers.")
+    content: str | None = Field(None, description="Inline content of the block.")
+    template: RepoPath | None = Field(
+        None, description="Jinja2 template for the content, relative to the repo root."
+    )
+    marker: PolicyLine = Field(
+        "# {mark} patchring {name}",
+        description="Marker line; {mark} becomes BEGIN and END, {name} the block's name.",
+    )
+    state: Literal["present", "absent"] = "present"
+    after: str | None = Field(None, description="Python regex: insert after the last match.")
+    before: str | None = Field(None, description="Python regex: insert before the first match.")
+
+    _regexes = field_validator("after", "before")(check_regex)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Block:
+        if "{mark}" not in self.marker:
+            raise ValueError("marker must contain {mark} (BEGIN and END tell the markers apart)")
+        if self.state == "present" and (self.content is None) == (self.template is None):
+            raise ValueError("set exactly one of content or template")
+        if self.after is not None and self.before is not None:
+            raise ValueError("set at most one of after or before")
+        return self
+
+
 class Directory(ResourceSpec):
     path: HostPath
     owner: PolicyLogin = "root"
@@ -194,6 +303,9 @@ class PolicyDocument(Frozen):
     apt_repositories: tuple[AptRepository, ...] = ()
     packages: tuple[Package, ...] = ()
     files: tuple[File, ...] = ()
+    lines: tuple[LineEdit, ...] = Field((), description="Lines of files a package owns.")
+    settings: tuple[Setting, ...] = Field((), description="Key/value settings inside files.")
+    blocks: tuple[Block, ...] = Field((), description="Managed blocks between marker lines.")
     directories: tuple[Directory, ...] = ()
     services: tuple[Service, ...] = ()
     sysctl: tuple[Sysctl, ...] = ()

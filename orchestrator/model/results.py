@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from orchestrator.drift.changes import ResourceChange
+from orchestrator.drift.observed import Observation
 from orchestrator.model.base import Frozen
 
 HostPlanStatus = Literal["in-sync", "drifted", "unreachable", "failed"]
@@ -21,6 +24,13 @@ class HostPlan(Frozen):
     changes: tuple[ResourceChange, ...] = ()
     error: str | None = None
     remote_commands: int = 0
+    observed: Observation | None = Field(
+        None,
+        exclude=True,
+        repr=False,
+        description="What the probe saw (the apply compiles "
+        "partial file edits from it); not part of the plan's record.",
+    )
 
 
 class ResourceOutcome(Frozen):

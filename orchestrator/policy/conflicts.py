@@ -32,6 +32,9 @@ COMPARED_FIELDS: dict[ResourceKind, tuple[str, ...]] = {
     "user": ("present", "uid", "group", "groups", "home", "shell", "system"),
     "command": ("run", "creates", "unless"),
     "deploy": ("use", "args"),
+    "line": ("line", "state", "after", "before", "create", "restart"),
+    "setting": ("format", "value", "state", "create", "restart"),
+    "block": ("content", "marker", "state", "after", "before", "create", "restart"),
 }
 # Long or secret values are not repeated in messages.
 HIDDEN_FIELDS = frozenset({"content", "key"})
@@ -43,6 +46,13 @@ def resource_key(kind: ResourceKind, spec: Any) -> str:
         return f"{spec.advisory}/{spec.package}"
     if kind in ("file", "directory"):
         return str(spec.path)
+    if kind == "line":  # the same line: the same file and pattern (or exact line)
+        return f"{spec.path}:{spec.match if spec.match is not None else spec.line}"
+    if kind == "setting":
+        section = f"[{spec.section}]" if spec.section is not None else ""
+        return f"{spec.path}:{section}{spec.key}"
+    if kind == "block":
+        return f"{spec.path}:{spec.name}"
     if kind == "sysctl":
         return str(spec.key)
     return str(spec.name)
@@ -50,7 +60,7 @@ def resource_key(kind: ResourceKind, spec: Any) -> str:
 
 def field_value(resource: Resource, name: str) -> Any:
     """A field as it will be applied: rendered content for files, else the spec's value."""
-    if resource.kind == "file" and name == "content":
+    if resource.kind in ("file", "block") and name == "content":
         return resource.content
     return getattr(resource.spec, name)
 
@@ -58,7 +68,7 @@ def field_value(resource: Resource, name: str) -> Any:
 def field_location(resource: Resource, name: str) -> SourceLocation | None:
     """Where a field was written, or None when it has its default value."""
     locations = resource.field_locations
-    if resource.kind == "file" and name == "content":
+    if resource.kind in ("file", "block") and name == "content":
         return locations.get("content") or locations.get("template")
     return locations.get(name)
 
@@ -87,6 +97,27 @@ def merge_resources(resources: Iterable[Resource]) -> tuple[list[Resource], list
                 problems.append(_conflict(first, resource, name))
                 break
     return list(kept.values()), problems
+
+
+EDIT_KINDS = ("line", "setting", "block")
+
+
+def check_edited_files(resources: Iterable[Resource]) -> list[Diagnostic]:
+    """A file managed whole (`files:`) cannot also be edited in part: the two would fight."""
+    items = list(resources)
+    whole = {r.key: r for r in items if r.kind == "file"}
+    problems = []
+    for edit in (r for r in items if r.kind in EDIT_KINDS):
+        path = str(getattr(edit.spec, "path", ""))
+        owner = whole.get(path)
+        if owner is not None:
+            where = edit.field_locations.get("path") or edit.location
+            message = (
+                f"{edit.kind} '{edit.key}' edits file '{path}', which the file at "
+                f"{owner.location} manages whole; edit it in one place"
+            )
+            problems.append(Diagnostic(where, message))
+    return problems
 
 
 def _below_fixed(version: str, fixed: str) -> bool:

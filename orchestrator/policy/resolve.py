@@ -27,9 +27,10 @@ from orchestrator.model.desired import (
     VarValue,
 )
 from orchestrator.model.inventory import Inventory, InventoryHost
-from orchestrator.model.policy import File, Selector
+from orchestrator.model.policy import Block, File, Selector
 from orchestrator.policy.conflicts import (
     check_baselines,
+    check_edited_files,
     check_patch_pins,
     merge_resources,
     resource_key,
@@ -47,6 +48,9 @@ SECTIONS: tuple[tuple[str, ResourceKind], ...] = (
     ("apt_repositories", "apt_repository"),
     ("packages", "package"),
     ("files", "file"),
+    ("lines", "line"),
+    ("settings", "setting"),
+    ("blocks", "block"),
     ("directories", "directory"),
     ("services", "service"),
     ("sysctl", "sysctl"),
@@ -235,8 +239,8 @@ class _HostRender:
         )
 
     def content(self, spec: BaseModel, path: YamlPath) -> str | None:
-        if not isinstance(spec, File) or spec.template is None:
-            return spec.content if isinstance(spec, File) else None
+        if not isinstance(spec, File | Block) or spec.template is None:
+            return spec.content if isinstance(spec, File | Block) else None
         try:
             return self.renderer.render_file(spec.template, self.context)
         except RenderError as error:
@@ -289,7 +293,7 @@ def resolve_host(
         ordered += [(kind_rank, len(matching), index, pin) for index, pin in enumerate(pins)]
     ordered.sort(key=lambda item: item[:3])
     resources, conflicts = merge_resources(item[3] for item in ordered)
-    reporter.extend(conflicts + check_patch_pins(resources))
+    reporter.extend(conflicts + check_patch_pins(resources) + check_edited_files(resources))
     return DesiredState(
         host=host_target(inventory, host),
         resources=tuple(resources),

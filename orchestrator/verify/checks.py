@@ -14,6 +14,7 @@ subprocess.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -29,12 +30,15 @@ from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
 from orchestrator.model.policy import (
     AptRepository,
+    Block,
     Command,
     Directory,
     File,
+    LineEdit,
     Package,
     Patch,
     Service,
+    Setting,
     Sysctl,
     User,
 )
@@ -47,6 +51,7 @@ from orchestrator.verify.patchchecks import (
     PatchCheckData,
     commands_for,
 )
+from orchestrator.verify.probes import block_markers
 
 Probe = Literal[
     "package.installed",
@@ -77,6 +82,12 @@ Probe = Literal[
     "user.shell",
     "command.creates",
     "command.unless",
+    "setting.value",
+    "setting.absent",
+    "line.present",
+    "line.absent",
+    "block.present",
+    "block.absent",
     "baseline.pending",
     "baseline.open_cves",
 ]
@@ -126,6 +137,13 @@ WORDS: dict[Probe, tuple[str, str]] = {
     "user.shell": ("user {subject} has shell {want}", "{want}"),
     "command.creates": ("command {key}: {subject} exists", "exists"),
     "command.unless": ("command {key}: `{subject}` exits 0", "exit status 0"),
+    # Edits: `want` is JSON for the probe; titles and expectations are written per check.
+    "setting.value": ("{subject}: setting {key}", "as set"),
+    "setting.absent": ("{subject}: setting {key} is not set", "no active line of it"),
+    "line.present": ("{subject}: line {key}", "the line, and no other line matching"),
+    "line.absent": ("{subject}: no line {key}", "no such line"),
+    "block.present": ("{subject}: block {key}", "the block between its markers"),
+    "block.absent": ("{subject}: no block {key}", "no block markers"),
     "baseline.pending": (
         "patch baseline {subject}: no security update it approves is pending",
         "no approved security update pending",
@@ -221,18 +239,19 @@ class _Builder:
         want: str = "",
         field: str | None = None,
         title: str | None = None,
+        expected: str | None = None,
     ) -> PlannedCheck:
         r = self.resource
         kind = r.kind.replace("_", " ")
         words = {"kind": kind, "key": r.key, "subject": subject, "want": want}
-        default_title, expected = (text.format(**words) for text in WORDS[probe])
+        default_title, default_expected = (text.format(**words) for text in WORDS[probe])
         spec = CheckSpec(
             id=f"{r.policy}/{r.id}/{prop}",
             policy=r.policy,
             resource_id=r.id,
             property=prop,
             title=title or default_title,
-            expected=expected,
+            expected=expected or default_expected,
             location=r.field_locations.get(field or prop) or r.location,
         )
         return PlannedCheck(spec=spec, probe=probe, subject=subject, want=want)
@@ -342,6 +361,58 @@ def _command(b: _Builder) -> Iterator[PlannedCheck]:
         yield b.check("guard", "command.unless", spec.unless or "false", field="unless")
 
 
+def _edit_restarts(b: _Builder, path: str) -> Iterator[PlannedCheck]:
+    for unit in restart_units(b.resource):  # a lost restart leaves the old setting in use
+        yield b.check(f"restarted:{unit}", "service.restarted", unit, path, field="restart")
+
+
+def _setting(b: _Builder) -> Iterator[PlannedCheck]:
+    """Just the key: read the file, find its active lines in its section, compare."""
+    spec = b.resource.spec
+    assert isinstance(spec, Setting)
+    want = json.dumps([spec.format, spec.section, spec.key, spec.value])
+    name = f"[{spec.section}] {spec.key}" if spec.section else spec.key
+    if spec.state == "absent":
+        title = f"{spec.path}: {name} is not set"
+        yield b.check("absent", "setting.absent", spec.path, want, "state", title)
+    else:
+        title = f"{spec.path}: {name} = {spec.value}"
+        expected = f"every active {spec.key} line has {spec.value}"
+        yield b.check("value", "setting.value", spec.path, want, "value", title, expected)
+    yield from _edit_restarts(b, spec.path)
+
+
+def _line(b: _Builder) -> Iterator[PlannedCheck]:
+    spec = b.resource.spec
+    assert isinstance(spec, LineEdit)
+    want = json.dumps([spec.line, spec.match])
+    if spec.state == "absent":
+        what = f"matching {spec.match!r}" if spec.match is not None else repr(spec.line)
+        title = f"{spec.path}: no line {what}"
+        yield b.check("absent", "line.absent", spec.path, want, "state", title)
+    else:
+        title = f"{spec.path}: has the line {spec.line!r}"
+        also = f", and every line matching {spec.match!r} is it" if spec.match else ""
+        yield b.check("present", "line.present", spec.path, want, "line", title, f"the line{also}")
+    yield from _edit_restarts(b, spec.path)
+
+
+def _block(b: _Builder) -> Iterator[PlannedCheck]:
+    spec = b.resource.spec
+    assert isinstance(spec, Block)
+    begin, end = block_markers(spec.marker, spec.name)
+    content = b.resource.content or ""
+    want = json.dumps([begin, end, content])
+    if spec.state == "absent":
+        title = f"{spec.path}: no block {spec.name}"
+        yield b.check("absent", "block.absent", spec.path, want, "state", title)
+    else:
+        source = "content" if spec.content is not None else "template"
+        title = f"{spec.path}: block {spec.name} has its content"
+        yield b.check("content", "block.present", spec.path, want, source, title)
+    yield from _edit_restarts(b, spec.path)
+
+
 _PLANNERS: dict[str, Callable[[_Builder], Iterator[PlannedCheck]]] = {
     "apt_repository": _apt_repository,
     "user": _user,
@@ -352,4 +423,7 @@ _PLANNERS: dict[str, Callable[[_Builder], Iterator[PlannedCheck]]] = {
     "sysctl": _sysctl,
     "command": _command,
     "service": _service,
+    "setting": _setting,
+    "line": _line,
+    "block": _block,
 }

@@ -12,6 +12,7 @@ pytest-testinfra files, so the exported tests and `verify` check exactly the sam
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -246,6 +247,190 @@ def command_unless(host: Any, command: str, want: str) -> ProbeResult:
     return status == 0, f"exit status {status}"
 
 
+# --- Settings, lines and blocks inside a file --------------------------------------------------
+# One reading of these formats serves both the edits (`drift.textedit` imports these functions)
+# and the checks below, so an edit and the check of it cannot disagree about a file.
+SECTION_HEADER = re.compile(r"^\s*\[([^\]]*)\]\s*$")
+_SPACE_SETTING = re.compile(r"^(\s*)([^\s#]\S*)(?:(\s+)(.*?))?\s*$")
+_EQUALS_SETTING = re.compile(r"^(\s*)([^\s#;=\[][^=]*?)(\s*=\s*)(.*?)\s*$")
+_MATCH_BLOCK = re.compile(r"^\s*Match\s", re.IGNORECASE)
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of `text`, each with its newline (the last may lack one); only `\n` splits."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
+def setting_parts(body: str, fmt: str) -> tuple[str, str, str, str] | None:
+    """(indent, key as written, separator, value) of an active setting line, None for any
+    other line (blank, comment, section header)."""
+    m = (_SPACE_SETTING if fmt == "space" else _EQUALS_SETTING).match(body)
+    if not m or (fmt == "ini" and SECTION_HEADER.match(body)):
+        return None
+    return (m.group(1), m.group(2), m.group(3) or "", m.group(4) or "")
+
+
+def same_key(written: str, key: str, fmt: str) -> bool:
+    """sshd reads `key value` keywords case-insensitively; `=` and INI keys are exact."""
+    return written.lower() == key.lower() if fmt == "space" else written == key
+
+
+def setting_scope(bodies: list[str], fmt: str, section: str | None) -> list[range]:
+    """Where a key of `section` lives: INI, every stretch under a `[section]` header (the part
+    before the first header when no section is named); `space`, the lines before sshd's first
+    `Match` block (keys inside one are conditional, never edited); `equals`, the whole file."""
+    if fmt == "space":
+        end = next((i for i, b in enumerate(bodies) if _MATCH_BLOCK.match(b)), len(bodies))
+        return [range(0, end)]
+    if fmt != "ini":
+        return [range(0, len(bodies))]
+    ranges: list[range] = []
+    current, start = None, 0
+    for index, body in enumerate(bodies):
+        header = SECTION_HEADER.match(body)
+        if header:
+            if current == section:
+                ranges.append(range(start, index))
+            current, start = header.group(1).strip(), index + 1
+    if current == section:
+        ranges.append(range(start, len(bodies)))
+    return ranges
+
+
+def line_bodies(text: str) -> list[str]:
+    return [line.rstrip("\n") for line in split_lines(text)]
+
+
+def find_setting(
+    bodies: list[str], fmt: str, section: str | None, key: str
+) -> list[tuple[int, str]]:
+    """(line index, value) of every active line setting `key` in `section`."""
+    found = []
+    for scope in setting_scope(bodies, fmt, section):
+        for index in scope:
+            parts = setting_parts(bodies[index], fmt)
+            if parts is not None and same_key(parts[1], key, fmt):
+                found.append((index, parts[3]))
+    return found
+
+
+def block_markers(marker: str, name: str) -> tuple[str, str]:
+    """The BEGIN and END lines of a block: `{mark}` and `{name}` of its marker filled in."""
+    named = marker.replace("{name}", name)
+    return named.replace("{mark}", "BEGIN"), named.replace("{mark}", "END")
+
+
+def find_block(bodies: list[str], begin: str, end: str) -> tuple[int, int] | None:
+    """Line indexes of the BEGIN and END markers of a block, None when there is no BEGIN;
+    raises ValueError for a BEGIN without its END."""
+    start = next((i for i, b in enumerate(bodies) if b.strip() == begin.strip()), None)
+    if start is None:
+        return None
+    stop = next(
+        (i for i in range(start + 1, len(bodies)) if bodies[i].strip() == end.strip()), None
+    )
+    if stop is None:
+        raise ValueError(f"line {start + 1} opens the block ({begin!r}) but no {end!r} follows")
+    return start, stop
+
+
+def _shown_lines(bodies: list[str], indexes: list[int], limit: int = 5) -> str:
+    shown = [f"line {i + 1}: {bodies[i]!r}" for i in indexes[:limit]]
+    more = f" (and {len(indexes) - limit} more)" if len(indexes) > limit else ""
+    return "; ".join(shown) + more
+
+
+def _file_text(host: Any, path: str) -> str | None:
+    try:
+        return str(host.file(path).content_string)
+    except AssertionError:  # testinfra: cat failed (no such file)
+        return None
+
+
+def setting_value(host: Any, path: str, want: str) -> ProbeResult:
+    """`want` is JSON: [format, section, key, value]; every active line of the key has it."""
+    fmt, section, key, value = json.loads(want)
+    text = _file_text(host, path)
+    if text is None:
+        return False, f"{path} missing"
+    bodies = line_bodies(text)
+    found = find_setting(bodies, fmt, section, key)
+    if not found:
+        return False, f"no active {key} line"
+    ok = all(have == value for _, have in found)
+    return ok, _shown_lines(bodies, [i for i, _ in found])
+
+
+def setting_absent(host: Any, path: str, want: str) -> ProbeResult:
+    fmt, section, key, _value = json.loads(want)
+    text = _file_text(host, path)
+    if text is None:
+        return True, f"{path} missing"
+    bodies = line_bodies(text)
+    found = find_setting(bodies, fmt, section, key)
+    return not found, _shown_lines(bodies, [i for i, _ in found]) if found else f"no {key} line"
+
+
+def line_present(host: Any, path: str, want: str) -> ProbeResult:
+    """`want` is JSON: [line, match]; the line is there, and every line `match` finds is it."""
+    line, match = json.loads(want)
+    text = _file_text(host, path)
+    if text is None:
+        return False, f"{path} missing"
+    bodies = line_bodies(text)
+    matching = [i for i, b in enumerate(bodies) if match is not None and re.search(match, b)]
+    other = [i for i in matching if bodies[i] != line]
+    if other:
+        return False, _shown_lines(bodies, other)
+    exact = [i for i, b in enumerate(bodies) if b == line]
+    return bool(exact), _shown_lines(bodies, exact) if exact else "line not found"
+
+
+def line_absent(host: Any, path: str, want: str) -> ProbeResult:
+    line, match = json.loads(want)
+    text = _file_text(host, path)
+    if text is None:
+        return True, f"{path} missing"
+    bodies = line_bodies(text)
+    found = [
+        i for i, b in enumerate(bodies) if (re.search(match, b) if match is not None else b == line)
+    ]
+    return not found, _shown_lines(bodies, found) if found else "no such line"
+
+
+def block_present(host: Any, path: str, want: str) -> ProbeResult:
+    """`want` is JSON: [begin marker, end marker, content]; the lines between are the content."""
+    begin, end, content = json.loads(want)
+    text = _file_text(host, path)
+    if text is None:
+        return False, f"{path} missing"
+    bodies = line_bodies(text)
+    try:
+        span = find_block(bodies, begin, end)
+    except ValueError as error:
+        return False, str(error)
+    if span is None:
+        return False, f"no {begin!r} line"
+    inner, wanted = bodies[span[0] + 1 : span[1]], line_bodies(content)
+    where = f"lines {span[0] + 1}-{span[1] + 1}"
+    if inner == wanted:
+        return True, f"{where}: the block"
+    first = next((i for i, (a, b) in enumerate(zip(inner, wanted, strict=False)) if a != b), None)
+    at = min(len(inner), len(wanted)) if first is None else first
+    seen = repr(inner[at]) if at < len(inner) else "the END marker"
+    return False, f"{where}: block line {at + 1} is {seen}"
+
+
+def block_absent(host: Any, path: str, want: str) -> ProbeResult:
+    begin, end, _content = json.loads(want)
+    text = _file_text(host, path)
+    if text is None:
+        return True, f"{path} missing"
+    bodies = line_bodies(text)
+    found = [i for i, b in enumerate(bodies) if b.strip() in (begin.strip(), end.strip())]
+    return not found, _shown_lines(bodies, found) if found else "no block markers"
+
+
 PROBES: dict[str, Callable[[Any, str, str], ProbeResult]] = {
     "package.installed": package_installed,
     "package.version": package_version,
@@ -275,4 +460,10 @@ PROBES: dict[str, Callable[[Any, str, str], ProbeResult]] = {
     "user.shell": user_shell,
     "command.creates": command_creates,
     "command.unless": command_unless,
+    "setting.value": setting_value,
+    "setting.absent": setting_absent,
+    "line.present": line_present,
+    "line.absent": line_absent,
+    "block.present": block_present,
+    "block.absent": block_absent,
 }

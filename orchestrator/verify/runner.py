@@ -320,6 +320,9 @@ _MODULES = {
     "sysctl": "file",
     "user": "user",
     "command": "file",
+    "setting": "file",
+    "line": "file",
+    "block": "file",
 }
 
 

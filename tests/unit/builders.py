@@ -5,16 +5,20 @@ from __future__ import annotations
 from orchestrator.model.desired import KIND_ORDER, DesiredState, HostTarget, Resource, Spec
 from orchestrator.model.policy import (
     AptRepository,
+    Block,
     Command,
     Deploy,
     Directory,
     File,
+    LineEdit,
     Package,
     Patch,
     Service,
+    Setting,
     Sysctl,
     User,
 )
+from orchestrator.policy.conflicts import resource_key
 from orchestrator.source import SourceLocation
 
 _KIND = {
@@ -28,6 +32,9 @@ _KIND = {
     User: ("user", lambda s: s.name),
     Command: ("command", lambda s: s.name),
     Deploy: ("deploy", lambda s: s.name),
+    LineEdit: ("line", lambda s: resource_key("line", s)),
+    Setting: ("setting", lambda s: resource_key("setting", s)),
+    Block: ("block", lambda s: resource_key("block", s)),
 }
 
 
@@ -35,7 +42,7 @@ def resource(
     spec: Spec, policy: str = "base", line: int = 1, content: str | None = None
 ) -> Resource:
     kind, key = _KIND[type(spec)]
-    if isinstance(spec, File) and content is None:
+    if isinstance(spec, File | Block) and content is None:
         content = spec.content
     return Resource(
         kind=kind,

@@ -89,6 +89,10 @@ def test_example_policies_resolve_for_the_lab(example: Project) -> None:
         "package:acme-tool",
         "patch:DSA-9001-1/acme-agent",
         "file:/etc/acme/agent.conf",
+        "line:/etc/login.defs:^#?\\s*FAILLOG_ENAB",
+        "setting:/etc/login.defs:PASS_MAX_DAYS",
+        "setting:/etc/login.defs:PASS_WARN_AGE",
+        "block:/etc/issue.net:banner",
         "sysctl:net.ipv4.conf.all.send_redirects",
         "sysctl:net.ipv4.conf.all.accept_redirects",
         "service:acme-agent",
@@ -120,7 +124,8 @@ def test_example_agent_config_follows_the_host_groups(example: Project) -> None:
 
 
 def test_example_sysctl_values_are_text(example: Project) -> None:
-    sysctl = example.desired["lab-02"].resources[7].spec
+    resources = {r.id: r for r in example.desired["lab-02"].resources}
+    sysctl = resources["sysctl:net.ipv4.conf.all.send_redirects"].spec
     assert sysctl == Sysctl(key="net.ipv4.conf.all.send_redirects", value="0")
 
 
@@ -401,8 +406,8 @@ def test_resolution_waits_for_a_valid_inventory(tmp_path: Path) -> None:
     assert [str(d) for d in caught.value.diagnostics] == [
         "inventory/hosts.yml:3:6: error: missing required key 'address'",
         "policies/web.yml:3:1: error: unknown key 'bogus' (allowed: name, description, select, "
-        "vars, apt_repositories, packages, files, directories, services, sysctl, users, "
-        "commands, patches, deploy, patch_baseline, checks)",
+        "vars, apt_repositories, packages, files, lines, settings, blocks, directories, "
+        "services, sysctl, users, commands, patches, deploy, patch_baseline, checks)",
     ]
 
 
