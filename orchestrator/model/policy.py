@@ -166,7 +166,16 @@ class Setting(FileEdit):
         None, pattern=EDIT_SECTION, description="INI section, e.g. Service (ini format only)."
     )
     key: str = Field(pattern=EDIT_KEY)
-    value: PolicyLine | None = Field(None, description="The value; required unless absent.")
+    # YAML reads `365` and `yes` as a number and a boolean; the loader takes them as text.
+    value: Annotated[
+        PolicyLine | None,
+        WithJsonSchema(
+            {
+                "type": ["string", "integer", "number", "boolean", "null"],
+                "description": "The value; required unless absent.",
+            }
+        ),
+    ] = None
     state: Literal["present", "absent"] = "present"
 
     @field_validator("value", mode="before")
