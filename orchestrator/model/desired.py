@@ -79,6 +79,12 @@ class Resource(Frozen):
     location: SourceLocation
     spec: Spec
     content: str | None = Field(None, description="File content after template rendering.")
+    data: bytes | None = Field(
+        None,
+        repr=False,
+        description="Bytes read verbatim from the repository: a file's `source:`, an apt "
+        "repository's `key_file:`.",
+    )
     field_locations: dict[str, SourceLocation] = {}
 
     @property
