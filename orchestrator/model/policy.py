@@ -112,6 +112,13 @@ class AptRepository(ResourceSpec):
         lambda v: v if v is None or "{{" in v else check_fingerprint(v)
     )
 
+    @field_validator("key_url")
+    @classmethod
+    def _fetchable(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value and not value.startswith(("http:", "https:")):
+            raise ValueError(f"'{value}' is not an http or https URL (the controller fetches it)")
+        return value
+
     @model_validator(mode="after")
     def _one_key(self) -> AptRepository:
         given = [k for k in ("key", "key_file", "key_url") if getattr(self, k) is not None]

@@ -313,3 +313,24 @@ def test_opspec_content_is_text_in_json_unless_binary(tmp_path: Path) -> None:
     dumped = [json.loads(op.model_dump_json()) for op in compile_host(state)]
     assert [d["content"] for d in dumped] == [{"base64": "/wA="}, "t"]
     assert "fetch_url" not in dumped[0]
+
+
+def test_the_json_schema_covers_the_new_keys() -> None:
+    from orchestrator.policy.schema import policy_json_schema
+
+    schema = policy_json_schema()
+    defs = schema["$defs"]
+    assert {"key_file", "key_url", "fingerprint", "keyring", "signed_by", "format"} <= set(
+        defs["AptRepository"]["properties"]
+    )
+    assert {"source", "template_options"} <= set(defs["File"]["properties"])
+    assert set(defs["TemplateOptions"]["properties"]) == {"trim_blocks", "lstrip_blocks"}
+    assert "template_options" in schema["properties"]
+
+
+def test_a_key_url_must_be_http(tmp_path: Path) -> None:
+    policy = HEAD + REPO + f"    key_url: file:///etc/shadow\n    fingerprint: {FPR}\n"
+    assert errors(tmp_path, policy) == [
+        "policies/p.yml:7:14: error: 'file:///etc/shadow' is not an http or https URL (the "
+        "controller fetches it)"
+    ]
