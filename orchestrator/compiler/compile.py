@@ -20,7 +20,9 @@ from orchestrator.compiler.opspec import OpSpec
 from orchestrator.drift.expected import (
     PENDING_RESTART_DIR,
     SYSCTL_PERSIST_FILE,
+    ExpectedFile,
     expected_files,
+    is_text,
     normalize_mode,
     pending_restart_marker,
     restart_id,
@@ -91,11 +93,21 @@ def _put(resource: Resource) -> Iterator[OpSpec]:
                 "create_remote_dir": True,
             },
             content=want.content,
+            fetch_url=want.fetch_url,
+            fingerprint=want.fingerprint,
             resource_ids=(resource.id,),
             policy=resource.policy,
             location=resource.location,
-            description=f"file {want.path}",
+            description=_put_description(want),
         )
+
+
+def _put_description(want: ExpectedFile) -> str:
+    if want.fetch_url is not None:
+        return f"file {want.path} (key {want.fingerprint} from {want.fetch_url})"
+    if want.sha256 is not None and not is_text(want.content or b""):
+        return f"file {want.path} (sha256 {want.sha256})"
+    return f"file {want.path}"
 
 
 def _apt_sources(chosen: list[Resource]) -> list[OpSpec]:
@@ -103,7 +115,8 @@ def _apt_sources(chosen: list[Resource]) -> list[OpSpec]:
 
 
 def _apt_update(chosen: list[Resource]) -> list[OpSpec]:
-    """Refresh package lists when a source changed or packages are about to change."""
+    """Refresh package lists when a source changed or packages are about to change (never
+    otherwise: `only` leaves out repositories already in place)."""
     triggers = [r for r in chosen if r.kind in {"apt_repository", "package", "patch"}]
     if not triggers:
         return []
@@ -114,9 +127,18 @@ def _apt_update(chosen: list[Resource]) -> list[OpSpec]:
             resource_ids=tuple(r.id for r in triggers),
             policy=first.policy,
             location=first.location,
-            description="refresh apt package lists",
+            description=apt_update_reason(triggers),
         )
     ]
+
+
+def apt_update_reason(triggers: Collection[Resource]) -> str:
+    """Why apt's lists are refreshed, in words: the repositories that changed, or the
+    packages about to change."""
+    repos = [r.key for r in triggers if r.kind == "apt_repository"]
+    if repos:
+        return f"apt lists refreshed because {', '.join(repos)} changed"
+    return "refresh apt package lists"
 
 
 def _packages(chosen: list[Resource]) -> list[OpSpec]:

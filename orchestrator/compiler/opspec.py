@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, field_serializer, model_serializer
 
 from orchestrator.model.base import Frozen
 from orchestrator.source import SourceLocation
@@ -18,11 +19,37 @@ class OpSpec(Frozen):
     # Operation keyword arguments: plain JSON-able values only. They are free-form because each
     # pyinfra operation has its own signature; a contract test binds them to it.
     args: dict[str, Any] = {}
-    content: str | None = Field(None, description="Body for files.put; sent as an in-memory file.")
+    content: bytes | None = Field(
+        None, description="Body for files.put (any bytes); sent as an in-memory file."
+    )
+    fetch_url: str | None = Field(
+        None,
+        description="Body for files.put fetched by the controller at apply time (an apt key)...",
+    )
+    fingerprint: str | None = Field(None, description="...which must hold this OpenPGP key.")
     resource_ids: tuple[str, ...]
     policy: str
     location: SourceLocation
     description: str
+
+    @field_serializer("content", when_used="json")
+    def _content_json(self, content: bytes | None) -> str | dict[str, str] | None:
+        """UTF-8 text as text (golden files stay readable), other bytes as base64."""
+        if content is None:
+            return None
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(content).decode()}
+
+    @model_serializer(mode="wrap")
+    def _without_unset_fetch(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave the fetch fields out unless set: only a fetched apt key has them."""
+        data: dict[str, Any] = handler(self)
+        for name in ("fetch_url", "fingerprint"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     @property
     def is_deploy(self) -> bool:

@@ -7,6 +7,7 @@ happen, in words a technician reads in a plan (`acme-agent 1.0-1 -> 1.0-2`, a un
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Callable
 from typing import Literal
 
@@ -16,16 +17,19 @@ from orchestrator.drift.edits import describe_edit, edit_path, edits_of, plan_ed
 from orchestrator.drift.expected import (
     ExpectedFile,
     expected_files,
+    is_text,
     normalize_mode,
     normalize_sysctl,
     restart_id,
     restart_units,
+    text_of,
     unit_name,
 )
 from orchestrator.drift.observed import Observation, ObservedPackage, ObservedPath
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
 from orchestrator.model.policy import (
+    AptRepository,
     Command,
     Deploy,
     Directory,
@@ -36,6 +40,7 @@ from orchestrator.model.policy import (
     Sysctl,
     User,
 )
+from orchestrator.openpgp import OpenPGPError, key_fingerprints
 
 Action = Literal[
     "install",
@@ -133,6 +138,9 @@ def diff_resource(
         result = _diff_edit(resource, observed, desired)
     else:
         result = _diff_files(expected_files(resource), observed)
+        if result is not None and isinstance(spec, AptRepository):  # the compiler's apt.update
+            actions, summary, diff = result
+            result = actions, f"{summary}; apt lists refreshed because {spec.name} changed", diff
     if result is None:
         return None
     actions, summary, diff = result
@@ -204,17 +212,20 @@ def _diff_files(files: tuple[ExpectedFile, ...], observed: Observation) -> _Resu
 
 
 def _diff_one_file(want: ExpectedFile, seen: ObservedPath) -> _Result:
+    if want.content is None:
+        return _diff_fetched_key(want, seen)
     if seen.kind != "file":
         what = "(absent)" if seen.kind == "missing" else f"({seen.kind})"
-        diff = _unified("", want.content, want.path)
-        return ("create",), f"{want.path} {what} -> created, mode {want.mode}", diff
+        diff = file_diff(b"", want.content, want.path)
+        summary = f"{want.path} {what} -> created, mode {want.mode}"
+        return ("create",), summary + _binary_note(want.content, want.sha256), diff
     actions: list[Action] = []
     notes: list[str] = []
     diff = ""
     if seen.sha256 != want.sha256:
         actions.append("update")
-        notes.append("content")
-        diff = _unified(seen.content, want.content, want.path)
+        notes.append("content" + _binary_note(want.content, want.sha256))
+        diff = file_diff(seen.content, want.content, want.path, seen.sha256)
     notes += _attribute_notes(seen, want.owner, want.group, want.mode, actions)
     if not actions:
         return None
@@ -239,6 +250,57 @@ def _diff_edit(resource: Resource, observed: Observation, desired: DesiredState 
     return ("create" if created else "update",), summary, _unified(step.before, step.after, path)
 
 
+def _binary_note(content: bytes, sha256: str | None) -> str:
+    """Files that are not UTF-8 text are named by their hash in summaries (no text to show)."""
+    return "" if is_text(content) else f" (binary, sha256 {sha256})"
+
+
+def _diff_fetched_key(want: ExpectedFile, seen: ObservedPath) -> _Result:
+    """A key fetched at apply time: in place when the keyring on the host holds its fingerprint."""
+    held: list[str] = []
+    if seen.kind == "file" and seen.content is not None:
+        try:
+            held = key_fingerprints(seen.content)
+        except OpenPGPError:
+            held = []
+    actions: list[Action] = []
+    notes: list[str] = []
+    diff = ""
+    if want.fingerprint not in held:
+        actions.append("create" if seen.kind != "file" else "update")
+        have = ", ".join(held) if held else "no key" if seen.kind == "file" else "absent"
+        notes.append(f"key {have} -> {want.fingerprint} fetched from {want.fetch_url}")
+        diff = (
+            f"--- {want.path} (current)\n+++ {want.path}\n"
+            f"key fetched from {want.fetch_url} at apply time, installed only if it holds "
+            f"{want.fingerprint} (now: {have})\n"
+        )
+    if seen.kind == "file":
+        notes += _attribute_notes(seen, want.owner, want.group, want.mode, actions)
+    if not actions:
+        return None
+    return tuple(actions), f"{want.path}: {', '.join(notes)}", diff
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_diff(old: bytes | None, new: bytes, path: str, old_sha256: str | None = None) -> str:
+    """A unified diff when both sides are UTF-8 text, else the two hashes."""
+    if old is None:
+        return f"--- {path}\n+++ {path}\n(current content too large to show)\n"
+    old_text, new_text = text_of(old), text_of(new)
+    if old_text is None or new_text is None:
+        after = _sha256(new)
+        if not old:
+            change = f"binary file created, sha256 {after}"
+        else:
+            change = f"binary file changed, sha256 {old_sha256 or _sha256(old)} -> {after}"
+        return f"--- {path} (current)\n+++ {path}\n{change}\n"
+    return _unified(old_text, new_text, path)
+
+
 def _attribute_notes(
     seen: ObservedPath, owner: str, group: str, mode: str, actions: list[Action]
 ) -> list[str]:
@@ -252,9 +314,7 @@ def _attribute_notes(
     return notes
 
 
-def _unified(old: str | None, new: str, path: str) -> str:
-    if old is None:
-        return f"--- {path}\n+++ {path}\n(current content too large to show)\n"
+def _unified(old: str, new: str, path: str) -> str:
     lines = difflib.unified_diff(
         old.splitlines(keepends=True), new.splitlines(keepends=True), f"{path} (current)", path
     )

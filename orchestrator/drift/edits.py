@@ -11,8 +11,6 @@ Pure; imports the package's model, `drift.observed` and `drift.textedit` only.
 
 from __future__ import annotations
 
-import hashlib
-
 from orchestrator.drift.observed import Observation
 from orchestrator.drift.textedit import TextEditError, apply_edit
 from orchestrator.model.base import Frozen
@@ -79,8 +77,10 @@ def plan_edited_file(path: str, edits: list[Resource], observed: Observation) ->
     elif seen.content is None:
         return _problem(first, "the file is too large to edit in place")
     else:
-        text, sha = seen.content, seen.sha256
-        if hashlib.sha256(text.encode()).hexdigest() != sha:
+        sha = seen.sha256
+        try:
+            text = seen.content.decode("utf-8")
+        except UnicodeDecodeError:
             return _problem(first, "the file is not UTF-8 text; edits need text")
     steps = []
     for resource in edits:

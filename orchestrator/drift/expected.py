@@ -7,9 +7,12 @@ from __future__ import annotations
 import hashlib
 import re
 
+from pydantic import Field
+
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import Resource
 from orchestrator.model.policy import AptRepository, Directory, File, FileEdit
+from orchestrator.openpgp import is_armored
 
 SYSCTL_PERSIST_FILE = "/etc/sysctl.d/90-patchring.conf"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
@@ -22,41 +25,97 @@ _SAFE_UNIT = re.compile(r"[A-Za-z0-9@_:\\-][A-Za-z0-9@._:\\-]*")
 
 
 class ExpectedFile(Frozen):
+    """A regular file a resource manages: its exact bytes, or (a key fetched at apply time)
+    the URL it comes from and the fingerprint it must hold."""
+
     path: str
-    content: str
+    content: bytes | None = Field(None, repr=False)
+    fetch_url: str | None = None
+    fingerprint: str | None = None
     owner: str = "root"
     group: str = "root"
     mode: str = "0644"
 
     @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content.encode()).hexdigest()
+    def sha256(self) -> str | None:
+        return None if self.content is None else hashlib.sha256(self.content).hexdigest()
 
 
-def apt_key_path(repo: AptRepository) -> str:
-    return f"{APT_KEYRING_DIR}/{repo.name}.asc"
+def text_of(data: bytes) -> str | None:
+    """`data` as UTF-8 text, or None for other bytes (binary files: diffs show hashes)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
-def apt_repository_files(repo: AptRepository) -> tuple[ExpectedFile, ExpectedFile]:
-    """The keyring file and the sources file that make an apt repository present."""
-    key = repo.key if repo.key.endswith("\n") else repo.key + "\n"
-    line = (
-        f"deb [signed-by={apt_key_path(repo)}] {repo.url} {repo.suite} "
-        f"{' '.join(repo.components)}\n"
-    )
+def is_text(data: bytes) -> bool:
+    return text_of(data) is not None
+
+
+def _ending_newline(text: str) -> bytes:
+    return (text if text.endswith("\n") else text + "\n").encode()
+
+
+def apt_key_path(repo: AptRepository, data: bytes | None = None) -> str:
+    """Where the repository's key is written: `keyring:`, else /etc/apt/keyrings/<name>.asc for
+    an armored key, .gpg for a binary one (`data`, the key file's bytes) and a fetched one."""
+    if repo.keyring is not None:
+        return repo.keyring
+    armored = repo.key is not None or (data is not None and is_armored(data))
+    return f"{APT_KEYRING_DIR}/{repo.name}.{'asc' if armored else 'gpg'}"
+
+
+def apt_signed_by(repo: AptRepository, data: bytes | None = None) -> str:
+    return repo.signed_by if repo.signed_by is not None else apt_key_path(repo, data)
+
+
+def apt_sources_path(repo: AptRepository) -> str:
+    return f"{APT_SOURCES_DIR}/{repo.name}.{repo.format}"
+
+
+def apt_sources_text(repo: AptRepository, signed_by: str) -> str:
+    """The one-line `.list` entry or the deb822 `.sources` stanza of a repository."""
+    components = " ".join(repo.components)
+    if repo.format == "list":
+        return f"deb [signed-by={signed_by}] {repo.url} {repo.suite} {components}\n"
     return (
-        ExpectedFile(path=apt_key_path(repo), content=key),
-        ExpectedFile(path=f"{APT_SOURCES_DIR}/{repo.name}.list", content=line),
+        f"Types: deb\nURIs: {repo.url}\nSuites: {repo.suite}\nComponents: {components}\n"
+        f"Signed-By: {signed_by}\n"
     )
+
+
+def apt_repository_files(
+    repo: AptRepository, data: bytes | None = None
+) -> tuple[ExpectedFile, ...]:
+    """The keyring file (unless `signed_by` names one managed elsewhere) and the sources file
+    that make an apt repository present; `data` is the key file's bytes (`key_file:`)."""
+    signed_by = apt_signed_by(repo, data)
+    sources = ExpectedFile(
+        path=apt_sources_path(repo), content=apt_sources_text(repo, signed_by).encode()
+    )
+    keyring = apt_key_path(repo, data)
+    if repo.key is not None:
+        return ExpectedFile(path=keyring, content=_ending_newline(repo.key)), sources
+    if repo.key_file is not None:
+        return ExpectedFile(path=keyring, content=data or b""), sources
+    if repo.key_url is not None:
+        key = ExpectedFile(path=keyring, fetch_url=repo.key_url, fingerprint=repo.fingerprint)
+        return key, sources
+    return (sources,)
 
 
 def expected_files(resource: Resource) -> tuple[ExpectedFile, ...]:
-    """Regular files a resource manages, with their exact content."""
+    """Regular files a resource manages, with their exact bytes."""
     spec = resource.spec
     if isinstance(spec, AptRepository):
-        return apt_repository_files(spec)
+        return apt_repository_files(spec, resource.data)
     if isinstance(spec, File):
-        content = resource.content if resource.content is not None else spec.content or ""
+        if spec.source is not None:
+            content = resource.data or b""
+        else:
+            text = resource.content if resource.content is not None else spec.content or ""
+            content = text.encode()
         return (
             ExpectedFile(
                 path=spec.path, content=content, owner=spec.owner, group=spec.group, mode=spec.mode

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from orchestrator.model.base import Frozen
 
 
@@ -33,7 +35,7 @@ class ObservedPath(Frozen):
     owner: str | None = None
     group: str | None = None
     mode: str | None = None  # octal digits as stat prints them, e.g. "640"
-    content: str | None = None  # only when the hash differs from the desired one (for diffs)
+    content: bytes | None = Field(None, repr=False)  # when the hash differs (for diffs)
 
 
 class ObservedService(Frozen):

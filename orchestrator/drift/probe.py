@@ -70,7 +70,9 @@ def build_probe_script(desired: DesiredState) -> str:
     parts += _package_lines(desired)
     parts += offer_lines(desired)
     for resource in desired.resources:
-        parts += [f"pf {quote(f.path)} {f.sha256}" for f in expected_files(resource)]
+        # A key fetched at apply time has no expected hash: "-" always brings its content back,
+        # so the plan reads its fingerprints.
+        parts += [f"pf {quote(f.path)} {f.sha256 or '-'}" for f in expected_files(resource)]
         directory = expected_directory(resource)
         if directory is not None:
             parts.append(f"pf {quote(directory.path)} -")
@@ -183,7 +185,7 @@ class _Accumulator:
         self.packages: dict[str, ObservedPackage] = {}
         self.candidates: dict[str, str] = {}
         self.paths: dict[str, ObservedPath] = {}
-        self.contents: dict[str, str] = {}
+        self.contents: dict[str, bytes] = {}
         self.services: dict[str, dict[str, str]] = {}
         self.current_service: dict[str, str] | None = None
         self.users: dict[str, ObservedUser] = {}
@@ -251,7 +253,7 @@ def _on_path(acc: _Accumulator, f: list[str]) -> None:
 
 def _on_content(acc: _Accumulator, f: list[str]) -> None:
     try:
-        acc.contents[f[0]] = base64.b64decode(f[1] if len(f) > 1 else "").decode(errors="replace")
+        acc.contents[f[0]] = base64.b64decode(f[1] if len(f) > 1 else "")
     except (binascii.Error, ValueError):
         return
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from io import StringIO
+from io import BytesIO
 from typing import Any
 
 from pyinfra.api.deploy import add_deploy
@@ -14,6 +14,7 @@ from pyinfra.api.state import State
 from pyinfra.operations import apt, files, server, systemd
 
 from orchestrator.compiler.opspec import OpSpec
+from orchestrator.engine.keyfetch import fetch_key
 from orchestrator.errors import EngineError
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
@@ -54,7 +55,10 @@ def add_spec(state: State, host: Host, spec: OpSpec, timeout: float) -> list[Ope
         hashes = host.op_hash_order[before:]
         return [state.get_op_data_for_host(host, h).operation_meta for h in hashes]
     args: dict[str, Any] = dict(spec.args)
-    if spec.content is not None:
-        args["src"] = StringIO(spec.content)  # in memory: pyinfra caches files by name
+    if spec.fetch_url is not None and spec.fingerprint is not None:
+        key = fetch_key(spec.fetch_url, spec.fingerprint, str(spec.args["dest"]), timeout)
+        args["src"] = BytesIO(key)
+    elif spec.content is not None:
+        args["src"] = BytesIO(spec.content)  # in memory: pyinfra caches files by name
     result = add_op(state, OPERATIONS[spec.operation], **common, **args)
     return [result[host]]

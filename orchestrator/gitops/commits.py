@@ -19,7 +19,13 @@ from types import TracebackType
 import git
 
 from orchestrator.errors import UserInputError
-from orchestrator.policy.projectsource import YAML_SUFFIXES, WorktreeSource, check_relative
+from orchestrator.policy.projectsource import (
+    MAX_FILE_BYTES,
+    YAML_SUFFIXES,
+    NotRegularFileError,
+    WorktreeSource,
+    check_relative,
+)
 
 RING_REF_PREFIX = "refs/patchring/rings/"
 
@@ -101,17 +107,22 @@ class CommitSource:
         )
 
     def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode("utf-8")
+
+    def read_bytes(self, path: str) -> bytes:
         pure = check_relative(path)
         try:
             node = self._tree / pure.as_posix()
         except KeyError:
             if self._is_live(path):
-                return self._worktree.read_text(path)
+                return self._worktree.read_bytes(path)
             raise FileNotFoundError(path) from None
         if isinstance(node, git.Tree):
             raise IsADirectoryError(path)
+        if node.size > MAX_FILE_BYTES:  # the same limit as files read from the working tree
+            raise NotRegularFileError(0, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", path)
         data: bytes = node.data_stream.read()
-        return data.decode("utf-8")
+        return data
 
     def read_env(self, name: str) -> str | None:
         return self._worktree.read_env(name)

@@ -102,6 +102,12 @@ class Resource(Frozen):
     content: str | None = Field(
         None, description="File (or block) content after template rendering."
     )
+    data: bytes | None = Field(
+        None,
+        repr=False,
+        description="Bytes read verbatim from the repository: a file's `source:`, an apt "
+        "repository's `key_file:`.",
+    )
     field_locations: dict[str, SourceLocation] = {}
 
     @property

@@ -24,11 +24,16 @@ from orchestrator.model.grammar import (
     SysctlValue,
     UnitName,
 )
+from orchestrator.openpgp import normalize_fingerprint
 
 # Debian policy: [epoch:]upstream[-revision]; upstream starts with a digit.
 DEBIAN_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 MODE = r"^0?[0-7]{3,4}$"
+
+
+def check_fingerprint(value: str) -> str:
+    return normalize_fingerprint(value)
 
 
 def check_debian_version(value: str) -> str:
@@ -57,13 +62,83 @@ class Selector(Frozen):
 
 
 class AptRepository(ResourceSpec):
-    """An apt source with its signing key, written to /etc/apt/sources.list.d/<name>.list."""
+    """An apt source with its signing key: a one-line `/etc/apt/sources.list.d/<name>.list`
+    (`format: list`) or a deb822 `<name>.sources` (`format: sources`), and the key in a keyring
+    file (`keyring:`, default `/etc/apt/keyrings/<name>.asc` for an armored key, `.gpg` for a
+    binary one). The key comes from exactly one of `key` (inline), `key_file` (a file in the
+    repository, armored or binary, kept as it is) or `key_url` (fetched by the controller at
+    apply time and installed only if it holds `fingerprint`); or set none and name an existing
+    keyring (e.g. one a package ships) in `signed_by`."""
 
     name: str = Field(pattern=NAME, description="File name of the source and its key.")
     url: AptUrl = Field(description="Repository URL, e.g. http://deb.example.org/debian")
     suite: AptWord = Field(description="Suite (distribution), e.g. bookworm.")
     components: tuple[AptWord, ...] = ("main",)
-    key: str = Field(description="ASCII-armored public signing key (inline or from a variable).")
+    key: str | None = Field(
+        None, description="ASCII-armored public signing key (inline or from a variable)."
+    )
+    key_file: RepoPath | None = Field(
+        None,
+        description="Public signing key from a file in the repository, ASCII-armored or "
+        "binary (`gpg --export`); copied byte for byte.",
+    )
+    key_url: AptUrl | None = Field(
+        None,
+        description="Where the controller fetches the public key at apply time (http or "
+        "https); requires `fingerprint`.",
+    )
+    fingerprint: str | None = Field(
+        None,
+        description="The key's OpenPGP fingerprint (40 or 64 hex digits, spaces allowed): a "
+        "fetched key, or a key file, must hold it.",
+    )
+    keyring: HostPath | None = Field(
+        None,
+        description="Where the key is written, ending in .asc (armored) or .gpg (binary), "
+        "e.g. /usr/share/keyrings/example.gpg. Default /etc/apt/keyrings/<name>.asc or .gpg.",
+    )
+    signed_by: HostPath | None = Field(
+        None,
+        description="A keyring the repository does not write (e.g. one a package installs), "
+        "used in `signed-by` when no key is given.",
+    )
+    format: Literal["list", "sources"] = Field(
+        "list",
+        description="`list`: one-line sources.list.d/<name>.list; `sources`: deb822 "
+        "sources.list.d/<name>.sources.",
+    )
+
+    _fingerprint = field_validator("fingerprint")(
+        lambda v: v if v is None or "{{" in v else check_fingerprint(v)
+    )
+
+    @field_validator("key_url")
+    @classmethod
+    def _fetchable(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value and not value.startswith(("http:", "https:")):
+            raise ValueError(f"'{value}' is not an http or https URL (the controller fetches it)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> AptRepository:
+        given = [k for k in ("key", "key_file", "key_url") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set only one of key, key_file or key_url (here: {', '.join(given)})")
+        if not given and self.signed_by is None:
+            raise ValueError(
+                "set one of key, key_file or key_url (or signed_by for a keyring "
+                "the repository does not manage)"
+            )
+        if given and self.signed_by is not None:
+            raise ValueError(
+                "signed_by names a keyring managed elsewhere; with a key, set "
+                "keyring: to choose where it is written"
+            )
+        if self.key_url is not None and self.fingerprint is None:
+            raise ValueError("key_url needs the key's fingerprint: set fingerprint")
+        if self.keyring is not None and not self.keyring.endswith((".asc", ".gpg", "}}")):
+            raise ValueError("keyring must end in .asc (armored key) or .gpg (binary key)")
+        return self
 
 
 class Package(ResourceSpec):
@@ -85,13 +160,33 @@ class Package(ResourceSpec):
         return self
 
 
+class TemplateOptions(Frozen):
+    """Jinja2 whitespace options for template files (unset: Jinja2's default, off)."""
+
+    trim_blocks: bool | None = Field(
+        None, description="Drop the first newline after a block tag ({% ... %})."
+    )
+    lstrip_blocks: bool | None = Field(
+        None, description="Strip spaces and tabs before a block tag at the start of a line."
+    )
+
+
 class File(ResourceSpec):
-    """A file with inline content or a Jinja2 template from the policy repository."""
+    """A file with inline content, a Jinja2 template, or a file copied verbatim from the
+    policy repository (`source:`, byte for byte: keys, certificates, archives)."""
 
     path: HostPath = Field(description="Absolute path on the host.")
     content: str | None = Field(None, description="Inline content.")
     template: RepoPath | None = Field(
         None, description="Jinja2 template, relative to the repo root."
+    )
+    source: RepoPath | None = Field(
+        None,
+        description="A file copied verbatim (never templated, any bytes), relative to the "
+        "repo root.",
+    )
+    template_options: TemplateOptions | None = Field(
+        None, description="Jinja2 options for this template (over the policy's)."
     )
     owner: PolicyLogin = "root"
     group: PolicyLogin = "root"
@@ -100,8 +195,10 @@ class File(ResourceSpec):
 
     @model_validator(mode="after")
     def _one_source(self) -> File:
-        if (self.content is None) == (self.template is None):
-            raise ValueError("set exactly one of content or template")
+        if [self.content, self.template, self.source].count(None) != 2:
+            raise ValueError("set exactly one of content, template or source")
+        if self.template_options is not None and self.template is None:
+            raise ValueError("template_options apply to template: files only")
         return self
 
 
@@ -331,4 +428,7 @@ class PolicyDocument(Frozen):
         (),
         description="Your own pytest-testinfra test files (repository-relative paths, e.g. "
         "checks/test_agent.py), run by `verify` against the hosts this policy selects.",
+    )
+    template_options: TemplateOptions | None = Field(
+        None, description="Jinja2 options for every template file of this policy."
     )

@@ -54,6 +54,11 @@ class ProjectSource(Protocol):
         folder, PathOutsideRootError when `path` escapes the root."""
         ...
 
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of a file (at most MAX_FILE_BYTES), as `read_text` finds it: files copied
+        verbatim to hosts (`source:`, apt `key_file:`)."""
+        ...
+
     def read_env(self, name: str) -> str | None:
         """The value of environment variable `name`, or None when it is not set."""
         ...
@@ -105,7 +110,13 @@ class WorktreeSource:
         real = self._resolve(path)
         if real.is_dir():
             raise IsADirectoryError(path)
-        return read_regular_file(real).decode("utf-8")
+        return self.read_bytes(path).decode("utf-8")
+
+    def read_bytes(self, path: str) -> bytes:
+        real = self._resolve(path)
+        if real.is_dir():
+            raise IsADirectoryError(path)
+        return read_regular_file(real)
 
     def read_env(self, name: str) -> str | None:
         return self._environment.get(name)

@@ -101,18 +101,50 @@ def _translated(path: str | None) -> Iterator[None]:
         raise RenderError(f"{prefix}template error: {error}") from None
 
 
+# Jinja2 whitespace options a template file may set: (trim_blocks, lstrip_blocks).
+TemplateFlags = tuple[bool, bool]
+
+
 class TemplateRenderer:
-    """Renders strings and template files for one project version; caches compiled templates."""
+    """Renders strings and template files for one project version; caches compiled templates
+    (one environment per set of whitespace options: options change how a template compiles),
+    and reads files copied verbatim (`source:`, `key_file:`) through the same source."""
 
     def __init__(self, source: ProjectSource) -> None:
-        self._env = BoundedEnvironment(
-            loader=_SourceLoader(source),
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            auto_reload=False,
-        )
+        self._source = source
+        self._envs: dict[TemplateFlags, BoundedEnvironment] = {}
+        self._env = self._environment((False, False))
         self._compiled: dict[str, Template] = {}
+        self._verbatim: dict[str, bytes] = {}
+
+    def _environment(self, flags: TemplateFlags) -> BoundedEnvironment:
+        env = self._envs.get(flags)
+        if env is None:
+            env = self._envs[flags] = BoundedEnvironment(
+                loader=_SourceLoader(self._source),
+                undefined=StrictUndefined,
+                autoescape=False,
+                keep_trailing_newline=True,
+                auto_reload=False,
+                trim_blocks=flags[0],
+                lstrip_blocks=flags[1],
+            )
+        return env
+
+    def read_verbatim(self, path: str, what: str) -> bytes:
+        """The bytes of a repository file copied as it is (`what` names it in errors, e.g.
+        `source file`). Raises RenderError."""
+        if path not in self._verbatim:
+            try:
+                self._verbatim[path] = self._source.read_bytes(path)
+            except (FileNotFoundError, IsADirectoryError):
+                raise RenderError(f"{what} '{path}' not found", per_host=False) from None
+            except PathOutsideRootError as error:
+                raise RenderError(f"{what} {error.message}", per_host=False) from None
+            except OSError as error:
+                message = f"cannot read {what} '{path}': {error.strerror}"
+                raise RenderError(message, per_host=False) from None
+        return self._verbatim[path]
 
     def render_text(self, text: str, context: Mapping[str, Any]) -> str:
         """Render one policy string. Raises RenderError."""
@@ -122,7 +154,11 @@ class TemplateRenderer:
                 template = self._compiled.setdefault(text, self._env.from_string(text))
             return self._env.render_bounded(template, context)
 
-    def render_file(self, path: str, context: Mapping[str, Any]) -> str:
-        """Render a template file named by its path in the repository. Raises RenderError."""
+    def render_file(
+        self, path: str, context: Mapping[str, Any], flags: TemplateFlags = (False, False)
+    ) -> str:
+        """Render a template file named by its path in the repository, with the whitespace
+        options `flags` (trim_blocks, lstrip_blocks). Raises RenderError."""
+        env = self._environment(flags)
         with _translated(path):
-            return self._env.render_bounded(self._env.get_template(path), context)
+            return env.render_bounded(env.get_template(path), context)

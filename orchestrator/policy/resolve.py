@@ -27,7 +27,7 @@ from orchestrator.model.desired import (
     VarValue,
 )
 from orchestrator.model.inventory import Inventory, InventoryHost
-from orchestrator.model.policy import Block, File, Selector
+from orchestrator.model.policy import AptRepository, Block, File, Selector
 from orchestrator.policy.conflicts import (
     check_baselines,
     check_edited_files,
@@ -40,6 +40,7 @@ from orchestrator.policy.locked import LoadedLock, locked_resources
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
 from orchestrator.policy.secretvars import marked_texts
 from orchestrator.policy.validation import quote, suggest, validate_located
+from orchestrator.policy.verbatim import key_file_problems, template_flags
 from orchestrator.policy.yamlsource import YamlPath
 from orchestrator.source import SourceLocation
 
@@ -226,6 +227,7 @@ class _HostRender:
             # A rendered value usually differs per host: report each field once, for one host.
             self.reporter.extend(problems, self.host, key="invalid after rendering")
         content = self.content(final, path) if final is not None and not self.failed else None
+        data = self.data(final, path) if final is not None and not self.failed else None
         if self.failed or final is None:
             return None
         return Resource(
@@ -235,16 +237,38 @@ class _HostRender:
             location=located.value_location(path),
             spec=cast(Spec, final),  # every policy section holds one Spec model
             content=content,
+            data=data,
             field_locations={name: located.value_location((*path, name)) for name in raw},
         )
 
     def content(self, spec: BaseModel, path: YamlPath) -> str | None:
         if not isinstance(spec, File | Block) or spec.template is None:
             return spec.content if isinstance(spec, File | Block) else None
+        own = spec.template_options if isinstance(spec, File) else None
+        flags = template_flags(self.policy.document.template_options, own)
         try:
-            return self.renderer.render_file(spec.template, self.context)
+            return self.renderer.render_file(spec.template, self.context, flags)
         except RenderError as error:
             self.report(error, self.policy.yaml.value_location((*path, "template")))
+            return None
+
+    def data(self, spec: BaseModel, path: YamlPath) -> bytes | None:
+        """The bytes of a file copied verbatim (`source:`, apt `key_file:`), checked."""
+        if isinstance(spec, File) and spec.source is not None:
+            return self.verbatim(spec.source, "source file", (*path, "source"))
+        if not isinstance(spec, AptRepository) or spec.key_file is None:
+            return None
+        data = self.verbatim(spec.key_file, "key file", (*path, "key_file"))
+        for field_name, message in key_file_problems(spec, data) if data is not None else []:
+            where = self.policy.yaml.value_location((*path, field_name))
+            self.report(RenderError(message, per_host=False), where)
+        return data
+
+    def verbatim(self, name: str, what: str, path: YamlPath) -> bytes | None:
+        try:
+            return self.renderer.read_verbatim(name, what)
+        except RenderError as error:
+            self.report(error, self.policy.yaml.value_location(path))
             return None
 
 

@@ -63,6 +63,7 @@ Probe = Literal[
     "path.file",
     "path.directory",
     "path.sha256",
+    "path.openpgp_key",
     "path.owner",
     "path.group",
     "path.mode",
@@ -112,6 +113,7 @@ WORDS: dict[Probe, tuple[str, str]] = {
     "path.file": ("{kind} {subject} exists and is a regular file", "regular file"),
     "path.directory": ("{kind} {subject} exists", "directory"),
     "path.sha256": ("{kind} {subject} has the expected content", "sha256 {want}"),
+    "path.openpgp_key": ("{kind} {subject} holds the OpenPGP key {want}", "key {want}"),
     "path.owner": ("{kind} {subject} is owned by {want}", "{want}"),
     "path.group": ("{kind} {subject} belongs to group {want}", "{want}"),
     "path.mode": ("{kind} {subject} has mode 0{want}", "0{want}"),
@@ -285,9 +287,17 @@ def _file(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, File)
     (want,) = expected_files(b.resource)
-    source = "content" if spec.content is not None else "template"
+    field = "source" if spec.source is not None else "template" if spec.template else "content"
+    title = f"file {want.path} is a copy of {spec.source} (sha256 {want.sha256})"
     yield b.check("present", "path.file", want.path, field="path")
-    yield b.check("content", "path.sha256", want.path, want.sha256, field=source)
+    yield b.check(
+        "content",
+        "path.sha256",
+        want.path,
+        want.sha256 or "",
+        field=field,
+        title=title if spec.source is not None else None,
+    )
     yield from _attributes(b, want.path, want.owner, want.group, want.mode)
     for unit in restart_units(b.resource):  # a lost restart leaves the old file in use
         yield b.check(f"restarted:{unit}", "service.restarted", unit, want.path, field="restart")
@@ -311,11 +321,20 @@ def _attributes(
 def _apt_repository(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, AptRepository)
-    key, sources = apt_repository_files(spec)
-    title = f"apt repository {spec.name}: signing key {key.path} is in place"
-    yield b.check("key", "path.sha256", key.path, key.sha256, title=title)
+    *keys, sources = apt_repository_files(spec, b.resource.data)
+    for key in keys:
+        name = f"apt repository {spec.name}: signing key {key.path}"
+        if key.fingerprint is not None and key.content is None:  # fetched at apply time
+            title = f"{name} holds key {key.fingerprint}"
+            yield b.check(
+                "key", "path.openpgp_key", key.path, key.fingerprint, "fingerprint", title
+            )
+            continue
+        title = f"{name} is in place"
+        field = "key_file" if spec.key_file is not None else "key"
+        yield b.check("key", "path.sha256", key.path, key.sha256 or "", field, title)
     title = f"apt repository {spec.name}: {sources.path} lists {spec.url} {spec.suite}"
-    yield b.check("sources", "path.sha256", sources.path, sources.sha256, "url", title)
+    yield b.check("sources", "path.sha256", sources.path, sources.sha256 or "", "url", title)
 
 
 def _service(b: _Builder) -> Iterator[PlannedCheck]:

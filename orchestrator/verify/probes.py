@@ -20,6 +20,8 @@ from typing import Any
 
 from debian.debian_support import version_compare
 
+from orchestrator.openpgp import OpenPGPError, key_fingerprints  # export.py inlines it
+
 SYSCTL_FILE = "/etc/sysctl.d/90-patchring.conf"
 
 ProbeResult = tuple[bool, str]
@@ -94,6 +96,19 @@ def _stat(read: Callable[[], object]) -> str | None:
 def path_sha256(host: Any, path: str, want: str) -> ProbeResult:
     digest = _stat(lambda: host.file(path).sha256sum)
     return digest == want, f"sha256 {digest}" if digest else "missing"
+
+
+def path_openpgp_key(host: Any, path: str, want: str) -> ProbeResult:
+    """The keyring at `path` holds the OpenPGP key with fingerprint `want`."""
+    try:
+        data = host.file(path).content
+    except AssertionError:  # testinfra: cat failed (no such file)
+        return False, "missing"
+    try:
+        held = key_fingerprints(data)
+    except OpenPGPError as error:
+        return False, f"not a public key ({error})"
+    return want in held, "key " + ", ".join(held)
 
 
 def path_owner(host: Any, path: str, want: str) -> ProbeResult:
@@ -441,6 +456,7 @@ PROBES: dict[str, Callable[[Any, str, str], ProbeResult]] = {
     "path.file": path_file,
     "path.directory": path_directory,
     "path.sha256": path_sha256,
+    "path.openpgp_key": path_openpgp_key,
     "path.owner": path_owner,
     "path.group": path_group,
     "path.mode": path_mode,

@@ -46,7 +46,44 @@ def _case_pin_wins_over_patch():
     return compile_host(state)
 
 
+def _case_verbatim_file_and_deb822_key_file():
+    from orchestrator.model.policy import AptRepository
+
+    state = desired(
+        AptRepository(
+            name="lab",
+            url="http://10.213.0.1:8080/",
+            suite="lab",
+            key_file="keys/lab.gpg",
+            keyring="/usr/share/keyrings/lab.gpg",
+            format="sources",
+        ),
+        File(path="/etc/acme/blob.bin", source="files/blob.bin", mode="0600"),
+    )
+    data = {"apt_repository:lab": b"\x99\x00\x01k", "file:/etc/acme/blob.bin": b"\x00\xffbin"}
+    resources = tuple(r.model_copy(update={"data": data[r.id]}) for r in state.resources)
+    return compile_host(state.model_copy(update={"resources": resources}))
+
+
+def _case_apt_key_url():
+    from orchestrator.model.policy import AptRepository
+
+    state = desired(
+        AptRepository(
+            name="lab",
+            url="http://10.213.0.1:8080/",
+            suite="lab",
+            key_url="http://10.213.0.1:8080/lab-archive-key.asc",
+            fingerprint="93E0 2DAA 2674 B497 C4A7  C6F0 DF1B 56B5 72F4 71D4",
+        ),
+        Package(name="acme-agent"),
+    )
+    return compile_host(state)
+
+
 CASES = {
+    "verbatim_file_and_deb822_key_file": _case_verbatim_file_and_deb822_key_file,
+    "apt_key_url": _case_apt_key_url,
     "reference": _case_reference,
     "only_drifted": _case_only_drifted,
     "two_files_restart_once": _case_two_files_restart_once,

@@ -16,7 +16,7 @@ def test_every_spec_binds_to_its_pyinfra_operation() -> None:
     for op in ops:
         func = OPERATIONS[op.operation]
         args = dict(op.args)
-        if op.content is not None:
+        if op.content is not None or op.fetch_url is not None:
             args["src"] = "in-memory"
         inspect.signature(getattr(func, "_inner", func)).bind(**args)
 

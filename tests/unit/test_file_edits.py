@@ -245,7 +245,8 @@ def seen(path: str, text: str | None, kind: str = "file") -> Observation:
     observed = ObservedPath(
         path=path, kind=kind, sha256=sha, owner="root", group="root", mode="644"
     )
-    return Observation(paths={path: observed.model_copy(update={"content": text})})
+    data = text.encode() if text is not None else None
+    return Observation(paths={path: observed.model_copy(update={"content": data})})
 
 
 STATE = desired(

@@ -130,7 +130,7 @@ def test_schema_errors_are_located_and_worded(tmp_path: Path) -> None:
         "policies/web.yml:13:5: error: an absent package cannot be held",
         "policies/web.yml:17:11: error: 'etc/x' is not an absolute path",
         'policies/web.yml:19:11: error: expected a string, got a number (quote it: "0640")',
-        "policies/web.yml:20:5: error: set exactly one of content or template",
+        "policies/web.yml:20:5: error: set exactly one of content, template or source",
         "policies/web.yml:21:11: error: expected a list, got a string",
         "policies/web.yml:23:11: error: 'Acme' is not a valid user name "
         "(lowercase letters, digits, _ and -)",
@@ -159,7 +159,7 @@ def test_top_level_problems(tmp_path: Path) -> None:
         "policies/a.yml:2:9: error: selects no host: set all: true, or groups, rings or hosts",
         "policies/a.yml:3:1: error: unknown key 'wat' (allowed: name, description, select, vars, "
         "apt_repositories, packages, files, lines, settings, blocks, directories, services, "
-        "sysctl, users, commands, patches, deploy, patch_baseline, checks)",
+        "sysctl, users, commands, patches, deploy, patch_baseline, checks, template_options)",
         "policies/b.yml:1:1: error: expected a mapping, got a list",
         "policies/c.yml:3:10: error: expected a list, got an empty value",
         "policies/d.yml:2:10: error: unknown key 'al' (did you mean 'all'?)",

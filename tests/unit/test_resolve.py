@@ -407,7 +407,8 @@ def test_resolution_waits_for_a_valid_inventory(tmp_path: Path) -> None:
         "inventory/hosts.yml:3:6: error: missing required key 'address'",
         "policies/web.yml:3:1: error: unknown key 'bogus' (allowed: name, description, select, "
         "vars, apt_repositories, packages, files, lines, settings, blocks, directories, "
-        "services, sysctl, users, commands, patches, deploy, patch_baseline, checks)",
+        "services, sysctl, users, commands, patches, deploy, patch_baseline, checks, "
+        "template_options)",
     ]
 
 
