@@ -16,6 +16,7 @@ from orchestrator.model.policy import (
     Deploy,
     Directory,
     File,
+    Group,
     Package,
     Patch,
     Service,
@@ -26,6 +27,7 @@ from orchestrator.source import SourceLocation
 
 ResourceKind = Literal[
     "apt_repository",
+    "group",
     "user",
     "directory",
     "package",
@@ -36,10 +38,11 @@ ResourceKind = Literal[
     "deploy",
     "service",
 ]
-# The order resources converge in: sources before packages, users before the files they own,
-# files before the services that read them.
+# The order resources converge in: sources before packages, groups before the users in them,
+# users before the files they own, files before the services that read them.
 KIND_ORDER: tuple[ResourceKind, ...] = (
     "apt_repository",
+    "group",
     "user",
     "directory",
     "package",
@@ -51,7 +54,17 @@ KIND_ORDER: tuple[ResourceKind, ...] = (
     "service",
 )
 Spec = (
-    AptRepository | Package | Patch | File | Directory | Service | Sysctl | User | Command | Deploy
+    AptRepository
+    | Package
+    | Patch
+    | File
+    | Directory
+    | Service
+    | Sysctl
+    | Group
+    | User
+    | Command
+    | Deploy
 )
 
 

@@ -198,13 +198,14 @@ def test_sysctl_and_user() -> None:
                 groups=("acme",),
                 home="/",
                 shell="/bin/sh",
+                home_exists=True,
             )
         },
     )
     summaries = [c.summary for c in diff_host(state, seen)]
     assert summaries == [
         "user acme: shell /bin/sh -> /usr/sbin/nologin, groups acme -> adm",
-        "net.ipv4.ip_forward 1 -> 0",
+        "net.ipv4.ip_forward 1 -> 0 (persist in /etc/sysctl.d/90-patchring.conf)",
     ]
 
 

@@ -156,7 +156,8 @@ def test_top_level_problems(tmp_path: Path) -> None:
         "policies/a.yml:1:1: error: missing required key 'name'",
         "policies/a.yml:2:9: error: selects no host: set all: true, or groups, rings or hosts",
         "policies/a.yml:3:1: error: unknown key 'wat' (allowed: name, description, select, vars, "
-        "apt_repositories, packages, files, directories, services, sysctl, users, commands, "
+        "apt_repositories, packages, files, directories, services, sysctl, sysctl_file, groups, "
+        "users, commands, "
         "patches, deploy, patch_baseline, checks)",
         "policies/b.yml:1:1: error: expected a mapping, got a list",
         "policies/c.yml:3:10: error: expected a list, got an empty value",

@@ -401,8 +401,8 @@ def test_resolution_waits_for_a_valid_inventory(tmp_path: Path) -> None:
     assert [str(d) for d in caught.value.diagnostics] == [
         "inventory/hosts.yml:3:6: error: missing required key 'address'",
         "policies/web.yml:3:1: error: unknown key 'bogus' (allowed: name, description, select, "
-        "vars, apt_repositories, packages, files, directories, services, sysctl, users, "
-        "commands, patches, deploy, patch_baseline, checks)",
+        "vars, apt_repositories, packages, files, directories, services, sysctl, sysctl_file, "
+        "groups, users, commands, patches, deploy, patch_baseline, checks)",
     ]
 
 
