@@ -305,11 +305,9 @@ def _diff_sysctl(spec: Sysctl, observed: Observation) -> _Result:
     if live and persisted:
         return None
     diff = "" if persisted else _sysctl_diff(path, lines, line)
-    where = "persisted" if persisted else f"persist in {path}"
     if live:
-        return ("set",), f"{spec.key} = {want} ({where})", diff
-    summary = f"{spec.key} {have if have is not None else '(unknown)'} -> {want} ({where})"
-    return ("set",), summary, diff
+        return ("set",), f"{spec.key} = {want}: persist in {path}", diff
+    return ("set",), f"{spec.key} {have if have is not None else '(unknown)'} -> {want}", diff
 
 
 def _sysctl_diff(path: str, lines: list[str], line: str) -> str:
@@ -369,7 +367,7 @@ def _diff_user(spec: User, observed: Observation) -> _Result:
 
 def _supplementary(seen: ObservedUser) -> list[str]:
     """The user's groups other than its primary group (what `usermod -G` sets)."""
-    return [group for group in seen.groups if group != seen.group]
+    return sorted(group for group in seen.groups if group != seen.group)
 
 
 def _groups_differ(spec: User, seen: ObservedUser) -> bool:

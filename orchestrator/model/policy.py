@@ -7,9 +7,9 @@ resolution time, per host. Field descriptions here become the JSON Schema editor
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.baseline import PatchBaseline
@@ -127,7 +127,8 @@ class Sysctl(ResourceSpec):
     its file, changed in place when the value changes."""
 
     key: str = Field(pattern=r"^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$")
-    value: SysctlValue
+    # YAML reads `value: 0` as a number; it is taken as its text, so the schema allows both.
+    value: Annotated[SysctlValue, WithJsonSchema({"type": ["string", "number"]})]
     file: SysctlFile | None = Field(
         None,
         description="Where the value is persisted: a file of /etc/sysctl.d/ ending in .conf. "

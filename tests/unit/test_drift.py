@@ -205,7 +205,7 @@ def test_sysctl_and_user() -> None:
     summaries = [c.summary for c in diff_host(state, seen)]
     assert summaries == [
         "user acme: shell /bin/sh -> /usr/sbin/nologin, groups acme -> adm",
-        "net.ipv4.ip_forward 1 -> 0 (persist in /etc/sysctl.d/90-patchring.conf)",
+        "net.ipv4.ip_forward 1 -> 0",
     ]
 
 
