@@ -78,7 +78,7 @@ def example(tmp_path: Path) -> Project:
 
 
 def test_example_policies_resolve_for_the_lab(example: Project) -> None:
-    assert [p.name for p in example.policies] == ["acme-agent", "hardening", "lab-repo"]
+    assert [p.name for p in example.policies] == ["accounts", "acme-agent", "hardening", "lab-repo"]
     state = example.desired["lab-01"]
     assert state.policies == ("acme-agent", "hardening", "lab-repo")
     assert [r.id for r in state.resources] == [
