@@ -15,11 +15,11 @@ import shlex
 from collections.abc import Callable, Collection, Iterator
 from shlex import quote
 
+from orchestrator.compiler.accounts import compile_group, compile_sysctl, compile_user
 from orchestrator.compiler.edits import edit_operations
 from orchestrator.compiler.opspec import OpSpec
 from orchestrator.drift.expected import (
     PENDING_RESTART_DIR,
-    SYSCTL_PERSIST_FILE,
     ExpectedFile,
     expected_files,
     is_text,
@@ -38,8 +38,6 @@ from orchestrator.model.policy import (
     Package,
     Patch,
     Service,
-    Sysctl,
-    User,
 )
 
 APT_INSTALL_ARGS = "--allow-downgrades --allow-change-held-packages"
@@ -59,7 +57,7 @@ def compile_host(
     specs += _record_restarts(restarts)
     specs += _apt_sources(chosen)
     specs += _apt_update(chosen)
-    for kind in ("user", "directory"):
+    for kind in ("group", "user", "directory"):
         specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
     specs += _packages(chosen)
     specs += [op for r in chosen if r.kind == "file" for op in _compile_one(r)]
@@ -299,40 +297,6 @@ def _service(r: Resource) -> Iterator[OpSpec]:
     )
 
 
-def _sysctl(r: Resource) -> Iterator[OpSpec]:
-    assert isinstance(r.spec, Sysctl)
-    s = r.spec
-    yield _op(
-        r,
-        "server.sysctl",
-        f"sysctl {s.key} = {s.value}",
-        key=s.key,
-        value=s.value,
-        persist=True,
-        persist_file=SYSCTL_PERSIST_FILE,
-    )
-
-
-def _user(r: Resource) -> Iterator[OpSpec]:
-    assert isinstance(r.spec, User)
-    s = r.spec
-    groups = list(s.groups) if s.groups else None
-    yield _op(
-        r,
-        "server.user",
-        f"user {s.name}",
-        user=s.name,
-        present=s.present,
-        uid=s.uid,
-        group=s.group,
-        groups=groups,
-        append=True if groups else None,
-        home=s.home,
-        shell=s.shell,
-        system=s.system,
-    )
-
-
 def _command(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Command)
     yield _op(r, "server.shell", f"command {r.spec.name}", commands=[r.spec.run])
@@ -347,8 +311,9 @@ _COMPILERS: dict[str, Callable[[Resource], Iterator[OpSpec]]] = {
     "file": _put,
     "directory": _directory,
     "service": _service,
-    "sysctl": _sysctl,
-    "user": _user,
+    "sysctl": compile_sysctl,
+    "group": compile_group,
+    "user": compile_user,
     "command": _command,
     "deploy": _deploy,
 }

@@ -20,12 +20,23 @@ from orchestrator.drift.expected import (
     is_text,
     normalize_mode,
     normalize_sysctl,
+    password_digest,
     restart_id,
     restart_units,
+    sysctl_line_value,
+    sysctl_persist_file,
+    sysctl_persist_line,
     text_of,
     unit_name,
+    user_home,
 )
-from orchestrator.drift.observed import Observation, ObservedPackage, ObservedPath
+from orchestrator.drift.observed import (
+    Observation,
+    ObservedPackage,
+    ObservedPath,
+    ObservedSysctl,
+    ObservedUser,
+)
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
 from orchestrator.model.policy import (
@@ -34,6 +45,7 @@ from orchestrator.model.policy import (
     Deploy,
     Directory,
     FileEdit,
+    Group,
     Package,
     Patch,
     Service,
@@ -127,6 +139,8 @@ def diff_resource(
         result = _diff_service(spec, observed)
     elif isinstance(spec, Sysctl):
         result = _diff_sysctl(spec, observed)
+    elif isinstance(spec, Group):
+        result = _diff_group(spec, observed)
     elif isinstance(spec, User):
         result = _diff_user(spec, observed)
     elif isinstance(spec, Command):
@@ -357,14 +371,39 @@ def _diff_service(spec: Service, observed: Observation) -> _Result:
 
 
 def _diff_sysctl(spec: Sysctl, observed: Observation) -> _Result:
-    seen = observed.sysctls.get(spec.key)
+    seen = observed.sysctls.get(spec.key) or ObservedSysctl(key=spec.key)
     want = normalize_sysctl(spec.value)
-    have = seen.value if seen else None
-    if have is not None and normalize_sysctl(have) == want and seen and seen.persisted:
+    have = seen.value
+    path = sysctl_persist_file(spec)
+    line = sysctl_persist_line(spec)
+    lines = list(seen.persisted_lines)
+    persisted = [sysctl_line_value(item) for item in lines] == [want]
+    live = have is not None and normalize_sysctl(have) == want
+    if live and persisted:
         return None
-    if have is not None and normalize_sysctl(have) == want:
-        return ("set",), f"{spec.key} = {want} (persist)", ""
-    return ("set",), f"{spec.key} {have if have is not None else '(unknown)'} -> {want}", ""
+    diff = "" if persisted else _sysctl_diff(path, lines, line)
+    if live:
+        return ("set",), f"{spec.key} = {want}: persist in {path}", diff
+    return ("set",), f"{spec.key} {have if have is not None else '(unknown)'} -> {want}", diff
+
+
+def _sysctl_diff(path: str, lines: list[str], line: str) -> str:
+    """The persist file's lines for the key before and after: one line, changed in place."""
+    old = "".join(f"{item}\n" for item in lines)
+    return _unified(old, f"{line}\n", path)
+
+
+def _diff_group(spec: Group, observed: Observation) -> _Result:
+    seen = observed.groups.get(spec.name)
+    exists = seen is not None and seen.exists
+    if not spec.present:
+        return (("remove",), f"group {spec.name} -> absent", "") if exists else None
+    if not exists:
+        gid = f", gid {spec.gid}" if spec.gid is not None else ""
+        return ("create",), f"group {spec.name} (absent) -> created{gid}", ""
+    if spec.gid is not None and seen is not None and seen.gid != spec.gid:
+        return ("update",), f"group {spec.name}: gid {seen.gid} -> {spec.gid}", ""
+    return None
 
 
 def _diff_user(spec: User, observed: Observation) -> _Result:
@@ -390,10 +429,25 @@ def _diff_user(spec: User, observed: Observation) -> _Result:
         ),
         (
             "groups",
-            lambda: not set(spec.groups) <= set(seen.groups),
-            ",".join(seen.groups),
-            ",".join(spec.groups),
+            lambda: _groups_differ(spec, seen),
+            ",".join(_supplementary(seen) if spec.groups_mode == "exact" else seen.groups),
+            ",".join(spec.groups) + (" (exactly)" if spec.groups_mode == "exact" else ""),
         ),
     ]
     notes = [f"{name} {have} -> {want}" for name, differs, have, want in checks if differs()]
+    if spec.makes_home and not seen.home_exists:
+        notes.append(f"home {user_home(spec)} (absent) -> created")
+    if spec.password is not None and seen.password_digest != password_digest(spec.password):
+        notes.append("password changed")  # never the hash: it is secret
     return (("update",), f"user {spec.name}: {', '.join(notes)}", "") if notes else None
+
+
+def _supplementary(seen: ObservedUser) -> list[str]:
+    """The user's groups other than its primary group (what `usermod -G` sets)."""
+    return sorted(group for group in seen.groups if group != seen.group)
+
+
+def _groups_differ(spec: User, seen: ObservedUser) -> bool:
+    if spec.groups_mode == "exact":
+        return set(_supplementary(seen)) != set(spec.groups)
+    return not set(spec.groups) <= set(seen.groups)

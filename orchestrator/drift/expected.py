@@ -11,7 +11,7 @@ from pydantic import Field
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import Resource
-from orchestrator.model.policy import AptRepository, Directory, File, FileEdit
+from orchestrator.model.policy import AptRepository, Directory, File, FileEdit, Sysctl, User
 from orchestrator.openpgp import is_armored
 
 SYSCTL_PERSIST_FILE = "/etc/sysctl.d/90-patchring.conf"
@@ -160,3 +160,30 @@ def pending_restart_marker(unit: str) -> str:
 
 def normalize_sysctl(value: str) -> str:
     return " ".join(value.split())
+
+
+def sysctl_persist_file(spec: Sysctl) -> str:
+    """The file of /etc/sysctl.d/ that persists a sysctl (its own, or the default)."""
+    return spec.file or SYSCTL_PERSIST_FILE
+
+
+def sysctl_persist_line(spec: Sysctl) -> str:
+    """The one line that persists a sysctl in its file."""
+    return f"{spec.key} = {normalize_sysctl(spec.value)}"
+
+
+def sysctl_line_value(line: str) -> str | None:
+    """The value of a `key = value` line of a sysctl.d file, normalized; None if no `=`."""
+    _key, equals, value = line.partition("=")
+    return normalize_sysctl(value) if equals else None
+
+
+def password_digest(password: str) -> str:
+    """What the probe and checks compare a password hash by: its sha256, so the hash in
+    /etc/shadow never travels to the controller."""
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def user_home(spec: User) -> str:
+    """The home directory useradd gives a user (Debian's HOME=/home)."""
+    return spec.home or f"/home/{spec.name}"

@@ -53,12 +53,21 @@ class ObservedUser(Frozen):
     groups: tuple[str, ...] = ()
     home: str | None = None
     shell: str | None = None
+    home_exists: bool = False
+    password_digest: str | None = None  # sha256 of the /etc/shadow field, never the field
+
+
+class ObservedGroup(Frozen):
+    name: str
+    exists: bool = False
+    gid: int | None = None
 
 
 class ObservedSysctl(Frozen):
     key: str
     value: str | None = None
-    persisted: bool = False
+    persist_file: str | None = None
+    persisted_lines: tuple[str, ...] = ()  # the lines of persist_file that set the key
 
 
 class Observation(Frozen):
@@ -68,6 +77,7 @@ class Observation(Frozen):
     paths: dict[str, ObservedPath] = {}
     services: dict[str, ObservedService] = {}
     users: dict[str, ObservedUser] = {}
+    groups: dict[str, ObservedGroup] = {}
     sysctls: dict[str, ObservedSysctl] = {}
     commands_satisfied: dict[str, bool] = {}
     # unit -> what its marker says (when and why the restart was due): a restart recorded on the

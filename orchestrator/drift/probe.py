@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from shlex import quote
 
 from orchestrator.drift.availability import offer_key, offer_lines
 from orchestrator.drift.edits import edited_paths
 from orchestrator.drift.expected import (
-    SYSCTL_PERSIST_FILE,
     expected_directory,
     expected_files,
-    normalize_sysctl,
     pending_restart_marker,
     restart_units,
+    sysctl_persist_file,
     unit_name,
 )
 from orchestrator.drift.observed import (
     Observation,
+    ObservedGroup,
     ObservedPackage,
     ObservedPath,
     ObservedService,
@@ -33,7 +34,7 @@ from orchestrator.drift.observed import (
     ObservedUser,
 )
 from orchestrator.model.desired import DesiredState
-from orchestrator.model.policy import Command, Package, Patch, Service, Sysctl, User
+from orchestrator.model.policy import Command, Group, Package, Patch, Service, Sysctl, User
 
 PROBE_VERSION = "1"
 MAX_DIFF_BYTES = 262144
@@ -56,10 +57,22 @@ pf() {
 }
 usr() {
   if e=$(getent passwd "$1"); then
-    printf 'user\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(echo "$e" | cut -d: -f3)" \
-      "$(id -gn "$1")" "$(id -Gn "$1" | tr ' ' ',')" "$(echo "$e" | cut -d: -f6)" \
-      "$(echo "$e" | cut -d: -f7)"
+    h=$(echo "$e" | cut -d: -f6)
+    if [ "$2" = 1 ]; then
+      p=$(getent shadow "$1" | cut -d: -f2 | tr -d '\n' | sha256sum | cut -d' ' -f1)
+    else p=-; fi
+    printf 'user\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(echo "$e" | cut -d: -f3)" \
+      "$(id -gn "$1")" "$(id -Gn "$1" | tr ' ' ',')" "$h" \
+      "$(echo "$e" | cut -d: -f7)" "$([ -d "$h" ] && echo yes || echo no)" "$p"
   else printf 'user\t%s\t-\n' "$1"; fi
+}
+grp() {
+  if e=$(getent group "$1"); then printf 'group\t%s\t%s\n' "$1" "$(echo "$e" | cut -d: -f3)"
+  else printf 'group\t%s\t-\n' "$1"; fi
+}
+sct() {
+  printf 'sysctl\t%s\t%s\t%s\t' "$1" "$(sysctl -n "$1" 2>/dev/null | tr '\t' ' ')" "$3"
+  grep -E "$2" "$3" 2>/dev/null | base64 -w0; echo
 }
 """.replace("MAXB", str(MAX_DIFF_BYTES))
 
@@ -84,8 +97,10 @@ def build_probe_script(desired: DesiredState) -> str:
         spec = resource.spec
         if isinstance(spec, Sysctl):
             parts.append(_sysctl_line(spec))
+        elif isinstance(spec, Group):
+            parts.append(f"grp {quote(spec.name)}")
         elif isinstance(spec, User):
-            parts.append(f"usr {quote(spec.name)}")
+            parts.append(f"usr {quote(spec.name)} {1 if spec.password is not None else 0}")
         elif isinstance(spec, Command):
             parts.append(_command_line(spec))
     parts.append(f"echo {END_MARKER}")
@@ -135,15 +150,16 @@ def _pending_restart_lines(desired: DesiredState) -> list[str]:
     return lines
 
 
+def sysctl_lines_pattern(key: str) -> str:
+    """The extended regular expression of the lines of a sysctl.d file that set `key` (a
+    leading `-` tells systemd-sysctl to ignore a failure)."""
+    return "^[[:space:]]*-?" + re.sub(r"([.*])", r"\\\1", key) + "[[:space:]]*="
+
+
 def _sysctl_line(spec: Sysctl) -> str:
-    value = normalize_sysctl(spec.value)
-    pattern = "^" + spec.key.replace(".", r"\.") + "[[:space:]]*=[[:space:]]*" + value + "$"
-    persisted = f"grep -Eq {quote(pattern)} {SYSCTL_PERSIST_FILE} 2>/dev/null"
-    return (
-        f"printf 'sysctl\\t%s\\t%s\\t%s\\n' {quote(spec.key)} "
-        f"\"$(sysctl -n {quote(spec.key)} 2>/dev/null | tr '\\t' ' ')\" "
-        f'"$({persisted} && echo yes || echo no)"'
-    )
+    """The live value, and every line of the persist file that sets the key (base64)."""
+    pattern = sysctl_lines_pattern(spec.key)
+    return f"sct {quote(spec.key)} {quote(pattern)} {quote(sysctl_persist_file(spec))}"
 
 
 def _command_line(spec: Command) -> str:
@@ -189,6 +205,7 @@ class _Accumulator:
         self.services: dict[str, dict[str, str]] = {}
         self.current_service: dict[str, str] | None = None
         self.users: dict[str, ObservedUser] = {}
+        self.groups: dict[str, ObservedGroup] = {}
         self.sysctls: dict[str, ObservedSysctl] = {}
         self.commands: dict[str, bool] = {}
         self.pending_restarts: dict[str, str] = {}
@@ -219,6 +236,7 @@ class _Accumulator:
             paths=paths,
             services=services,
             users=self.users,
+            groups=self.groups,
             sysctls=self.sysctls,
             commands_satisfied=self.commands,
             pending_restarts=self.pending_restarts,
@@ -278,15 +296,33 @@ def _on_user(acc: _Accumulator, f: list[str]) -> None:
             groups=tuple(g for g in f[3].split(",") if g),
             home=f[4],
             shell=f[5],
+            home_exists=len(f) > 6 and f[6] == "yes",
+            password_digest=f[7] if len(f) > 7 and f[7] != "-" else None,
         )
     else:
         acc.users[name] = ObservedUser(name=name)
 
 
+def _on_group(acc: _Accumulator, f: list[str]) -> None:
+    gid = f[1] if len(f) > 1 else "-"
+    exists = gid != "-"
+    acc.groups[f[0]] = ObservedGroup(
+        name=f[0], exists=exists, gid=int(gid) if gid.isdigit() else None
+    )
+
+
 def _on_sysctl(acc: _Accumulator, f: list[str]) -> None:
     value = f[1] if len(f) > 1 and f[1] != "" else None
-    persisted = len(f) > 2 and f[2] == "yes"
-    acc.sysctls[f[0]] = ObservedSysctl(key=f[0], value=value, persisted=persisted)
+    try:
+        text = base64.b64decode(f[3] if len(f) > 3 else "").decode(errors="replace")
+    except (binascii.Error, ValueError):
+        text = ""
+    acc.sysctls[f[0]] = ObservedSysctl(
+        key=f[0],
+        value=value,
+        persist_file=f[2] if len(f) > 2 else None,
+        persisted_lines=tuple(text.splitlines()),
+    )
 
 
 def _on_cmd(acc: _Accumulator, f: list[str]) -> None:
@@ -309,6 +345,7 @@ _HANDLERS = {
     "content": _on_content,
     "svc": _on_svc,
     "user": _on_user,
+    "group": _on_group,
     "sysctl": _on_sysctl,
     "cmd": _on_cmd,
     "restart": _on_restart,

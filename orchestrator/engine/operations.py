@@ -22,6 +22,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "apt.update": apt.update,
     "files.put": files.put,
     "files.directory": files.directory,
+    "server.group": server.group,
     "server.shell": server.shell,
     "server.sysctl": server.sysctl,
     "server.user": server.user,

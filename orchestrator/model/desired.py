@@ -17,6 +17,7 @@ from orchestrator.model.policy import (
     Deploy,
     Directory,
     File,
+    Group,
     LineEdit,
     Package,
     Patch,
@@ -29,6 +30,7 @@ from orchestrator.source import SourceLocation
 
 ResourceKind = Literal[
     "apt_repository",
+    "group",
     "user",
     "directory",
     "package",
@@ -42,10 +44,11 @@ ResourceKind = Literal[
     "deploy",
     "service",
 ]
-# The order resources converge in: sources before packages, users before the files they own,
-# files before the services that read them.
+# The order resources converge in: sources before packages, groups before the users in them,
+# users before the files they own, files before the services that read them.
 KIND_ORDER: tuple[ResourceKind, ...] = (
     "apt_repository",
+    "group",
     "user",
     "directory",
     "package",
@@ -73,6 +76,7 @@ Spec = (
     | LineEdit
     | Setting
     | Block
+    | Group
 )
 
 

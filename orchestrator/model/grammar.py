@@ -211,6 +211,39 @@ def check_apt_word(value: str) -> str:
     return value
 
 
+SYSCTL_DIR = "/etc/sysctl.d"
+# crypt(3) hashes Debian's passwd and mkpasswd write: yescrypt, SHA-512, SHA-256; a leading `!`
+# locks an account and keeps its hash.
+_CRYPT_HASH = re.compile(
+    r"!?(?:\$y\$[./A-Za-z0-9]+\$[./A-Za-z0-9]+\$[./A-Za-z0-9]{43}"
+    r"|\$6\$(?:rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}"
+    r"|\$5\$(?:rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43})"
+)
+LOCKED_PASSWORDS = frozenset({"!", "*", "!*"})
+
+
+def check_sysctl_file(value: str) -> str:
+    """A file of /etc/sysctl.d/ that systemd-sysctl reads: `/etc/sysctl.d/<name>.conf`."""
+    check_host_path(value)
+    folder, _, name = value.rpartition("/")
+    if folder != SYSCTL_DIR or not name.endswith(".conf") or name == ".conf":
+        raise _fail(
+            value, f"is not a file of {SYSCTL_DIR}/ ending in .conf (like {SYSCTL_DIR}/60-net.conf)"
+        )
+    return value
+
+
+def check_password_hash(value: str) -> str:
+    """A crypt(3) hash as /etc/shadow holds it, or `!`/`*` for a locked account. The message
+    never repeats the value: it may be a password typed by mistake."""
+    if value in LOCKED_PASSWORDS or _CRYPT_HASH.fullmatch(value):
+        return value
+    raise ValueError(
+        "password is not a crypt(3) hash ($y$..., $6$... or $5$..., e.g. from "
+        "`mkpasswd -m yescrypt`) nor '!' or '*' for a locked account; the value is not shown"
+    )
+
+
 def templatable(check: Callable[[str], str]) -> Callable[[str, ValidationInfo], str]:
     """`check` for a policy string that may be a template: a `{{ }}` or `{% %}` value is left
     alone at load time and checked once rendered (context `{"rendered": True}`)."""
@@ -241,5 +274,6 @@ UnitName = Annotated[str, AfterValidator(templatable(check_unit))]
 SysctlValue = Annotated[str, AfterValidator(templatable(check_sysctl_value))]
 AptUrl = Annotated[str, AfterValidator(templatable(check_apt_url))]
 AptWord = Annotated[str, AfterValidator(templatable(check_apt_word))]
+SysctlFile = Annotated[str, AfterValidator(templatable(check_sysctl_file))]
 PolicyLine = Annotated[str, AfterValidator(templatable(check_line))]
 RepoPath = Annotated[str, AfterValidator(check_repo_path)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema, field_validator, model_validator
+from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.baseline import PatchBaseline
@@ -21,8 +21,10 @@ from orchestrator.model.grammar import (
     PolicyLine,
     PolicyLogin,
     RepoPath,
+    SysctlFile,
     SysctlValue,
     UnitName,
+    check_password_hash,
 )
 from orchestrator.openpgp import normalize_fingerprint
 
@@ -336,11 +338,17 @@ class Service(ResourceSpec):
 
 
 class Sysctl(ResourceSpec):
-    """A kernel parameter, set now and persisted in /etc/sysctl.d/."""
+    """A kernel parameter, set now and persisted in /etc/sysctl.d/: one line `key = value` in
+    its file, changed in place when the value changes."""
 
     key: str = Field(pattern=r"^[a-z0-9_]+(\.[A-Za-z0-9_*-]+)+$")
-    # YAML reads `value: 0` as a number; the loader takes it as text, so editors must too.
-    value: Annotated[SysctlValue, WithJsonSchema({"type": ["string", "integer", "number"]})]
+    # YAML reads `value: 0` as a number; it is taken as its text, so the schema allows both.
+    value: Annotated[SysctlValue, WithJsonSchema({"type": ["string", "number"]})]
+    file: SysctlFile | None = Field(
+        None,
+        description="Where the value is persisted: a file of /etc/sysctl.d/ ending in .conf. "
+        "Default: the policy's sysctl_file, else /etc/sysctl.d/90-patchring.conf.",
+    )
 
     @field_validator("value", mode="before")
     @classmethod
@@ -350,15 +358,65 @@ class Sysctl(ResourceSpec):
         )
 
 
+class Group(ResourceSpec):
+    """A local group (groupadd/groupmod); groups are created before the users that need them."""
+
+    name: PolicyLogin
+    present: bool = True
+    gid: int | None = Field(None, ge=0, le=4294967294, description="Group id; changed in place.")
+    system: bool = Field(False, description="Create it as a system group (groupadd -r).")
+
+
 class User(ResourceSpec):
+    """A local user (useradd/usermod)."""
+
     name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
     present: bool = True
-    uid: int | None = Field(None, ge=0, le=4294967294)
-    group: PolicyLogin | None = Field(None, description="Primary group.")
+    uid: int | None = Field(None, ge=0, le=4294967294, description="User id; changed in place.")
+    group: PolicyLogin | None = Field(
+        None, description="Primary group; declare it under groups: to fix its gid."
+    )
     groups: tuple[PolicyLogin, ...] = Field((), description="Supplementary groups.")
+    groups_mode: Literal["append", "exact"] = Field(
+        "append",
+        description="append: add the user to groups, keep other memberships; exact: the user's "
+        "supplementary groups are exactly groups (removed from any other).",
+    )
     home: HostPath | None = None
     shell: HostPath | None = None
     system: bool = False
+    create_home: bool | None = Field(
+        None,
+        description="Create the home directory (from /etc/skel) and keep it present. Default: "
+        "true for a normal user, false for a system user (as Debian's adduser does).",
+    )
+    password: str | None = Field(
+        None,
+        description="crypt(3) hash for /etc/shadow ($y$, $6$ or $5$), from a variable "
+        "('{{ deploy_password_hash }}', which is then secret and masked everywhere), or '!' / "
+        "'*' for a locked account.",
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        rendered = bool((info.context or {}).get("rendered"))
+        if not rendered and ("{{" in value or "{%" in value):
+            return value
+        if not rendered and value.startswith("$"):
+            raise ValueError(
+                "a password hash must come from a secret variable, not the policy text: "
+                "set it in the inventory (e.g. under secret_vars) and write "
+                "password: '{{ name_of_the_variable }}'"
+            )
+        return check_password_hash(value)
+
+    @property
+    def makes_home(self) -> bool:
+        """Whether the home directory is created and kept (see `create_home`)."""
+        return self.create_home if self.create_home is not None else not self.system
 
 
 class Command(ResourceSpec):
@@ -415,6 +473,12 @@ class PolicyDocument(Frozen):
     directories: tuple[Directory, ...] = ()
     services: tuple[Service, ...] = ()
     sysctl: tuple[Sysctl, ...] = ()
+    sysctl_file: SysctlFile | None = Field(
+        None,
+        description="Where this policy's sysctl entries are persisted unless an entry sets "
+        "file: (default /etc/sysctl.d/90-patchring.conf).",
+    )
+    groups: tuple[Group, ...] = ()
     users: tuple[User, ...] = ()
     commands: tuple[Command, ...] = ()
     patches: tuple[Patch, ...] = ()

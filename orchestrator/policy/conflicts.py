@@ -28,8 +28,20 @@ COMPARED_FIELDS: dict[ResourceKind, tuple[str, ...]] = {
     "file": ("content", "owner", "group", "mode", "restart"),
     "directory": ("owner", "group", "mode"),
     "service": ("running", "enabled"),
-    "sysctl": ("value",),
-    "user": ("present", "uid", "group", "groups", "home", "shell", "system"),
+    "sysctl": ("value", "file"),
+    "group": ("present", "gid", "system"),
+    "user": (
+        "present",
+        "uid",
+        "group",
+        "groups",
+        "groups_mode",
+        "home",
+        "shell",
+        "system",
+        "create_home",
+        "password",
+    ),
     "command": ("run", "creates", "unless"),
     "deploy": ("use", "args"),
     "line": ("line", "state", "after", "before", "create", "restart"),
@@ -37,7 +49,7 @@ COMPARED_FIELDS: dict[ResourceKind, tuple[str, ...]] = {
     "block": ("content", "marker", "state", "after", "before", "create", "restart"),
 }
 # Long or secret values are not repeated in messages.
-HIDDEN_FIELDS = frozenset({"content", "key"})
+HIDDEN_FIELDS = frozenset({"content", "key", "password"})
 
 
 def resource_key(kind: ResourceKind, spec: Any) -> str:

@@ -28,6 +28,7 @@ from orchestrator.model.desired import (
 )
 from orchestrator.model.inventory import Inventory, InventoryHost
 from orchestrator.model.policy import AptRepository, Block, File, Selector
+from orchestrator.policy.accounts import with_policy_defaults
 from orchestrator.policy.conflicts import (
     check_baselines,
     check_edited_files,
@@ -55,6 +56,7 @@ SECTIONS: tuple[tuple[str, ResourceKind], ...] = (
     ("directories", "directory"),
     ("services", "service"),
     ("sysctl", "sysctl"),
+    ("groups", "group"),
     ("users", "user"),
     ("commands", "command"),
     ("patches", "patch"),
@@ -226,6 +228,8 @@ class _HostRender:
             final, problems = validate_located(type(spec), located, path, rendered, rendered=True)
             # A rendered value usually differs per host: report each field once, for one host.
             self.reporter.extend(problems, self.host, key="invalid after rendering")
+        if final is not None:
+            final = with_policy_defaults(final, self.policy.document)
         content = self.content(final, path) if final is not None and not self.failed else None
         data = self.data(final, path) if final is not None and not self.failed else None
         if self.failed or final is None:

@@ -6,7 +6,8 @@ A value is secret when it is marked so or named so:
   newlines dropped, as `$(cat PATH)` does); these tags are allowed only in `vars` sections;
 - named in the inventory's `secret_vars: [db_password, ...]` (any layer, any host);
 - named like a secret (`orchestrator.secrets.looks_secret`: `db_password`, `api_key`, `jwt`),
-  strings only, public keys excepted.
+  strings only, public keys excepted;
+- read by a user's `password:` template (a crypt hash is secret whatever its variable's name).
 
 `project_secrets` collects the texts of all of them; the CLI builds its one `Masker` from that.
 Pure: reads files and the environment only through a `ProjectSource`; never imports the CLI.
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import Diagnostic
+from orchestrator.policy.accounts import password_variables
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, check_relative
 from orchestrator.policy.validation import suggest
 from orchestrator.policy.yamlsource import (
@@ -128,6 +130,7 @@ def project_secrets(
     """Every secret text of every variable layer (policy defaults, inventory, groups, rings,
     hosts): tagged values, `secret_vars` names and secret-looking names."""
     policies = tuple(policies)
+    hashes = password_variables(policy.document for policy in policies)
     if inventory is None:
         return frozenset(
             text
@@ -136,9 +139,10 @@ def project_secrets(
             for text in (
                 *marked_texts(policy.yaml, ("vars", name), value),
                 *named_secret_texts(name, value),
+                *(scalar_texts(value) if name in hashes else ()),
             )
         )
-    named = set(inventory.secret_vars)
+    named = set(inventory.secret_vars) | hashes
     found: set[str] = set()
     for layer in _layers(policies, inventory):
         for name, var in layer.items():

@@ -19,12 +19,15 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 from orchestrator.drift.expected import (
-    SYSCTL_PERSIST_FILE,
     apt_repository_files,
     expected_files,
     normalize_mode,
     normalize_sysctl,
+    password_digest,
     restart_units,
+    sysctl_persist_file,
+    sysctl_persist_line,
+    user_home,
 )
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
@@ -34,6 +37,7 @@ from orchestrator.model.policy import (
     Command,
     Directory,
     File,
+    Group,
     LineEdit,
     Package,
     Patch,
@@ -74,13 +78,19 @@ Probe = Literal[
     "service.restarted",
     "sysctl.value",
     "sysctl.persisted",
+    "group.present",
+    "group.absent",
+    "group.gid",
     "user.present",
     "user.absent",
     "user.uid",
     "user.group",
     "user.groups",
+    "user.groups_exact",
     "user.home",
+    "user.home_exists",
     "user.shell",
+    "user.password",
     "command.creates",
     "command.unless",
     "setting.value",
@@ -126,17 +136,24 @@ WORDS: dict[Probe, tuple[str, str]] = {
         "started after {want} changed",
     ),
     "sysctl.value": ("sysctl {subject} = {want}", "{want}"),
-    "sysctl.persisted": (
-        "sysctl {subject} = {want} is persisted in " + SYSCTL_PERSIST_FILE,
-        "{subject} = {want}",
-    ),
+    "sysctl.persisted": ("{subject} sets the key in one line: {want}", "{want}"),
+    "group.present": ("group {subject} exists", "present"),
+    "group.absent": ("group {subject} does not exist", "absent"),
+    "group.gid": ("group {subject} has gid {want}", "{want}"),
     "user.present": ("user {subject} exists", "present"),
     "user.absent": ("user {subject} does not exist", "absent"),
     "user.uid": ("user {subject} has uid {want}", "{want}"),
     "user.group": ("user {subject} has primary group {want}", "{want}"),
     "user.groups": ("user {subject} is in groups {want}", "member of {want}"),
+    "user.groups_exact": (
+        "user {subject} is in exactly the supplementary groups {want}",
+        "exactly {want}",
+    ),
     "user.home": ("user {subject} has home {want}", "{want}"),
+    "user.home_exists": ("user {key}: home directory {subject} exists", "directory"),
     "user.shell": ("user {subject} has shell {want}", "{want}"),
+    # `want` is the sha256 of the hash: the words never show it, nor the hash.
+    "user.password": ("user {subject} has the password hash the policy sets", "the policy's hash"),
     "command.creates": ("command {key}: {subject} exists", "exists"),
     "command.unless": ("command {key}: `{subject}` exits 0", "exit status 0"),
     # Edits: `want` is JSON for the probe; titles and expectations are written per check.
@@ -348,8 +365,22 @@ def _sysctl(b: _Builder) -> Iterator[PlannedCheck]:
     spec = b.resource.spec
     assert isinstance(spec, Sysctl)
     value = normalize_sysctl(spec.value)
+    path = sysctl_persist_file(spec)
     yield b.check("value", "sysctl.value", spec.key, value)
-    yield b.check("persisted", "sysctl.persisted", spec.key, value, field="value")
+    title = f"sysctl {spec.key} = {value} is persisted in {path}"
+    field = "file" if spec.file is not None else "value"
+    yield b.check("persisted", "sysctl.persisted", path, sysctl_persist_line(spec), field, title)
+
+
+def _group(b: _Builder) -> Iterator[PlannedCheck]:
+    spec = b.resource.spec
+    assert isinstance(spec, Group)
+    if not spec.present:
+        yield b.check("absent", "group.absent", spec.name, field="present")
+        return
+    yield b.check("present", "group.present", spec.name, field="name")
+    if spec.gid is not None:
+        yield b.check("gid", "group.gid", spec.name, str(spec.gid))
 
 
 def _user(b: _Builder) -> Iterator[PlannedCheck]:
@@ -359,16 +390,24 @@ def _user(b: _Builder) -> Iterator[PlannedCheck]:
         yield b.check("absent", "user.absent", spec.name, field="present")
         return
     yield b.check("present", "user.present", spec.name, field="name")
+    exact = spec.groups_mode == "exact"
     optional: list[tuple[str, Probe, str | None]] = [
         ("uid", "user.uid", None if spec.uid is None else str(spec.uid)),
         ("group", "user.group", spec.group),
-        ("groups", "user.groups", ",".join(spec.groups) or None),
+        ("groups", "user.groups_exact", ",".join(spec.groups))
+        if exact
+        else ("groups", "user.groups", ",".join(spec.groups) or None),
         ("home", "user.home", spec.home),
         ("shell", "user.shell", spec.shell),
     ]
     for prop, probe, want in optional:
         if want is not None:
             yield b.check(prop, probe, spec.name, want)
+    if spec.makes_home:
+        yield b.check("home_exists", "user.home_exists", user_home(spec), field="create_home")
+    if spec.password is not None:
+        digest = password_digest(spec.password)
+        yield b.check("password", "user.password", spec.name, digest, field="password")
 
 
 def _command(b: _Builder) -> Iterator[PlannedCheck]:
@@ -434,6 +473,7 @@ def _block(b: _Builder) -> Iterator[PlannedCheck]:
 
 _PLANNERS: dict[str, Callable[[_Builder], Iterator[PlannedCheck]]] = {
     "apt_repository": _apt_repository,
+    "group": _group,
     "user": _user,
     "directory": _directory,
     "package": _package,

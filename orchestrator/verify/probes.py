@@ -22,8 +22,6 @@ from debian.debian_support import version_compare
 
 from orchestrator.openpgp import OpenPGPError, key_fingerprints  # export.py inlines it
 
-SYSCTL_FILE = "/etc/sysctl.d/90-patchring.conf"
-
 ProbeResult = tuple[bool, str]
 
 
@@ -192,19 +190,20 @@ def sysctl_value(host: Any, key: str, want: str) -> ProbeResult:
     return value == want, value
 
 
-def _basic_regex(text: str) -> str:
-    """`text` matched literally by grep's basic regular expressions."""
-    return re.sub(r"([.\[\]*^$\\])", r"\\\1", text)
-
-
-def sysctl_persisted(host: Any, key: str, want: str) -> ProbeResult:
-    space = "[[:space:]]*"
-    pattern = f"^{_basic_regex(key)}{space}={space}{_basic_regex(want)}$"
-    try:
-        persisted = bool(host.file(SYSCTL_FILE).contains(pattern))
-    except AssertionError:  # grep could not read the file
-        return False, f"{SYSCTL_FILE} missing"
-    return persisted, f"in {SYSCTL_FILE}" if persisted else f"not in {SYSCTL_FILE}"
+def sysctl_persisted(host: Any, path: str, want: str) -> ProbeResult:
+    """`want` (`key = value`) is the one line of `path` that sets the key."""
+    key, _, value = want.partition(" = ")
+    answer = host.run("cat -- %s", path)
+    if answer.rc != 0:
+        return False, f"{path} missing"
+    content = str(answer.stdout)
+    setting = re.compile(r"^\s*-?" + re.escape(key) + r"\s*=(.*)$")
+    found = [m.group(1) for m in map(setting.match, content.splitlines()) if m]
+    values = [" ".join(v.split()) for v in found]
+    if not values:
+        return False, f"{key} not in {path}"
+    shown = "; ".join(f"{key} = {v}" for v in values)
+    return values == [value], shown if len(values) == 1 else f"{len(values)} lines: {shown}"
 
 
 def user_present(host: Any, name: str, want: str) -> ProbeResult:
@@ -240,6 +239,55 @@ def user_groups(host: Any, name: str, want: str) -> ProbeResult:
     return not missing, "member of " + ",".join(groups) + (
         f" (missing {','.join(missing)})" if missing else ""
     )
+
+
+def user_groups_exact(host: Any, name: str, want: str) -> ProbeResult:
+    """The supplementary groups (all but the primary group) are exactly `want`."""
+    try:
+        user = host.user(name)
+        groups, primary = list(user.groups), str(user.group)
+    except AssertionError:
+        return False, "no such user"
+    wanted = {g for g in want.split(",") if g}
+    have = sorted(set(groups) - {primary})
+    extra, missing = sorted(set(have) - wanted), sorted(wanted - set(have))
+    notes = [f"not in {','.join(missing)}"] if missing else []
+    notes += [f"also in {','.join(extra)}"] if extra else []
+    shown = ",".join(have) or "no supplementary group"
+    return not notes, shown + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def user_home_exists(host: Any, home: str, want: str) -> ProbeResult:
+    return path_directory(host, home, want)
+
+
+def user_password(host: Any, name: str, digest: str) -> ProbeResult:
+    """The /etc/shadow hash matches, compared by its sha256 on the host's side of the wire:
+    neither the hash nor anything of it but that digest leaves the host."""
+    answer = host.run(
+        "getent shadow %s >/dev/null && getent shadow %s | cut -d: -f2 | tr -d '\\n' | sha256sum",
+        name,
+        name,
+    )
+    if answer.rc != 0:
+        return False, "no such user in /etc/shadow"
+    matches = answer.stdout.split()[:1] == [digest]
+    return matches, "the policy's hash" if matches else "a different hash"
+
+
+def group_present(host: Any, name: str, want: str) -> ProbeResult:
+    exists = bool(host.group(name).exists)
+    return exists, "present" if exists else "absent"
+
+
+def group_absent(host: Any, name: str, want: str) -> ProbeResult:
+    exists = bool(host.group(name).exists)
+    return not exists, "present" if exists else "absent"
+
+
+def group_gid(host: Any, name: str, want: str) -> ProbeResult:
+    gid = _stat(lambda: host.group(name).gid)
+    return gid == want, gid or "no such group"
 
 
 def user_home(host: Any, name: str, want: str) -> ProbeResult:
@@ -472,8 +520,14 @@ PROBES: dict[str, Callable[[Any, str, str], ProbeResult]] = {
     "user.uid": user_uid,
     "user.group": user_group,
     "user.groups": user_groups,
+    "user.groups_exact": user_groups_exact,
     "user.home": user_home,
+    "user.home_exists": user_home_exists,
     "user.shell": user_shell,
+    "user.password": user_password,
+    "group.present": group_present,
+    "group.absent": group_absent,
+    "group.gid": group_gid,
     "command.creates": command_creates,
     "command.unless": command_unless,
     "setting.value": setting_value,

@@ -319,6 +319,7 @@ _MODULES = {
     "service": "service",
     "sysctl": "file",
     "user": "user",
+    "group": "group",
     "command": "file",
     "setting": "file",
     "line": "file",

@@ -107,6 +107,7 @@ def test_variants_of_packages_users_services_and_commands() -> None:
         "base/user:app/uid": ("user.uid", "app", "1500", "1500"),
         "base/user:app/group": ("user.group", "app", "app", "app"),
         "base/user:app/groups": ("user.groups", "app", "adm,www-data", "member of adm,www-data"),
+        "base/user:app/home_exists": ("user.home_exists", "/home/app", "", "directory"),
         "base/user:olduser/absent": ("user.absent", "olduser", "", "absent"),
         "base/package:nginx/installed": ("package.installed", "nginx", "", "installed"),
         "base/package:nginx/version": ("package.version", "nginx", "1.22.1-9", "1.22.1-9"),

@@ -81,9 +81,28 @@ def _case_apt_key_url():
     return compile_host(state)
 
 
+def _case_accounts():
+    from orchestrator.model.policy import Group, Sysctl, User
+
+    hash_ = "$y$j9T$PaQ0vUGx8wWhBrNdSzlxs/$JdkOZhuAJTKe9L/ImBPJd1Bgl1VBhwrq5G6UBWS.2F."
+    deploy = User.model_validate(
+        {"name": "deploy", "uid": 2345, "group": "ops", "groups": [], "groups_mode": "exact",
+         "password": hash_},
+        context={"rendered": True},
+    )  # fmt: skip
+    state = desired(
+        Sysctl(key="net.core.somaxconn", value="1024", file="/etc/sysctl.d/60-net.conf"),
+        deploy,
+        User(name="svc", system=True, groups=("adm",)),
+        Group(name="ops", gid=2345),
+    )
+    return compile_host(state)
+
+
 CASES = {
     "verbatim_file_and_deb822_key_file": _case_verbatim_file_and_deb822_key_file,
     "apt_key_url": _case_apt_key_url,
+    "accounts": _case_accounts,
     "reference": _case_reference,
     "only_drifted": _case_only_drifted,
     "two_files_restart_once": _case_two_files_restart_once,

@@ -198,6 +198,7 @@ def test_sysctl_and_user() -> None:
                 groups=("acme",),
                 home="/",
                 shell="/bin/sh",
+                home_exists=True,
             )
         },
     )

@@ -52,7 +52,7 @@ def test_example_fleet_and_lab_inventories_merge(fleet: Inventory) -> None:
     assert fleet.files == ("inventory/fleet.yml", "inventory/lab.yml")
     assert [ring.name for ring in fleet.rings] == ["canary", "pilot", "broad"]
     assert all(ring.description for ring in fleet.rings)
-    assert list(fleet.groups) == ["web", "db"]
+    assert list(fleet.groups) == ["web", "db", "bastion"]
     assert list(fleet.hosts) == ["lab-01", "lab-02", "lab-03"]
     assert fleet.ssh.identity_file == "/var/lib/patchring/labs/lab/id_ed25519"
     assert fleet.ssh.known_hosts == "/var/lib/patchring/labs/lab/known_hosts"
@@ -66,7 +66,7 @@ def test_example_fleet_and_lab_inventories_merge(fleet: Inventory) -> None:
     host = fleet.hosts["lab-01"]
     assert (host.address, host.ring, host.groups) == ("10.213.0.11", "canary", ("lab", "web"))
     assert host.location == SourceLocation("inventory/lab.yml", 4, 3)
-    assert fleet.group_names() == ("web", "db", "lab")
+    assert fleet.group_names() == ("web", "db", "bastion", "lab")
 
 
 def test_select_hosts_in_inventory_order(fleet: Inventory) -> None:

@@ -159,7 +159,8 @@ def test_top_level_problems(tmp_path: Path) -> None:
         "policies/a.yml:2:9: error: selects no host: set all: true, or groups, rings or hosts",
         "policies/a.yml:3:1: error: unknown key 'wat' (allowed: name, description, select, vars, "
         "apt_repositories, packages, files, lines, settings, blocks, directories, services, "
-        "sysctl, users, commands, patches, deploy, patch_baseline, checks, template_options)",
+        "sysctl, sysctl_file, groups, users, commands, patches, deploy, patch_baseline, checks, "
+        "template_options)",
         "policies/b.yml:1:1: error: expected a mapping, got a list",
         "policies/c.yml:3:10: error: expected a list, got an empty value",
         "policies/d.yml:2:10: error: unknown key 'al' (did you mean 'all'?)",

@@ -78,7 +78,7 @@ def example(tmp_path: Path) -> Project:
 
 
 def test_example_policies_resolve_for_the_lab(example: Project) -> None:
-    assert [p.name for p in example.policies] == ["acme-agent", "hardening", "lab-repo"]
+    assert [p.name for p in example.policies] == ["accounts", "acme-agent", "hardening", "lab-repo"]
     state = example.desired["lab-01"]
     assert state.policies == ("acme-agent", "hardening", "lab-repo")
     assert [r.id for r in state.resources] == [
@@ -407,8 +407,8 @@ def test_resolution_waits_for_a_valid_inventory(tmp_path: Path) -> None:
         "inventory/hosts.yml:3:6: error: missing required key 'address'",
         "policies/web.yml:3:1: error: unknown key 'bogus' (allowed: name, description, select, "
         "vars, apt_repositories, packages, files, lines, settings, blocks, directories, "
-        "services, sysctl, users, commands, patches, deploy, patch_baseline, checks, "
-        "template_options)",
+        "services, sysctl, sysctl_file, groups, users, commands, patches, deploy, patch_baseline, "
+        "checks, template_options)",
     ]
 
 
