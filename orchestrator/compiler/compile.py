@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterator
 from shlex import quote
 
 from orchestrator.compiler.opspec import OpSpec
+from orchestrator.compiler.ordering import RECORD_RESTARTS, order_specs
 from orchestrator.drift.expected import (
     PENDING_RESTART_DIR,
     SYSCTL_PERSIST_FILE,
@@ -43,7 +44,13 @@ APT_INSTALL_ARGS = "--allow-downgrades --allow-change-held-packages"
 
 def compile_host(desired: DesiredState, only: Collection[str] | None = None) -> tuple[OpSpec, ...]:
     """Ordered operation specs for the host; with `only`, for those resource ids alone (and the
-    restarts named there as `restart:<unit>`)."""
+    restarts named there as `restart:<unit>`). Each resource's `after` is honoured (see
+    `compiler.ordering`): a pass over the default order below."""
+    return order_specs(desired, only, lambda ids: compile_kinds(desired, ids))
+
+
+def compile_kinds(desired: DesiredState, only: Collection[str] | None = None) -> tuple[OpSpec, ...]:
+    """Operation specs in the default order of kinds, packages batched into one apt call."""
     chosen = [r for r in desired.resources if only is None or r.id in only]
     restarts = _restarts(desired.resources, chosen, only)
     specs: list[OpSpec] = []
@@ -235,7 +242,7 @@ def _record_restarts(restarts: list[tuple[str, OpSpec]]) -> list[OpSpec]:
             resource_ids=tuple(restart_id(u) for u in units),
             policy=first.policy,
             location=first.location,
-            description=f"record pending restarts: {', '.join(units)}",
+            description=f"{RECORD_RESTARTS}: {', '.join(units)}",
         )
     ]
 

@@ -37,8 +37,27 @@ def check_debian_version(value: str) -> str:
     return value
 
 
+RESOURCE_ID = r"^[a-z][a-z_]*:\S.*$"
+
+
+def _check_resource_id(value: str) -> str:
+    if "{{" not in value and not re.match(RESOURCE_ID, value):
+        raise ValueError(f"'{value}' is not a resource id (kind:key, like package:nginx)")
+    return value
+
+
 class ResourceSpec(Frozen):
     """What every entry of a policy section (a resource) shares."""
+
+    after: tuple[PolicyLine, ...] = Field(
+        (),
+        description="Resource ids (as plans show them, e.g. package:nginx, file:/etc/x, "
+        "service:nginx) this resource must apply after, on every host that has it. The "
+        "default order is apt sources, users, directories, packages, patches, files, sysctls, "
+        "commands, deploys, services; `after` moves a resource later than the ones it names.",
+    )
+
+    _after = field_validator("after")(lambda ids: tuple(_check_resource_id(i) for i in ids))
 
 
 class Selector(Frozen):

@@ -3,7 +3,8 @@
 For each host: the policies whose `select` matches; variables layered policy `vars` < inventory
 `vars` < groups (in the host's order, later wins) < ring < host, each keeping where it was set;
 every templated string of every resource rendered (plus `template:` files into content); then
-resources merged across policies and checked for conflicts. A problem that repeats on every host
+resources merged across policies, checked for conflicts and for `after` naming an unknown
+resource or forming a cycle, then put in their apply order (`model.order`). A problem that repeats on every host
 is reported once, naming one host. Pure; imports jinja2 (through `render`) and the package's
 model and `policy` modules; never the CLI or pyinfra.
 """
@@ -27,6 +28,7 @@ from orchestrator.model.desired import (
     VarValue,
 )
 from orchestrator.model.inventory import Inventory, InventoryHost
+from orchestrator.model.order import topological_order
 from orchestrator.model.policy import File, Selector
 from orchestrator.policy.conflicts import (
     check_baselines,
@@ -36,6 +38,7 @@ from orchestrator.policy.conflicts import (
 )
 from orchestrator.policy.loader import LoadedPolicy
 from orchestrator.policy.locked import LoadedLock, locked_resources
+from orchestrator.policy.ordering import after_locations, check_order
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
 from orchestrator.policy.secretvars import marked_texts
 from orchestrator.policy.validation import quote, suggest, validate_located
@@ -64,18 +67,24 @@ class Reporter:
     found: dict[tuple[SourceLocation, str], Diagnostic] = field(default_factory=dict)
 
     def add(
-        self, where: SourceLocation, message: str, host: str | None = None, key: str | None = None
+        self,
+        where: SourceLocation,
+        message: str,
+        host: str | None = None,
+        key: str | None = None,
+        severity: str = "error",
     ) -> None:
         """Record a problem unless one with the same location and `key` (default: the message)
         is already recorded; `host` is named in the message."""
         suffix = f" (host {host})" if host else ""
-        self.found.setdefault((where, key or message), Diagnostic(where, message + suffix))
+        found = Diagnostic(where, message + suffix, severity)
+        self.found.setdefault((where, key or message), found)
 
     def extend(
         self, diagnostics: Iterable[Diagnostic], host: str | None = None, key: str | None = None
     ) -> None:
         for diagnostic in diagnostics:
-            self.add(diagnostic.location, diagnostic.message, host, key)
+            self.add(diagnostic.location, diagnostic.message, host, key, diagnostic.severity)
 
     def diagnostics(self) -> list[Diagnostic]:
         return sorted(self.found.values())
@@ -231,7 +240,8 @@ class _HostRender:
             location=located.value_location(path),
             spec=cast(Spec, final),  # every policy section holds one Spec model
             content=content,
-            field_locations={name: located.value_location((*path, name)) for name in raw},
+            field_locations={name: located.value_location((*path, name)) for name in raw}
+            | after_locations(located, path, raw),
         )
 
     def content(self, spec: BaseModel, path: YamlPath) -> str | None:
@@ -290,6 +300,8 @@ def resolve_host(
     ordered.sort(key=lambda item: item[:3])
     resources, conflicts = merge_resources(item[3] for item in ordered)
     reporter.extend(conflicts + check_patch_pins(resources))
+    reporter.extend(check_order(resources), name)
+    resources = topological_order(resources)
     return DesiredState(
         host=host_target(inventory, host),
         resources=tuple(resources),

@@ -141,7 +141,7 @@ def test_schema_errors_are_located_and_worded(tmp_path: Path) -> None:
         "policies/web.yml:37:12: error: 'latest' is not a Debian version "
         "(like 1.0-2 or 1:2.3-1~deb12u1)",
         "policies/web.yml:38:5: error: unknown key 'colour' "
-        "(allowed: advisory, cves, package, fixed, description)",
+        "(allowed: advisory, cves, package, fixed, description, after)",
     ]
 
 
