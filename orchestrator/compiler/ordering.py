@@ -26,9 +26,9 @@ RECORD_RESTARTS = "record pending restarts"
 Compile = Callable[[Collection[str] | None], tuple[OpSpec, ...]]
 
 
-def order_specs(desired: DesiredState, only: Collection[str] | None, compile: Compile) -> tuple[
-    OpSpec, ...
-]:
+def order_specs(
+    desired: DesiredState, only: Collection[str] | None, compile: Compile
+) -> tuple[OpSpec, ...]:
     """`compile(only)`, reordered (and its batches split) so each resource's operations come
     after those of every resource its `after` names."""
     specs = compile(only)
@@ -65,9 +65,9 @@ def _honoured(specs: Sequence[OpSpec], edges: list[tuple[str, str]]) -> bool:
     )
 
 
-def _runs(ordered: list[Resource], edges: list[tuple[str, str]], compile: Compile) -> list[
-    list[str]
-]:
+def _runs(
+    ordered: list[Resource], edges: list[tuple[str, str]], compile: Compile
+) -> list[list[str]]:
     """The topological order cut into the longest runs whose own compilation honours the
     constraints inside them (a run only needs checking when a resource joins one it follows)."""
     needs: dict[str, set[str]] = {}

@@ -24,9 +24,7 @@ def constraint_edges(resources: Sequence[Resource]) -> list[tuple[str, str]]:
     """(before, after) id pairs among `resources`; ids naming no resource here are left out
     (unknown ids are reported by validation; an unchanged resource needs no ordering)."""
     present = {r.id for r in resources}
-    return [
-        (before, r.id) for r in resources for before in after_ids(r) if before in present
-    ]
+    return [(before, r.id) for r in resources for before in after_ids(r) if before in present]
 
 
 def topological_order(resources: Sequence[Resource]) -> list[Resource]:

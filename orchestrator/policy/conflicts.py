@@ -1,8 +1,9 @@
 """Merging the resources of several policies on one host, and the conflicts that forbids.
 
 Two resources with the same id (kind and key) must agree on every field that matters for their
-kind; identical duplicates merge silently (the first one is kept, with the `after` entries of both). A package pinned below the
-fixed version of a patch on it is a conflict too (Debian version ordering, from python-debian).
+kind; identical duplicates merge silently (the first one is kept, with the `after` entries of
+both). A package pinned below the fixed version of a patch on it is a conflict too (Debian
+version ordering, from python-debian).
 Every conflict names both locations, and so does a host selected by two patch baselines.
 Pure; imports the package's model, `policy` modules and python-debian only.
 """

@@ -9,7 +9,7 @@ the package's model and `policy.validation` only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from orchestrator.errors import Diagnostic
@@ -37,14 +37,15 @@ def _entry_location(resource: Resource, index: int) -> SourceLocation:
     return locations.get(after_key(index)) or locations.get("after") or resource.location
 
 
-def check_order(resources: Sequence[Resource]) -> list[Diagnostic]:
-    """Unknown ids in `after`, and cycles, on one host (messages without the host name)."""
+def check_order(resources: Sequence[Resource], invalid: Collection[str] = ()) -> list[Diagnostic]:
+    """Unknown ids in `after`, and cycles, on one host (messages without the host name); ids of
+    `invalid` entries (reported on their own) are not unknown."""
     ids = [r.id for r in resources]
     known = set(ids)
     found: list[Diagnostic] = []
     for resource in resources:
         for index, name in enumerate(after_ids(resource)):
-            if name not in known:
+            if name not in known and name not in invalid:
                 message = f"after: no resource '{name}' on this host{suggest(name, ids)}"
                 found.append(Diagnostic(_entry_location(resource, index), message))
     by_id = {r.id: r for r in resources}

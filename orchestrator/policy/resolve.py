@@ -4,15 +4,16 @@ For each host: the policies whose `select` matches; variables layered policy `va
 `vars` < groups (in the host's order, later wins) < ring < host, each keeping where it was set;
 every templated string of every resource rendered (plus `template:` files into content); then
 resources merged across policies, checked for conflicts and for `after` naming an unknown
-resource or forming a cycle, then put in their apply order (`model.order`). A problem that repeats on every host
-is reported once, naming one host. Pure; imports jinja2 (through `render`) and the package's
-model and `policy` modules; never the CLI or pyinfra.
+resource or forming a cycle, then put in their apply order (`model.order`). A problem that
+repeats on every host is reported once, naming one host. Pure; imports jinja2 (through
+`render`) and the package's model and `policy` modules; never the CLI or pyinfra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -36,6 +37,7 @@ from orchestrator.policy.conflicts import (
     merge_resources,
     resource_key,
 )
+from orchestrator.policy.defaults import overridden_defaults
 from orchestrator.policy.loader import LoadedPolicy
 from orchestrator.policy.locked import LoadedLock, locked_resources
 from orchestrator.policy.ordering import after_locations, check_order
@@ -300,7 +302,7 @@ def resolve_host(
     ordered.sort(key=lambda item: item[:3])
     resources, conflicts = merge_resources(item[3] for item in ordered)
     reporter.extend(conflicts + check_patch_pins(resources))
-    reporter.extend(check_order(resources), name)
+    reporter.extend(check_order(resources, _invalid_ids(matching)), name)
     resources = topological_order(resources)
     return DesiredState(
         host=host_target(inventory, host),
@@ -312,6 +314,22 @@ def resolve_host(
     )
 
 
+def _invalid_ids(policies: Sequence[LoadedPolicy]) -> set[str]:
+    """The ids of entries left out as invalid (when their key can be read), so an `after` that
+    names one is not reported as unknown on top of the entry's own error."""
+    kinds = dict(SECTIONS)
+    found = set()
+    for policy in policies:
+        for section, raw in policy.dropped:
+            try:
+                found.add(
+                    f"{kinds[section]}:{resource_key(kinds[section], SimpleNamespace(**raw))}"
+                )
+            except (KeyError, TypeError, AttributeError):
+                continue
+    return found
+
+
 def resolve_hosts(
     policies: Sequence[LoadedPolicy],
     inventory: Inventory,
@@ -321,6 +339,14 @@ def resolve_hosts(
     """The desired state of every host in inventory order, and every problem found (each once)."""
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
+    layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
+    selects = {
+        policy.name: [
+            h for h in inventory.hosts.values() if selector_matches(policy.document.select, h)
+        ]
+        for policy in policies
+    }
+    reporter.extend(overridden_defaults(policies, layers, selects))
     desired = {
         name: resolve_host(policies, inventory, name, renderer, reporter, lock)
         for name in inventory.hosts

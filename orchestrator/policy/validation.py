@@ -217,12 +217,17 @@ def validate_located(
 def check_var_names(
     located: LocatedYaml, prefix: YamlPath, names: Mapping[str, Any]
 ) -> list[Diagnostic]:
-    """Variables must be usable in templates (identifiers) and must not shadow built-ins."""
+    """Variables must be usable in templates (identifiers); one named like a built-in is a
+    warning (the built-in wins, so the variable is never seen)."""
     found: list[Diagnostic] = []
     for name in names:
         where = located.key_location((*prefix, name))
         if name in RESERVED_VARS:
-            found.append(Diagnostic(where, f"'{name}' is a built-in variable; choose another name"))
+            message = (
+                f"variable '{name}' is shadowed by the built-in '{name}' (host.name, "
+                "host.address, host.ring, host.groups), which templates see; choose another name"
+            )
+            found.append(Diagnostic(where, message, "warning"))
         elif not _IDENTIFIER.match(name):
             message = (
                 f"variable name '{name}' is not usable in templates (use letters, digits and _)"

@@ -204,7 +204,9 @@ def test_variable_names_must_be_usable_in_templates(tmp_path: Path) -> None:
     assert problems(tmp_path, {"policies/v.yml": text}) == [
         "policies/v.yml:4:3: error: variable name 'agent-port' is not usable in templates "
         "(use letters, digits and _)",
-        "policies/v.yml:5:3: error: 'host' is a built-in variable; choose another name",
+        "policies/v.yml:5:3: warning: variable 'host' is shadowed by the built-in 'host' "
+        "(host.name, host.address, host.ring, host.groups), which templates see; "
+        "choose another name",
     ]
 
 
