@@ -316,7 +316,9 @@ def _command(r: Resource) -> Iterator[OpSpec]:
 
 def _deploy(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Deploy)
-    yield _op(r, f"deploy:{r.spec.use}", f"deploy {r.spec.name}", **r.spec.args)
+    op = _op(r, f"deploy:{r.spec.use}", f"deploy {r.spec.name}", **r.spec.args)
+    module = r.deploy_module  # from the policy repository: the engine runs this source
+    yield op.model_copy(update={"content": module.content}) if module else op
 
 
 _COMPILERS: dict[str, Callable[[Resource], Iterator[OpSpec]]] = {

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import Diagnostic, ValidationError
-from orchestrator.model.desired import UserCheckFile
+from orchestrator.model.desired import DeployModule, UserCheckFile
 from orchestrator.model.policy import PolicyDocument
+from orchestrator.policy.deploys import load_deploys
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, check_relative
 from orchestrator.policy.salvage import salvage_policy
 from orchestrator.policy.secretvars import misplaced_secrets, source_references
@@ -35,6 +36,8 @@ class LoadedPolicy:
     checks: tuple[UserCheckFile, ...] = ()
     dropped: tuple[tuple[str, Any], ...] = ()
     """Invalid entries left out, as (section, raw entry); a file with any is reported invalid."""
+    deploys: tuple[DeployModule | None, ...] = ()
+    """Per `deploy:` entry, its module when it comes from the policy repository."""
 
     @property
     def name(self) -> str:
@@ -84,7 +87,9 @@ def load_policy_file(
         check, problem = read_check_file(source, name, document.name, where)
         problems += [Diagnostic(where, problem)] if problem else []
         checks += [check] if check else []
-    return LoadedPolicy(path, document, located, tuple(checks), dropped), problems
+    deploys, found = load_deploys(source, document, located)
+    problems += found
+    return LoadedPolicy(path, document, located, tuple(checks), dropped, deploys), problems
 
 
 def read_check_file(

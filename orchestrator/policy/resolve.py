@@ -269,6 +269,8 @@ def policy_resources(
         for index, spec in enumerate(getattr(policy.document, section)):
             work = _HostRender(policy, renderer, context, host, reporter)
             resource = work.resource(section, kind, index, spec)
+            if resource is not None and kind == "deploy" and index < len(policy.deploys):
+                resource = resource.model_copy(update={"deploy_module": policy.deploys[index]})
             if resource is not None:
                 found.append((kind, index, resource))
     return found
