@@ -7,9 +7,9 @@ resolution time, per host. Field descriptions here become the JSON Schema editor
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.baseline import PatchBaseline
@@ -46,18 +46,19 @@ def _check_resource_id(value: str) -> str:
     return value
 
 
+ResourceId = Annotated[PolicyLine, AfterValidator(_check_resource_id)]
+
+
 class ResourceSpec(Frozen):
     """What every entry of a policy section (a resource) shares."""
 
-    after: tuple[PolicyLine, ...] = Field(
+    after: tuple[ResourceId, ...] = Field(
         (),
         description="Resource ids (as plans show them, e.g. package:nginx, file:/etc/x, "
         "service:nginx) this resource must apply after, on every host that has it. The "
         "default order is apt sources, users, directories, packages, patches, files, sysctls, "
         "commands, deploys, services; `after` moves a resource later than the ones it names.",
     )
-
-    _after = field_validator("after")(lambda ids: tuple(_check_resource_id(i) for i in ids))
 
 
 class Selector(Frozen):

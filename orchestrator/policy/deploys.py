@@ -99,13 +99,14 @@ def _signature(node: ast.FunctionDef) -> inspect.Signature:
 
 def check_deploy(
     found: DeployModule, function: str, args: dict[str, Any], shown: str
-) -> tuple[str | None, str | None, str | None]:
-    """Whether `function` of the module takes `args`: (problem with `use`, problem with `args`,
-    the argument name the args problem is about), or a syntax problem as the first."""
+) -> tuple[str | None, list[tuple[str, str | None]]]:
+    """Whether `function` of the module takes `args`: the problem with `use` (no such
+    function, or the module is not valid Python), and the problems with `args`, each with the
+    argument it is about (None for one about them all, like a missing argument)."""
     try:
         tree = ast.parse(found.content, filename=found.path)
     except SyntaxError as error:
-        return f"{shown} is not valid Python: {error.msg} (line {error.lineno})", None, None
+        return f"{shown} is not valid Python: {error.msg} (line {error.lineno})", []
     functions = {
         node.name: node
         for node in tree.body
@@ -113,16 +114,26 @@ def check_deploy(
     }
     node = functions.get(function)
     if not isinstance(node, ast.FunctionDef):
-        hint = suggest(function, functions)
-        return f"{shown} has no deploy function '{function}'{hint}", None, None
+        return f"{shown} has no deploy function '{function}'{suggest(function, functions)}", []
+    signature = _signature(node)
+    call = f"args do not fit {function}({ast.unparse(node.args)})"
+    named = [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    ]
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        named += list(args)
+    unknown = [name for name in args if name not in named]
+    if unknown:
+        return None, [
+            (f"{call}: unknown argument '{name}'{suggest(name, named)}", name) for name in unknown
+        ]
     try:
-        _signature(node).bind(**args)
+        signature.bind(**args)
     except TypeError as error:
-        text = str(error)
-        named = next((name for name in args if f"'{name}'" in text), None)
-        call = f"{function}({ast.unparse(node.args)})"
-        return None, f"args do not fit {call}: {text}", named
-    return None, None, None
+        return None, [(f"{call}: {error}", None)]
+    return None, []
 
 
 def load_deploys(
@@ -141,15 +152,15 @@ def load_deploys(
             modules.append(None)
             continue
         shown = found.path if found.origin == "repository" else f"installed {found.path}"
-        bad_use, bad_args, named = check_deploy(found, function, entry.args, shown)
+        bad_use, bad_args = check_deploy(found, function, entry.args, shown)
         if bad_use:
             problems.append(Diagnostic(located.value_location((*path, "use")), bad_use))
-        if bad_args:
+        for message, named in bad_args:
             where: SourceLocation = (
                 located.key_location((*path, "args", named))
                 if named
                 else located.value_location((*path, "args"))
             )
-            problems.append(Diagnostic(where, bad_args))
+            problems.append(Diagnostic(where, message))
         modules.append(found if found.origin == "repository" else None)
     return tuple(modules), problems
