@@ -375,3 +375,24 @@ def test_deploy_problems_are_located_without_running_it(tmp_path: Path) -> None:
         "policies/e.yml:5:10: error: deploys/broken.py is not valid Python: invalid syntax "
         "(line 1)",
     ]
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def test_the_schema_covers_after_and_validates_the_examples() -> None:
+    import jsonschema
+    import yaml
+
+    from orchestrator.policy import policy_json_schema
+
+    schema = policy_json_schema()
+    for name in ("Package", "File", "Service", "Command", "Deploy"):
+        assert schema["$defs"][name]["properties"]["after"]["type"] == "array"
+    validator = jsonschema.Draft202012Validator(schema)
+    repo = Path(__file__).resolve().parents[2]
+    for name in ("acme-agent.yml", "lab-repo.yml"):  # (hardening's sysctl numbers: not yet)
+        path = repo / "policies" / name
+        validator.validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    bad = {"name": "x", "select": {"all": True}, "packages": [{"name": "a", "aftr": []}]}
+    assert not validator.is_valid(bad)
