@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.baseline import PatchBaseline
@@ -59,6 +59,14 @@ class ResourceSpec(Frozen):
         "default order is apt sources, users, directories, packages, patches, files, sysctls, "
         "commands, deploys, services; `after` moves a resource later than the ones it names.",
     )
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """A model's field names as people read them: a resource's own keys first, then those
+    every resource shares (`after`); other models in declaration order."""
+    shared = ResourceSpec.model_fields if issubclass(model, ResourceSpec) else {}
+    own = [name for name in model.model_fields if name not in shared]
+    return own + list(shared)
 
 
 class Selector(Frozen):

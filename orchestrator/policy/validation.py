@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from orchestrator.errors import Diagnostic
 from orchestrator.model.grammar import shown
-from orchestrator.model.policy import MODE, NAME, ResourceSpec
+from orchestrator.model.policy import MODE, NAME, field_names
 from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
 
 M = TypeVar("M", bound=BaseModel)
@@ -121,9 +121,7 @@ def _unknown_key(model: type[BaseModel], loc: YamlPath) -> str:
     parent = model_at(model, loc[:-1])
     if parent is None:
         return f"unknown key '{key}'"
-    # A resource's own keys first, then those every resource shares (`after`).
-    shared = [name for name in parent.model_fields if name in ResourceSpec.model_fields]
-    names = [name for name in parent.model_fields if name not in shared] + shared
+    names = field_names(parent)
     hint = suggest(key, names) or f" (allowed: {', '.join(names)})"
     return f"unknown key '{key}'{hint}"
 
