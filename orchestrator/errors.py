@@ -20,7 +20,8 @@ EXIT_INTERRUPTED = 130
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
-    """One located problem in the user's input: `file:line:col: error: message`."""
+    """One located problem in the user's input: `file:line:col: error: message` (or
+    `warning:` for one that does not fail validation)."""
 
     location: SourceLocation
     message: str
@@ -28,6 +29,11 @@ class Diagnostic:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.severity}: {self.message}"
+
+    @property
+    def is_error(self) -> bool:
+        """Errors fail validation; warnings (`severity="warning"`) are shown and do not."""
+        return self.severity == "error"
 
 
 class PatchringError(Exception):
@@ -48,11 +54,12 @@ class UserInputError(PatchringError):
 
 
 class ValidationError(UserInputError):
-    """One or more located problems in policy or inventory files, all collected and sorted."""
+    """One or more located problems in policy or inventory files, all collected and sorted
+    (any warnings found with them are listed too; the count is of errors)."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics)
-        count = len(self.diagnostics)
+        count = sum(1 for d in self.diagnostics if d.is_error)
         super().__init__(f"{count} error{'s' if count != 1 else ''} found")
 
 

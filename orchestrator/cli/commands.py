@@ -13,6 +13,7 @@ from orchestrator.words import counted
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("validate", parents=[common], help="check every policy and inventory file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_validate)
     p = sub.add_parser(
         "explain",
@@ -52,9 +53,28 @@ def cmd_validate(args: argparse.Namespace, output: Output) -> int:
     project = load(args.repo, args.inventory, output)
     hosts = len(project.desired)
     resources = sum(len(d.resources) for d in project.desired.values())
+    warnings = project.warnings
+    if output.json_mode:
+        output.document(
+            {
+                "ok": True,
+                "policies": len(project.policies),
+                "hosts": hosts,
+                "resources": resources,
+                "errors": [],
+                "warnings": [
+                    {"location": str(w.location), "severity": w.severity, "message": w.message}
+                    for w in warnings
+                ],
+            }
+        )
+        return EXIT_OK
+    for warning in warnings:
+        output.error(str(warning))
+    noted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
     output.text(
         f"OK: {counted(len(project.policies), 'policy')}, {counted(hosts, 'host')}, "
-        f"{counted(resources, 'resource')} resolved, no errors\n"
+        f"{counted(resources, 'resource')} resolved, no errors{noted}\n"
     )
     return EXIT_OK
 

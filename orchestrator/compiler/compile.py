@@ -18,6 +18,7 @@ from shlex import quote
 from orchestrator.compiler.accounts import compile_group, compile_sysctl, compile_user
 from orchestrator.compiler.edits import edit_operations
 from orchestrator.compiler.opspec import OpSpec
+from orchestrator.compiler.ordering import RECORD_RESTARTS, order_specs
 from orchestrator.drift.expected import (
     PENDING_RESTART_DIR,
     ExpectedFile,
@@ -49,8 +50,19 @@ def compile_host(
     observed: Observation | None = None,
 ) -> tuple[OpSpec, ...]:
     """Ordered operation specs for the host; with `only`, for those resource ids alone (and the
-    restarts named there as `restart:<unit>`). Partial edits of files (`lines`, `settings`,
-    `blocks`) need what the probe saw of those files, `observed` (see `compiler.edits`)."""
+    restarts named there as `restart:<unit>`). Each resource's `after` is honoured (see
+    `compiler.ordering`): a pass over the default order below. Partial edits of files (`lines`,
+    `settings`, `blocks`) need what the probe saw of those files, `observed` (see
+    `compiler.edits`)."""
+    return order_specs(desired, only, lambda ids: compile_kinds(desired, ids, observed))
+
+
+def compile_kinds(
+    desired: DesiredState,
+    only: Collection[str] | None = None,
+    observed: Observation | None = None,
+) -> tuple[OpSpec, ...]:
+    """Operation specs in the default order of kinds, packages batched into one apt call."""
     chosen = [r for r in desired.resources if only is None or r.id in only]
     restarts = _restarts(desired.resources, chosen, only)
     specs: list[OpSpec] = []
@@ -264,7 +276,7 @@ def _record_restarts(restarts: list[tuple[str, OpSpec]]) -> list[OpSpec]:
             resource_ids=tuple(restart_id(u) for u in units),
             policy=first.policy,
             location=first.location,
-            description=f"record pending restarts: {', '.join(units)}",
+            description=f"{RECORD_RESTARTS}: {', '.join(units)}",
         )
     ]
 
@@ -304,7 +316,9 @@ def _command(r: Resource) -> Iterator[OpSpec]:
 
 def _deploy(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Deploy)
-    yield _op(r, f"deploy:{r.spec.use}", f"deploy {r.spec.name}", **r.spec.args)
+    op = _op(r, f"deploy:{r.spec.use}", f"deploy {r.spec.name}", **r.spec.args)
+    module = r.deploy_module  # from the policy repository: the engine runs this source
+    yield op.model_copy(update={"module_source": module.content}) if module else op
 
 
 _COMPILERS: dict[str, Callable[[Resource], Iterator[OpSpec]]] = {

@@ -13,7 +13,8 @@ from orchestrator.source import SourceLocation
 
 class OpSpec(Frozen):
     """One pyinfra operation call. `operation` is `module.function` under `pyinfra.operations`,
-    or `deploy:module:function` for a deploy in the `deploys` package."""
+    or `deploy:module:function` for a deploy (the policy repository's `deploys/<module>.py`, run
+    from `content`, when that is set; else the installed `deploys` package's)."""
 
     operation: str
     # Operation keyword arguments: plain JSON-able values only. They are free-form because each
@@ -27,6 +28,9 @@ class OpSpec(Frozen):
         description="Body for files.put fetched by the controller at apply time (an apt key)...",
     )
     fingerprint: str | None = Field(None, description="...which must hold this OpenPGP key.")
+    module_source: str | None = Field(
+        None, description="For a deploy from the policy repository: its module's source."
+    )
     resource_ids: tuple[str, ...]
     policy: str
     location: SourceLocation

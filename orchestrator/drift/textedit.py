@@ -97,7 +97,7 @@ def edit_line(text: str, spec: LineEdit) -> str:
             return "".join(lines)
     if spec.line in bodies:
         return text
-    return _joined(lines, _insert_at(bodies, spec.after, spec.before), [spec.line])
+    return _joined(lines, _insert_at(bodies, spec.insert_after, spec.insert_before), [spec.line])
 
 
 def edit_setting(text: str, spec: Setting) -> str:
@@ -159,7 +159,7 @@ def edit_block(text: str, spec: Block, content: str) -> str:
         return "".join(lines[: span[0]] + lines[span[1] + 1 :])
     inner = line_bodies(content)
     if span is None:
-        at = _insert_at(bodies, spec.after, spec.before)
+        at = _insert_at(bodies, spec.insert_after, spec.insert_before)
         return _joined(lines, at, [begin, *inner, end])
     if bodies[span[0] + 1 : span[1]] == inner:
         return text

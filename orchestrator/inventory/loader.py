@@ -267,7 +267,8 @@ def _var_problems(located: LocatedYaml) -> list[Diagnostic]:
 def collect_inventory(
     source: ProjectSource, inventory: str = INVENTORY_DEFAULT
 ) -> tuple[Inventory | None, list[Diagnostic]]:
-    """The merged inventory (None when any file has a problem) and every problem found."""
+    """The merged inventory (None when any file has an error) and every problem found
+    (warnings alone still give the inventory)."""
     files = _find_files(source, inventory)
     if isinstance(files, Diagnostic):
         return None, [files]
@@ -282,7 +283,7 @@ def collect_inventory(
         if doc is not None:
             merger.add(doc, located, files, path)
     merger.check_rings()
-    if merger.problems:
+    if any(problem.is_error for problem in merger.problems):
         return None, merger.problems
     return Inventory(
         ssh=merger.ssh or SshSettings.model_validate({}),
@@ -296,7 +297,7 @@ def collect_inventory(
         patching=merger.patching[0] if merger.patching else PatchingSettings(),
         security_data=merger.security_data[0] if merger.security_data else None,
         security_data_location=merger.security_data[1] if merger.security_data else None,
-    ), []
+    ), merger.problems
 
 
 def load_inventory(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> Inventory:

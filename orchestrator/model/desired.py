@@ -95,6 +95,15 @@ class HostTarget(Frozen):
     command_timeout: float = 300.0
 
 
+class DeployModule(Frozen):
+    """The source of the pyinfra deploy module a `deploy:` entry names, read when the project
+    was loaded (so a Git commit's version is what runs)."""
+
+    origin: Literal["repository", "installed"]
+    path: str = Field(description="Repository-relative path, e.g. deploys/motd.py.")
+    content: str = Field("", repr=False)
+
+
 class Resource(Frozen):
     """One resource of one policy, with every template and variable rendered for the host."""
 
@@ -113,6 +122,9 @@ class Resource(Frozen):
         "repository's `key_file:`.",
     )
     field_locations: dict[str, SourceLocation] = {}
+    deploy_module: DeployModule | None = Field(
+        None, description="For a deploy from the policy repository: its module's source."
+    )
 
     @property
     def id(self) -> str:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.baseline import PatchBaseline
@@ -44,8 +52,36 @@ def check_debian_version(value: str) -> str:
     return value
 
 
+RESOURCE_ID = r"^[a-z][a-z_]*:\S.*$"
+
+
+def _check_resource_id(value: str) -> str:
+    if "{{" not in value and not re.match(RESOURCE_ID, value):
+        raise ValueError(f"'{value}' is not a resource id (kind:key, like package:nginx)")
+    return value
+
+
+ResourceId = Annotated[PolicyLine, AfterValidator(_check_resource_id)]
+
+
 class ResourceSpec(Frozen):
     """What every entry of a policy section (a resource) shares."""
+
+    after: tuple[ResourceId, ...] = Field(
+        (),
+        description="Resource ids (as plans show them, e.g. package:nginx, file:/etc/x, "
+        "service:nginx) this resource must apply after, on every host that has it. The "
+        "default order is apt sources, users, directories, packages, patches, files, sysctls, "
+        "commands, deploys, services; `after` moves a resource later than the ones it names.",
+    )
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """A model's field names as people read them: a resource's own keys first, then those
+    every resource shares (`after`); other models in declaration order."""
+    shared = ResourceSpec.model_fields if issubclass(model, ResourceSpec) else {}
+    own = [name for name in model.model_fields if name not in shared]
+    return own + list(shared)
 
 
 class Selector(Frozen):
@@ -238,10 +274,14 @@ class LineEdit(FileEdit):
         None, description="Python regex: lines it finds are replaced by `line` (or removed)."
     )
     state: Literal["present", "absent"] = "present"
-    after: str | None = Field(None, description="Python regex: insert after the last match.")
-    before: str | None = Field(None, description="Python regex: insert before the first match.")
+    insert_after: str | None = Field(
+        None, description="Python regex: insert after the last line it finds."
+    )
+    insert_before: str | None = Field(
+        None, description="Python regex: insert before the first line it finds."
+    )
 
-    _regexes = field_validator("match", "after", "before")(check_regex)
+    _regexes = field_validator("match", "insert_after", "insert_before")(check_regex)
 
     @model_validator(mode="after")
     def _coherent(self) -> LineEdit:
@@ -249,8 +289,8 @@ class LineEdit(FileEdit):
             raise ValueError("state is 'present', so set line")
         if self.state == "absent" and self.line is None and self.match is None:
             raise ValueError("state is 'absent': set match or line (which lines to remove)")
-        if self.after is not None and self.before is not None:
-            raise ValueError("set at most one of after or before")
+        if self.insert_after is not None and self.insert_before is not None:
+            raise ValueError("set at most one of insert_after or insert_before")
         return self
 
 
@@ -306,10 +346,14 @@ class Block(FileEdit):
         description="Marker line; {mark} becomes BEGIN and END, {name} the block's name.",
     )
     state: Literal["present", "absent"] = "present"
-    after: str | None = Field(None, description="Python regex: insert after the last match.")
-    before: str | None = Field(None, description="Python regex: insert before the first match.")
+    insert_after: str | None = Field(
+        None, description="Python regex: insert after the last line it finds."
+    )
+    insert_before: str | None = Field(
+        None, description="Python regex: insert before the first line it finds."
+    )
 
-    _regexes = field_validator("after", "before")(check_regex)
+    _regexes = field_validator("insert_after", "insert_before")(check_regex)
 
     @model_validator(mode="after")
     def _coherent(self) -> Block:
@@ -317,8 +361,8 @@ class Block(FileEdit):
             raise ValueError("marker must contain {mark} (BEGIN and END tell the markers apart)")
         if self.state == "present" and (self.content is None) == (self.template is None):
             raise ValueError("set exactly one of content or template")
-        if self.after is not None and self.before is not None:
-            raise ValueError("set at most one of after or before")
+        if self.insert_after is not None and self.insert_before is not None:
+            raise ValueError("set at most one of insert_after or insert_before")
         return self
 
 

@@ -1,8 +1,9 @@
 """Merging the resources of several policies on one host, and the conflicts that forbids.
 
 Two resources with the same id (kind and key) must agree on every field that matters for their
-kind; identical duplicates merge silently (the first one is kept). A package pinned below the
-fixed version of a patch on it is a conflict too (Debian version ordering, from python-debian).
+kind; identical duplicates merge silently (the first one is kept, with the `after` entries of
+both). A package pinned below the fixed version of a patch on it is a conflict too (Debian
+version ordering, from python-debian).
 Every conflict names both locations, and so does a host selected by two patch baselines.
 Pure; imports the package's model, `policy` modules and python-debian only.
 """
@@ -18,6 +19,7 @@ from orchestrator.errors import Diagnostic
 from orchestrator.model.desired import Resource, ResourceKind
 from orchestrator.model.policy import Package, Patch
 from orchestrator.policy.loader import LoadedPolicy
+from orchestrator.policy.ordering import merge_after
 from orchestrator.policy.validation import quote
 from orchestrator.source import SourceLocation
 
@@ -108,6 +110,8 @@ def merge_resources(resources: Iterable[Resource]) -> tuple[list[Resource], list
             if field_value(first, name) != field_value(resource, name):
                 problems.append(_conflict(first, resource, name))
                 break
+        else:
+            kept[resource.id] = merge_after(first, resource)
     return list(kept.values()), problems
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import UnknownHostError
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
+from orchestrator.model.policy import field_names
 from orchestrator.policy.validation import suggest
 from orchestrator.source import SourceLocation
 
@@ -58,7 +59,7 @@ def resource_rows(resource: Resource) -> list[ResourceRow]:
     """One row per field of the resource; unwritten fields show their default. A file's content
     is the rendered text, located at its `content:` or `template:`."""
     rows: list[ResourceRow] = []
-    for name in type(resource.spec).model_fields:
+    for name in field_names(type(resource.spec)):
         value = getattr(resource.spec, name)
         where = resource.field_locations.get(name)
         if name == "content" and resource.content is not None:

@@ -10,11 +10,14 @@ Imports only the package's model, errors, source and `policy` modules; never the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.errors import Diagnostic, ValidationError
-from orchestrator.model.desired import UserCheckFile
+from orchestrator.model.desired import DeployModule, UserCheckFile
 from orchestrator.model.policy import PolicyDocument
+from orchestrator.policy.deploys import load_deploys
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource, check_relative
+from orchestrator.policy.salvage import salvage_policy
 from orchestrator.policy.secretvars import misplaced_secrets, source_references
 from orchestrator.policy.validation import check_var_names, validate_located
 from orchestrator.policy.yamlsource import LocatedYaml, parse_yaml
@@ -25,12 +28,16 @@ POLICY_FOLDER = "policies"
 
 @dataclass(frozen=True)
 class LoadedPolicy:
-    """One valid policy file: its document and the location of every key and value in it."""
+    """One policy file: its document and the location of every key and value in it."""
 
     file: str
     document: PolicyDocument
     yaml: LocatedYaml
     checks: tuple[UserCheckFile, ...] = ()
+    dropped: tuple[tuple[str, Any], ...] = ()
+    """Invalid entries left out, as (section, raw entry); a file with any is reported invalid."""
+    deploys: tuple[DeployModule | None, ...] = ()
+    """Per `deploy:` entry, its module when it comes from the policy repository."""
 
     @property
     def name(self) -> str:
@@ -60,13 +67,18 @@ def read_located(
 def load_policy_file(
     source: ProjectSource, path: str
 ) -> tuple[LoadedPolicy | None, list[Diagnostic]]:
-    """Parse and validate one policy file."""
+    """Parse and validate one policy file: the policy (with only its valid entries when it has
+    invalid ones, so resolution still finds the errors beyond them) and every problem."""
     located, problems = read_located(source, path, "policy")
     if located is None:
         return None, problems
     document, problems = validate_located(PolicyDocument, located)
     problems += check_var_names(located, ("vars",), located.mapping_at(("vars",)))
     problems += misplaced_secrets(located, [("vars",)])
+    dropped: tuple[tuple[str, Any], ...] = ()
+    if document is None:
+        # Invalid, but its valid entries still go on to resolution: every error in one run.
+        document, located, dropped = salvage_policy(located)
     if document is None:
         return None, problems
     checks: list[UserCheckFile] = []
@@ -75,9 +87,9 @@ def load_policy_file(
         check, problem = read_check_file(source, name, document.name, where)
         problems += [Diagnostic(where, problem)] if problem else []
         checks += [check] if check else []
-    if problems:
-        return None, problems
-    return LoadedPolicy(path, document, located, tuple(checks)), []
+    deploys, found = load_deploys(source, document, located)
+    problems += found
+    return LoadedPolicy(path, document, located, tuple(checks), dropped, deploys), problems
 
 
 def read_check_file(
@@ -118,7 +130,8 @@ def _duplicate_names(policies: list[LoadedPolicy]) -> list[Diagnostic]:
 def collect_policies(
     source: ProjectSource, folder: str = POLICY_FOLDER
 ) -> tuple[tuple[LoadedPolicy, ...], list[Diagnostic]]:
-    """Every valid policy in file order, and every problem found in any file."""
+    """Every policy that can be resolved, in file order, and every problem found in any file
+    (a policy with problems is listed too when its valid parts could be kept)."""
     policies: list[LoadedPolicy] = []
     problems: list[Diagnostic] = []
     for path in source.list_files(folder):

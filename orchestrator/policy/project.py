@@ -2,10 +2,12 @@
 
 Loads every policy, the inventory and the patch lock through one `ProjectSource`, resolves
 the desired state of every host (locked versions included), and raises a single
-`ValidationError` with every problem of every file and host, sorted. Resolution runs only
-when the inventory is valid (its errors would cascade), and skips policy files that failed
-to load. The project's secret values are found here too, and no diagnostic leaves with one
-in clear. Pure; never imports the CLI, pyinfra or gitpython.
+`ValidationError` with every problem of every file and host, sorted, when any is an error
+(warnings alone do not fail: they are kept on the project). Resolution runs only when the
+inventory is valid (its errors would cascade), with the valid parts of invalid policy files
+(`policy.salvage`), so later stages still report their errors. The project's secret values are
+found here too, and no diagnostic leaves with one in clear. Pure; never imports the CLI,
+pyinfra or gitpython.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Project:
     """The text of every secret value (see `policy.secretvars`), for the one output masker."""
     lock: LoadedLock | None = None
     """The project's `patches.lock.yml`, when it has one (its pins are in `desired`)."""
+    warnings: tuple[Diagnostic, ...] = ()
+    """Located problems that do not fail validation (a variable shadowed by a built-in, a
+    policy default the inventory always overrides), sorted; `validate` shows them."""
 
 
 def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> Project:
@@ -61,14 +66,16 @@ def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> P
             policies, loaded_inventory, TemplateRenderer(source), lock
         )
         problems += resolve_problems
-    if problems or loaded_inventory is None:
-        raise ValidationError(_unique(problems, Masker(secrets)))
+    found = _unique(problems, Masker(secrets))
+    if any(problem.is_error for problem in found) or loaded_inventory is None:
+        raise ValidationError(found)
     return Project(
         policies=policies,
         inventory=loaded_inventory,
         desired=desired,
         secrets=secrets,
         lock=lock,
+        warnings=tuple(sorted(found)),
     )
 
 

@@ -3,15 +3,17 @@
 For each host: the policies whose `select` matches; variables layered policy `vars` < inventory
 `vars` < groups (in the host's order, later wins) < ring < host, each keeping where it was set;
 every templated string of every resource rendered (plus `template:` files into content); then
-resources merged across policies and checked for conflicts. A problem that repeats on every host
-is reported once, naming one host. Pure; imports jinja2 (through `render`) and the package's
-model and `policy` modules; never the CLI or pyinfra.
+resources merged across policies, checked for conflicts and for `after` naming an unknown
+resource or forming a cycle, then put in their apply order (`model.order`). A problem that
+repeats on every host is reported once, naming one host. Pure; imports jinja2 (through
+`render`) and the package's model and `policy` modules; never the CLI or pyinfra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -27,6 +29,7 @@ from orchestrator.model.desired import (
     VarValue,
 )
 from orchestrator.model.inventory import Inventory, InventoryHost
+from orchestrator.model.order import topological_order
 from orchestrator.model.policy import AptRepository, Block, File, Selector
 from orchestrator.policy.accounts import with_policy_defaults
 from orchestrator.policy.conflicts import (
@@ -36,8 +39,10 @@ from orchestrator.policy.conflicts import (
     merge_resources,
     resource_key,
 )
+from orchestrator.policy.defaults import overridden_defaults
 from orchestrator.policy.loader import LoadedPolicy
 from orchestrator.policy.locked import LoadedLock, locked_resources
+from orchestrator.policy.ordering import after_locations, check_order
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
 from orchestrator.policy.secretvars import marked_texts
 from orchestrator.policy.validation import quote, suggest, validate_located
@@ -71,18 +76,24 @@ class Reporter:
     found: dict[tuple[SourceLocation, str], Diagnostic] = field(default_factory=dict)
 
     def add(
-        self, where: SourceLocation, message: str, host: str | None = None, key: str | None = None
+        self,
+        where: SourceLocation,
+        message: str,
+        host: str | None = None,
+        key: str | None = None,
+        severity: str = "error",
     ) -> None:
         """Record a problem unless one with the same location and `key` (default: the message)
         is already recorded; `host` is named in the message."""
         suffix = f" (host {host})" if host else ""
-        self.found.setdefault((where, key or message), Diagnostic(where, message + suffix))
+        found = Diagnostic(where, message + suffix, severity)
+        self.found.setdefault((where, key or message), found)
 
     def extend(
         self, diagnostics: Iterable[Diagnostic], host: str | None = None, key: str | None = None
     ) -> None:
         for diagnostic in diagnostics:
-            self.add(diagnostic.location, diagnostic.message, host, key)
+            self.add(diagnostic.location, diagnostic.message, host, key, diagnostic.severity)
 
     def diagnostics(self) -> list[Diagnostic]:
         return sorted(self.found.values())
@@ -242,7 +253,8 @@ class _HostRender:
             spec=cast(Spec, final),  # every policy section holds one Spec model
             content=content,
             data=data,
-            field_locations={name: located.value_location((*path, name)) for name in raw},
+            field_locations={name: located.value_location((*path, name)) for name in raw}
+            | after_locations(located, path, raw),
         )
 
     def content(self, spec: BaseModel, path: YamlPath) -> str | None:
@@ -289,6 +301,8 @@ def policy_resources(
         for index, spec in enumerate(getattr(policy.document, section)):
             work = _HostRender(policy, renderer, context, host, reporter)
             resource = work.resource(section, kind, index, spec)
+            if resource is not None and kind == "deploy" and index < len(policy.deploys):
+                resource = resource.model_copy(update={"deploy_module": policy.deploys[index]})
             if resource is not None:
                 found.append((kind, index, resource))
     return found
@@ -322,6 +336,8 @@ def resolve_host(
     ordered.sort(key=lambda item: item[:3])
     resources, conflicts = merge_resources(item[3] for item in ordered)
     reporter.extend(conflicts + check_patch_pins(resources) + check_edited_files(resources))
+    reporter.extend(check_order(resources, _invalid_ids(matching)), name)
+    resources = topological_order(resources)
     return DesiredState(
         host=host_target(inventory, host),
         resources=tuple(resources),
@@ -330,6 +346,22 @@ def resolve_host(
         patch_baseline=baseline,
         user_checks=tuple(check for policy in matching for check in policy.checks),
     )
+
+
+def _invalid_ids(policies: Sequence[LoadedPolicy]) -> set[str]:
+    """The ids of entries left out as invalid (when their key can be read), so an `after` that
+    names one is not reported as unknown on top of the entry's own error."""
+    kinds = dict(SECTIONS)
+    found = set()
+    for policy in policies:
+        for section, raw in policy.dropped:
+            try:
+                found.add(
+                    f"{kinds[section]}:{resource_key(kinds[section], SimpleNamespace(**raw))}"
+                )
+            except (KeyError, TypeError, AttributeError):
+                continue
+    return found
 
 
 def resolve_hosts(
@@ -341,6 +373,14 @@ def resolve_hosts(
     """The desired state of every host in inventory order, and every problem found (each once)."""
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
+    layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
+    selects = {
+        policy.name: [
+            h for h in inventory.hosts.values() if selector_matches(policy.document.select, h)
+        ]
+        for policy in policies
+    }
+    reporter.extend(overridden_defaults(policies, layers, selects))
     desired = {
         name: resolve_host(policies, inventory, name, renderer, reporter, lock)
         for name in inventory.hosts

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from orchestrator.errors import Diagnostic
 from orchestrator.model.grammar import shown
-from orchestrator.model.policy import MODE, NAME
+from orchestrator.model.policy import MODE, NAME, field_names
 from orchestrator.policy.yamlsource import LocatedYaml, YamlPath
 
 M = TypeVar("M", bound=BaseModel)
@@ -121,7 +121,7 @@ def _unknown_key(model: type[BaseModel], loc: YamlPath) -> str:
     parent = model_at(model, loc[:-1])
     if parent is None:
         return f"unknown key '{key}'"
-    names = list(parent.model_fields)
+    names = field_names(parent)
     hint = suggest(key, names) or f" (allowed: {', '.join(names)})"
     return f"unknown key '{key}'{hint}"
 
@@ -215,12 +215,17 @@ def validate_located(
 def check_var_names(
     located: LocatedYaml, prefix: YamlPath, names: Mapping[str, Any]
 ) -> list[Diagnostic]:
-    """Variables must be usable in templates (identifiers) and must not shadow built-ins."""
+    """Variables must be usable in templates (identifiers); one named like a built-in is a
+    warning (the built-in wins, so the variable is never seen)."""
     found: list[Diagnostic] = []
     for name in names:
         where = located.key_location((*prefix, name))
         if name in RESERVED_VARS:
-            found.append(Diagnostic(where, f"'{name}' is a built-in variable; choose another name"))
+            message = (
+                f"variable '{name}' is shadowed by the built-in '{name}' (host.name, "
+                "host.address, host.ring, host.groups), which templates see; choose another name"
+            )
+            found.append(Diagnostic(where, message, "warning"))
         elif not _IDENTIFIER.match(name):
             message = (
                 f"variable name '{name}' is not usable in templates (use letters, digits and _)"

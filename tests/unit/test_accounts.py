@@ -275,7 +275,13 @@ def test_generated_checks_for_every_property_without_the_hash() -> None:
 def test_the_schema_covers_the_new_keys_and_validates_the_examples() -> None:
     schema = policy_json_schema()
     assert {"groups", "sysctl_file"} <= set(schema["properties"])
-    assert set(schema["$defs"]["Group"]["properties"]) == {"name", "present", "gid", "system"}
+    assert set(schema["$defs"]["Group"]["properties"]) == {
+        "name",
+        "present",
+        "gid",
+        "system",
+        "after",
+    }
     user = schema["$defs"]["User"]["properties"]
     assert {"groups_mode", "create_home", "password"} <= set(user)
     assert user["groups_mode"]["enum"] == ["append", "exact"]

@@ -81,6 +81,21 @@ def _case_apt_key_url():
     return compile_host(state)
 
 
+def _case_after_file_before_one_package():
+    """policy-rc.d must exist before nginx installs: the install batch splits around it."""
+    from orchestrator.model.policy import Command
+
+    state = desired(
+        Package(name="curl"),
+        Package(name="nginx", after=("file:/usr/sbin/policy-rc.d",)),
+        File(path="/usr/sbin/policy-rc.d", content="#!/bin/sh\nexit 101\n", mode="0755"),
+        File(path="/etc/nginx/conf.d/a.conf", content="a\n", restart=("nginx",)),
+        Service(name="nginx"),
+        Command(name="warm", run="curl -s localhost", unless="false", after=("service:nginx",)),
+    )
+    return compile_host(state)
+
+
 def _case_accounts():
     from orchestrator.model.policy import Group, Sysctl, User
 
@@ -99,10 +114,30 @@ def _case_accounts():
     return compile_host(state)
 
 
+def _case_after_package_before_repository():
+    """An apt source whose key needs a package first: apt update runs again after it."""
+    from orchestrator.model.policy import AptRepository
+
+    state = desired(
+        AptRepository(
+            name="extra",
+            url="http://10.0.0.9/debian",
+            suite="bookworm",
+            key="KEY",
+            after=("package:gnupg",),
+        ),
+        Package(name="gnupg"),
+        Package(name="extra-tool", after=("apt_repository:extra",)),
+    )
+    return compile_host(state)
+
+
 CASES = {
     "verbatim_file_and_deb822_key_file": _case_verbatim_file_and_deb822_key_file,
     "apt_key_url": _case_apt_key_url,
     "accounts": _case_accounts,
+    "after_file_before_one_package": _case_after_file_before_one_package,
+    "after_package_before_repository": _case_after_package_before_repository,
     "reference": _case_reference,
     "only_drifted": _case_only_drifted,
     "two_files_restart_once": _case_two_files_restart_once,

@@ -119,9 +119,19 @@ LINE_CASES: list[tuple[str, LineEdit, str, str]] = [
     ("appended", line(line="c"), "a\nb\n", "a\nb\nc\n"),
     ("already there", line(line="b"), "a\nb\n", "a\nb\n"),
     ("matching lines replaced", line(line="x=2", match=r"^x="), "x=1\ny\nx=3\n", "x=2\ny\nx=2\n"),
-    ("inserted after the last match", line(line="n", after=r"^a"), "a1\na2\nb\n", "a1\na2\nn\nb\n"),
-    ("inserted before the first match", line(line="n", before=r"^b"), "a\nb\nb\n", "a\nn\nb\nb\n"),
-    ("no anchor found: appended", line(line="n", after=r"^zz"), "a", "a\nn\n"),
+    (
+        "inserted after the last match",
+        line(line="n", insert_after=r"^a"),
+        "a1\na2\nb\n",
+        "a1\na2\nn\nb\n",
+    ),
+    (
+        "inserted before the first match",
+        line(line="n", insert_before=r"^b"),
+        "a\nb\nb\n",
+        "a\nn\nb\nb\n",
+    ),
+    ("no anchor found: appended", line(line="n", insert_after=r"^zz"), "a", "a\nn\n"),
     ("removed by pattern", line(state="absent", match=r"^#"), "#a\nb\n#c", "b\n"),
     ("removed by equality", line(state="absent", line="b"), "a\nb\nbb\n", "a\nbb\n"),
     (
@@ -147,7 +157,7 @@ B, E = "# BEGIN patchring tune", "# END patchring tune"
 BLOCK_CASES: list[tuple[str, Block, str, str]] = [
     ("appended", block(content="a\nb"), "x\n", f"x\n{B}\na\nb\n{E}\n"),
     ("replaced", block(content="n\n"), f"x\n{B}\no\no2\n{E}\ny\n", f"x\n{B}\nn\n{E}\ny\n"),
-    ("inserted before", block(content="n\n", before="^y"), "x\ny\n", f"x\n{B}\nn\n{E}\ny\n"),
+    ("inserted before", block(content="n\n", insert_before="^y"), "x\ny\n", f"x\n{B}\nn\n{E}\ny\n"),
     ("removed", block(state="absent"), f"x\n{B}\no\n{E}\ny", "x\ny"),
     (
         "own marker",
@@ -408,8 +418,14 @@ def test_the_schema_covers_every_edit_key() -> None:
     assert {"lines", "settings", "blocks"} <= set(schema["properties"])
     defs = schema["$defs"]
     assert set(defs["Setting"]["properties"]) == {
-        "path", "create", "restart", "format", "section", "key", "value", "state"
+        "path", "create", "restart", "format", "section", "key", "value", "state", "after"
     }  # fmt: skip
     assert defs["Setting"]["properties"]["format"]["enum"] == ["space", "equals", "ini"]
-    assert set(defs["LineEdit"]["properties"]) >= {"line", "match", "after", "before", "state"}
+    assert set(defs["LineEdit"]["properties"]) >= {
+        "line",
+        "match",
+        "insert_after",
+        "insert_before",
+        "state",
+    }
     assert set(defs["Block"]["properties"]) >= {"name", "content", "template", "marker"}

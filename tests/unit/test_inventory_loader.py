@@ -58,7 +58,6 @@ def test_example_fleet_and_lab_inventories_merge(fleet: Inventory) -> None:
     assert fleet.ssh.known_hosts == "/var/lib/patchring/labs/lab/known_hosts"
     assert fleet.ssh_location == SourceLocation("inventory/lab.yml", 1, 1)
     assert fleet.vars["agent_port"].value == 7070
-    assert fleet.vars["agent_log_level"].value == "info"
     assert fleet.vars["lab_apt_key"].value == "-----BEGIN PGP PUBLIC KEY BLOCK-----\n..."
     assert fleet.vars["lab_apt_url"] == VarValue(
         value="http://10.213.0.1:8080/", location=SourceLocation("inventory/lab.yml", 2, 21)
@@ -223,7 +222,9 @@ def test_schema_and_variable_problems_in_every_file(tmp_path: Path) -> None:
         "inventory/a.yml:4:27: error: unknown key 'usr' (did you mean 'user'?)",
         "inventory/b.yml:1:8: error: variable name 'a-b' is not usable in templates "
         "(use letters, digits and _)",
-        "inventory/b.yml:1:16: error: 'host' is a built-in variable; choose another name",
+        "inventory/b.yml:1:16: warning: variable 'host' is shadowed by the built-in 'host' "
+        "(host.name, host.address, host.ring, host.groups), which templates see; "
+        "choose another name",
         "inventory/b.yml:2:23: error: variable name '9lives' is not usable in templates "
         "(use letters, digits and _)",
         "inventory/b.yml:3:38: error: variable name 'not ok' is not usable in templates "

@@ -143,7 +143,7 @@ def test_schema_errors_are_located_and_worded(tmp_path: Path) -> None:
         "policies/web.yml:37:12: error: 'latest' is not a Debian version "
         "(like 1.0-2 or 1:2.3-1~deb12u1)",
         "policies/web.yml:38:5: error: unknown key 'colour' "
-        "(allowed: advisory, cves, package, fixed, description)",
+        "(allowed: advisory, cves, package, fixed, description, after)",
     ]
 
 
@@ -207,7 +207,9 @@ def test_variable_names_must_be_usable_in_templates(tmp_path: Path) -> None:
     assert problems(tmp_path, {"policies/v.yml": text}) == [
         "policies/v.yml:4:3: error: variable name 'agent-port' is not usable in templates "
         "(use letters, digits and _)",
-        "policies/v.yml:5:3: error: 'host' is a built-in variable; choose another name",
+        "policies/v.yml:5:3: warning: variable 'host' is shadowed by the built-in 'host' "
+        "(host.name, host.address, host.ring, host.groups), which templates see; "
+        "choose another name",
     ]
 
 

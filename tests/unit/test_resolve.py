@@ -202,9 +202,16 @@ def test_policy_defaults_must_agree_unless_the_inventory_decides(tmp_path: Path)
         "policies/a.yml": "name: a\nselect: {all: true}\nvars: {port: 1, tier: x}\n",
         "policies/b.yml": "name: b\nselect: {all: true}\nvars: {port: 2, tier: y}\n",
     }
+    never_used = (
+        "warning: default of variable 'tier' is never used: the inventory sets it on every host "
+        "this policy selects (e.g. at inventory/hosts.yml:3:18 for host web-01); change it "
+        "there, or remove this default"
+    )
     assert problems(tmp_path, files) == [
+        f"policies/a.yml:3:17: {never_used}",
         "policies/b.yml:3:14: error: variable 'port' default 2 conflicts with default 1 set at "
-        "policies/a.yml:3:14; set it in the inventory (host web-01)"
+        "policies/a.yml:3:14; set it in the inventory (host web-01)",
+        f"policies/b.yml:3:17: {never_used}",
     ]
 
 
