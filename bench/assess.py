@@ -88,7 +88,7 @@ def run_measured(argv: list[str], cwd: Path) -> Run:
 
 
 def make_repo(dest: Path, inventory: Path, status: LabStatus) -> Path:
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     (dest / "policies" / "acme-agent.yml").unlink()  # it pins the agent to the fixed version
     (dest / "policies" / "patch-scenario.yml").write_text(yaml.safe_dump(SCENARIO))

@@ -54,7 +54,7 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProces
 
 
 def make_repo(dest: Path, inventory: Path) -> Path:
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     shutil.copy(inventory, dest / "inventory" / "lab.yml")
     (dest / ".gitignore").write_text("inventory/lab.yml\n.patchring/\n")

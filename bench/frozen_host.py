@@ -29,7 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def make_repo(dest: Path, inventory: Path, ssh: dict[str, float]) -> Path:
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     data = yaml.safe_load(inventory.read_text())
     data["ssh"].update(ssh)

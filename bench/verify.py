@@ -35,7 +35,7 @@ LAB, SUBNET = "vbench", "10.213.7.0/24"
 
 
 def make_repo(dest: Path, inventory: Path) -> Path:
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     shutil.copy(inventory, dest / "inventory" / "lab.yml")
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)

@@ -41,7 +41,7 @@ def patchring(repo: Path, *args: str, timeout: float = 600) -> CliResult:
 
 def make_repo(dest: Path, lab_inventory: Path, ssh: dict[str, Any] | None = None) -> Path:
     """Copy the example policies into a fresh Git repo and add the lab's inventory to it."""
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
     data = yaml.safe_load(lab_inventory.read_text())
     data["ssh"].update(ssh or {})

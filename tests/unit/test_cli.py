@@ -24,7 +24,7 @@ hosts:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(
             PROJECT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("lab.yml")
         )
@@ -34,7 +34,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_validate_ok(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--repo", str(repo)]) == 0
-    assert capsys.readouterr().out == "OK: 4 policies, 2 hosts, 28 resources resolved, no errors\n"
+    assert capsys.readouterr().out == "OK: 4 policies, 2 hosts, 30 resources resolved, no errors\n"
 
 
 def test_broken_policy_is_exit_1_with_every_error_located(

@@ -27,7 +27,7 @@ hosts:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("repo")
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("lab.yml"))
     (root / "inventory" / "lab.yml").write_text(INVENTORY)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]

@@ -69,7 +69,7 @@ def problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
 
 @pytest.fixture
 def example(tmp_path: Path) -> Project:
-    for folder in ("policies", "templates"):
+    for folder in ("policies", "templates", "files"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     (tmp_path / "inventory").mkdir()
     shutil.copy(REPO / "inventory" / "fleet.yml", tmp_path / "inventory" / "fleet.yml")
@@ -89,6 +89,7 @@ def test_example_policies_resolve_for_the_lab(example: Project) -> None:
         "package:acme-tool",
         "patch:DSA-9001-1/acme-agent",
         "file:/etc/acme/agent.conf",
+        "file:/etc/acme/ca.der",
         "line:/etc/login.defs:^#?\\s*FAILLOG_ENAB",
         "setting:/etc/login.defs:PASS_MAX_DAYS",
         "setting:/etc/login.defs:PASS_WARN_AGE",

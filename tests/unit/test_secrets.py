@@ -185,7 +185,7 @@ SECRETS = ("name-secret-1", "tag-secret-1", "listed-secret-1", "env-secret-1")
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for folder in ("policies", "templates", "inventory"):
+    for folder in ("policies", "templates", "files", "inventory"):
         shutil.copytree(
             PROJECT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("lab.yml")
         )
