@@ -144,6 +144,8 @@ def effect_of(spec: OpSpec) -> Subjects:
 def touches(effect: Subjects, subjects: Subjects) -> bool:
     """Whether a change to `effect` may alter a fact about `subjects`: the same path, a parent
     (creating /etc/acme/x may create /etc/acme) or a child (a recursive chown)."""
+    if subjects == ():
+        return False  # a fact no operation changes
     if effect is None or subjects is None:
         return True
     return any(
@@ -153,29 +155,31 @@ def touches(effect: Subjects, subjects: Subjects) -> bool:
     )
 
 
-def batch_command(requests: Sequence[FactRequest], marker: str) -> str:
+def batch_command(requests: Sequence[FactRequest], marker: str) -> tuple[str, list[Any]]:
     """One shell script that runs each fact's own command in a subshell, its output between
-    marker lines with its exit status. Facts that need their own shell or a precondition check
-    are left out (pyinfra reads them itself)."""
-    parts = ["export LC_ALL=C"]
+    marker lines with its exit status, and the fact objects that made the commands (a fact may
+    keep what its command was given for its `process`). Facts that need their own shell or a
+    precondition check are left out (None): pyinfra reads them itself."""
+    parts: list[str] = []
+    facts: list[Any] = []
     for index, (cls, kwargs) in enumerate(requests):
-        command = _command_text(cls, kwargs)
-        if command is None:
-            continue
-        parts.append(
-            f"echo '{marker} begin {index}'; ( {command}\n) 2>/dev/null </dev/null; "
-            f"s=$?; echo; echo '{marker} end {index}' $s"
-        )
-    return "\n".join(parts) + "\n"
+        fact = cls()
+        command = _command_text(fact, kwargs)
+        facts.append(None if command is None else fact)
+        if command is not None:
+            parts.append(
+                f"echo '{marker} begin {index}'; ( {command}\n) 2>/dev/null </dev/null; "
+                f"s=$?; echo; echo '{marker} end {index}' $s"
+            )
+    return "\n".join(parts) + "\n", facts
 
 
-def _command_text(cls: type[FactBase[Any]], kwargs: dict[str, Any]) -> str | None:
-    fact = cls()
+def _command_text(fact: Any, kwargs: dict[str, Any]) -> str | None:
     if fact.shell_executable or type(fact).check_preconditions is not FactBase.check_preconditions:
         return None
-    bound = _bound(cls, (), kwargs)
+    bound = _bound(type(fact), (), kwargs)
     command = fact.command(**bound) if callable(fact.command) else fact.command
-    text = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+    text = _raw(command)
     needs = fact.requires_command(**bound)
     if needs:
         text = (
@@ -190,7 +194,7 @@ def _raw(value: object) -> str:
 
 
 def parse_batch(
-    requests: Sequence[FactRequest], lines: Sequence[str], marker: str
+    requests: Sequence[FactRequest], facts: Sequence[Any], lines: Sequence[str], marker: str
 ) -> dict[FactKey, Any]:
     """Each fact whose command succeeded, parsed by its own fact class as pyinfra parses it:
     its stdout lines (the default value when there are none). `lines` are the batch's stdout
@@ -210,11 +214,13 @@ def parse_batch(
         # newline (the output ended with its own), a non-empty one ended the output's last line.
         if stdout and stdout[-1] == "":
             stdout.pop()
-        if status != "0" or stdout == [_MISSING_COMMAND]:
+        index = int(index_text)
+        fact = facts[index]
+        if status != "0" or stdout == [_MISSING_COMMAND] or fact is None:
             continue  # pyinfra reads it itself and handles the failure its own way
-        cls, kwargs = requests[int(index_text)]
+        cls, kwargs = requests[index]
         try:
-            values[fact_key(cls, (), kwargs)] = cls().process(stdout) if stdout else cls().default()
+            values[fact_key(cls, (), kwargs)] = fact.process(stdout) if stdout else fact.default()
         except Exception:  # a fact pyinfra would fail to parse: pyinfra reads it and says so
             continue
     return values
@@ -272,16 +278,15 @@ class FactCache:
             self.subjects.setdefault(key, fact_subjects(cls.name, bound))
         marker = f"patchring-facts-{uuid.uuid4().hex}"
         timeout = self._op_arguments().get("_timeout")
+        script, facts = batch_command(wanted, marker)
         self.reading = True
         self.reads += 1
         try:
-            ok, output = self.run_command(
-                StringCommand(batch_command(wanted, marker)), _timeout=timeout
-            )
+            ok, output = self.run_command(StringCommand(script), _timeout=timeout)
         finally:
             self.reading = False
         if ok:
-            self.values.update(parse_batch(wanted, output.stdout_lines, marker))
+            self.values.update(parse_batch(wanted, facts, output.stdout_lines, marker))
 
     def _read_one(self, cls: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         self.reading = True
