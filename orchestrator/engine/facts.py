@@ -238,6 +238,8 @@ class FactCache:
     subjects: dict[FactKey, Subjects] = field(default_factory=dict)
     # every fact read so far (key -> how to read it again), for the batch after a change
     known: dict[FactKey, FactRequest] = field(default_factory=dict)
+    # the operations (by hash) that read each fact while they were prepared
+    readers: dict[FactKey, set[str]] = field(default_factory=dict)
     effect: Subjects = None  # what the operation now running may change
     reads: int = 0  # remote commands spent reading facts
     reading: bool = False
@@ -248,11 +250,13 @@ class FactCache:
         if self._context_changes_fact(kwargs):
             return self._read_one(cls, args, kwargs)
         key = fact_key(cls, args, kwargs)
+        if self.host.current_op_hash is not None and not self.host.state.is_executing:
+            self.readers.setdefault(key, set()).add(self.host.current_op_hash)
         if key not in self.values:
             bound = _bound(cls, args, kwargs)
             self.known.setdefault(key, (cls, bound))
             self.subjects[key] = fact_subjects(cls.name, bound)
-            self._read_batch()
+            self._read_batch(key)
         if key not in self.values:
             self.values[key] = self._read_one(cls, args, kwargs)
         return copy.deepcopy(self.values[key])  # operations may change what they are given
@@ -266,12 +270,20 @@ class FactCache:
         """The global arguments (`_sudo`, `_timeout`...) of the operation reading facts."""
         return dict(cast(dict[str, Any], self.host.current_op_global_arguments or {}))
 
-    def _read_batch(self) -> None:
-        """Read in one command every fact known or predicted for this host that is not cached
-        (at the first miss: all of them; after a change: those it dropped)."""
+    def _read_batch(self, missing: FactKey) -> None:
+        """Read in one command every fact known or predicted for this host that is not cached:
+        at the first miss all of them; while operations run, those that the running operation
+        or a later one read when they were prepared (facts an earlier change dropped)."""
         requests = {fact_key(c, (), k): (c, k) for c, k in self.predicted}
         requests.update(self.known)
-        wanted = [req for key, req in requests.items() if key not in self.values]
+        still_read = self._still_read()
+        if still_read is not None:
+            still_read.add(missing)
+        wanted = [
+            req
+            for key, req in requests.items()
+            if key not in self.values and (still_read is None or key in still_read)
+        ]
         if len(wanted) < 2:
             return  # one fact: pyinfra reads it itself, at the same cost
         for key, (cls, bound) in requests.items():
@@ -287,6 +299,16 @@ class FactCache:
             self.reading = False
         if ok:
             self.values.update(parse_batch(wanted, facts, output.stdout_lines, marker))
+
+    def _still_read(self) -> set[FactKey] | None:
+        """While operations run: the facts that the running operation or a later one read
+        when prepared (None before they run: every fact may still be read)."""
+        if not self.host.state.is_executing:
+            return None
+        order = self.host.op_hash_order
+        running = self.host.executing_op_hash or self.host.current_op_hash
+        ahead = set(order[order.index(running) :] if running in order else order)
+        return {key for key, hashes in self.readers.items() if hashes & ahead}
 
     def _read_one(self, cls: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         self.reading = True

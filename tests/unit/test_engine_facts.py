@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -212,6 +213,10 @@ class _LocalHost:
     def __init__(self) -> None:
         self.current_op_global_arguments: dict[str, Any] | None = None
         self.commands: list[str] = []
+        self.state = SimpleNamespace(is_executing=False)
+        self.op_hash_order: list[str] = []
+        self.current_op_hash: str | None = None
+        self.executing_op_hash: str | None = None
 
     def run_shell_command(self, command: StringCommand, **_: Any) -> tuple[bool, Any]:
         text = command.get_raw_value()
@@ -266,3 +271,27 @@ def test_a_fact_read_as_another_user_bypasses_the_cache(tmp_path: Path) -> None:
     cache.get_fact(Os)
     cache.get_fact(Os)
     assert host.commands == ["fact server.Os", "fact server.Os"] and cache.values == {}
+
+
+def test_after_a_change_only_facts_that_operations_still_to_run_read_are_read_again(
+    tmp_path: Path,
+) -> None:
+    host = _LocalHost()
+    early, later, also_later = (str(tmp_path / name) for name in ("early", "later", "also"))
+    cache = _cache(host, [])
+    host.op_hash_order = ["op1", "op2"]
+    host.current_op_hash = "op1"  # preparing: op1 reads one fact, op2 two
+    cache.get_fact(File, path=early)
+    host.current_op_hash = "op2"
+    cache.get_fact(File, path=later)
+    cache.get_fact(File, path=also_later)
+    host.state.is_executing, host.executing_op_hash = True, "op2"
+    cache.effect = None
+    cache.changed()  # op1 ran a shell command: every fact dropped
+    host.commands.clear()
+    cache.get_fact(File, path=later)
+    assert len(host.commands) == 1  # one batch, with op2's facts and not op1's
+    assert later in host.commands[0] and also_later in host.commands[0]
+    assert early not in host.commands[0]
+    cache.get_fact(File, path=also_later)
+    assert len(host.commands) == 1
