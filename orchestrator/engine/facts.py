@@ -272,8 +272,8 @@ class FactCache:
 
     def _read_batch(self, missing: FactKey) -> None:
         """Read in one command every fact known or predicted for this host that is not cached:
-        at the first miss all of them; while operations run, those that the running operation
-        or a later one read when they were prepared (facts an earlier change dropped)."""
+        at the first miss all of them; while operations run, the one asked for and those that
+        later operations read when they were prepared (facts an earlier change dropped)."""
         requests = {fact_key(c, (), k): (c, k) for c, k in self.predicted}
         requests.update(self.known)
         still_read = self._still_read()
@@ -301,14 +301,16 @@ class FactCache:
             self.values.update(parse_batch(wanted, facts, output.stdout_lines, marker))
 
     def _still_read(self) -> set[FactKey] | None:
-        """While operations run: the facts that the running operation or a later one read
-        when prepared (None before they run: every fact may still be read)."""
+        """While operations run: the facts that operations after the running one read when
+        they were prepared (None before they run: every fact may still be read). The running
+        operation's own facts are not among them: what it reads again after its own change
+        (passwd after a useradd) is read when it asks, not in advance."""
         if not self.host.state.is_executing:
             return None
         order = self.host.op_hash_order
         running = self.host.executing_op_hash or self.host.current_op_hash
-        ahead = set(order[order.index(running) :] if running in order else order)
-        return {key for key, hashes in self.readers.items() if hashes & ahead}
+        later = set(order[order.index(running) + 1 :] if running in order else order)
+        return {key for key, hashes in self.readers.items() if hashes & later}
 
     def _read_one(self, cls: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         self.reading = True

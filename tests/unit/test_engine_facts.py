@@ -279,15 +279,15 @@ def test_after_a_change_only_facts_that_operations_still_to_run_read_are_read_ag
     host = _LocalHost()
     early, later, also_later = (str(tmp_path / name) for name in ("early", "later", "also"))
     cache = _cache(host, [])
-    host.op_hash_order = ["op1", "op2"]
+    host.op_hash_order = ["op0", "op1", "op2"]
     host.current_op_hash = "op1"  # preparing: op1 reads one fact, op2 two
     cache.get_fact(File, path=early)
     host.current_op_hash = "op2"
     cache.get_fact(File, path=later)
     cache.get_fact(File, path=also_later)
-    host.state.is_executing, host.executing_op_hash = True, "op2"
+    host.state.is_executing, host.executing_op_hash = True, "op1"
     cache.effect = None
-    cache.changed()  # op1 ran a shell command: every fact dropped
+    cache.changed()  # op0 ran a shell command: every fact dropped
     host.commands.clear()
     cache.get_fact(File, path=later)
     assert len(host.commands) == 1  # one batch, with op2's facts and not op1's
