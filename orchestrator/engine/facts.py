@@ -32,9 +32,10 @@ from pyinfra.api.command import StringCommand
 from pyinfra.api.facts import FactBase, ShortFactBase
 from pyinfra.api.host import Host
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import Directory, File, Sha256File
-from pyinfra.facts.server import Groups, Os, Sysctl, Users, Which
+from pyinfra.facts.files import Directory, File, FindInFile, Sha256File
+from pyinfra.facts.server import Groups, Os, Sysctl, TmpDir, Users, Which
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations.util.files import adjust_regex
 
 from orchestrator.compiler.opspec import OpSpec
 from orchestrator.drift.expected import PENDING_RESTART_DIR, RESTART_ID_PREFIX
@@ -48,6 +49,7 @@ Subjects = tuple[str, ...] | None
 ACCOUNT_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
 SYSTEMD_UNITS = "systemd:units"
 DPKG_DATABASE = "/var/lib/dpkg"
+COMMAND_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _GLOBAL_ARGUMENTS = {name for name, _ in all_global_arguments()}
 # Global arguments that change what a fact reads (who runs it, where, with which shell).
 _CONTEXT_ARGUMENTS = ("_sudo", "_su_user", "_doas", "_chdir", "_env")
@@ -84,6 +86,7 @@ def predicted_facts(specs: Iterable[OpSpec]) -> list[FactRequest]:
                 parent = posixpath.dirname(dest)
                 wanted += [(File, {"path": dest}), (Sha256File, {"path": dest})]
                 wanted += [(Directory, {"path": dest}), (Directory, {"path": parent})]
+                wanted.append((TmpDir, {}))  # where an upload goes first
         elif spec.operation == "files.directory":
             wanted += [(Directory, {"path": p}) for p in _path(args, "path")]
         elif spec.operation in {"server.user", "server.group"}:
@@ -91,6 +94,7 @@ def predicted_facts(specs: Iterable[OpSpec]) -> list[FactRequest]:
             wanted += [(Directory, {"path": p}) for p in _path(args, "home")]
         elif spec.operation == "server.sysctl":
             wanted.append((Sysctl, {"keys": [args["key"]]}))
+            wanted += _persisted_sysctl_facts(args)
         elif spec.operation == "apt.packages":
             wanted += [(DebPackages, {}), (Os, {})]
         elif spec.operation == "systemd.service":
@@ -100,13 +104,27 @@ def predicted_facts(specs: Iterable[OpSpec]) -> list[FactRequest]:
     return wanted
 
 
+def _persisted_sysctl_facts(args: dict[str, Any]) -> list[FactRequest]:
+    """The two line searches `server.sysctl` makes in its persist file (through `files.line`):
+    the setting with any spacing, and the exact line it writes."""
+    path = args.get("persist_file")
+    if not args.get("persist") or not isinstance(path, str):
+        return []
+    key, value = args["key"], args["value"]
+    shown = " ".join(f"{v}" for v in value) if isinstance(value, list) else f"{value}"
+    patterns = (adjust_regex(f"{key}[[:space:]]*=[[:space:]]*{shown}", False), f"^{key} = {shown}$")
+    return [(FindInFile, {"path": path, "pattern": pattern}) for pattern in patterns]
+
+
 def fact_subjects(name: str, bound: dict[str, Any]) -> Subjects:
     """What a fact describes, so an operation's change drops just the facts it touched."""
     path = bound.get("path")
     if isinstance(path, str):
         return (posixpath.normpath(path),) if path.startswith("/") else None
-    if name == "server.Os":
-        return ()  # the kernel's name: no operation changes it
+    if name in {"server.Os", "server.TmpDir"}:
+        return ()  # the kernel's name, the login's temporary folder: no operation changes them
+    if name == "server.Which":
+        return COMMAND_DIRS
     if name in {"server.Users", "server.Groups"}:
         return ACCOUNT_FILES
     if name == "server.Sysctl":

@@ -15,7 +15,7 @@ import pytest
 from pyinfra.api.command import StringCommand
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, FindInFile, Sha256File
-from pyinfra.facts.server import Groups, Os, Sysctl, Users, Which
+from pyinfra.facts.server import Date, Groups, Os, Sysctl, TmpDir, Users, Which
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from orchestrator.compiler import compile_host
@@ -57,7 +57,13 @@ def test_predicted_facts_of_each_operation_kind() -> None:
         _spec("files.put", dest="/etc/acme/agent.conf"),
         _spec("files.directory", path="/var/lib/acme"),
         _spec("server.user", user="acme", home="/var/lib/acme"),
-        _spec("server.sysctl", key="net.ipv4.ip_forward", value="0"),
+        _spec(
+            "server.sysctl",
+            key="net.ipv4.ip_forward",
+            value="0",
+            persist=True,
+            persist_file="/etc/sysctl.d/90-patchring.conf",
+        ),
         _spec("apt.packages", packages=["acme-agent"]),
         _spec("systemd.service", service="acme-agent.service"),
         _spec("server.shell", commands=["true"]),
@@ -73,6 +79,11 @@ def test_predicted_facts_of_each_operation_kind() -> None:
         "server.Os []",
         "server.Which [('command', 'useradd')]",
         "server.Sysctl [('keys', ['net.ipv4.ip_forward'])]",
+        "files.FindInFile [('path', '/etc/sysctl.d/90-patchring.conf'), "
+        "('pattern', '^.*net.ipv4.ip_forward[[:space:]]*=[[:space:]]*0.*$')]",
+        "files.FindInFile [('path', '/etc/sysctl.d/90-patchring.conf'), "
+        "('pattern', '^net.ipv4.ip_forward = 0$')]",
+        "server.TmpDir []",
         "deb.DebPackages []",
         "systemd.SystemdStatus [('services', ['acme-agent.service'])]",
         "systemd.SystemdEnabled [('services', ['acme-agent.service'])]",
@@ -141,7 +152,11 @@ def test_a_fact_key_binds_positional_and_keyword_arguments_alike() -> None:
             (SystemdStatus, {"services": ["a"]}),
             True,
         ),
-        (_spec("files.put", dest="/etc/x"), (Which, {"command": "x"}), True),  # unknown: dropped
+        (_spec("files.put", dest="/usr/local/bin/x"), (Which, {"command": "x"}), True),
+        (_spec("files.put", dest="/etc/x"), (Which, {"command": "x"}), False),
+        (_spec("apt.packages", packages=["a"]), (Which, {"command": "x"}), True),
+        (_spec("server.shell", commands=["x"]), (TmpDir, {}), False),
+        (_spec("files.put", dest="/etc/x"), (Date, {}), True),  # unknown to the engine: dropped
     ],
 )
 def test_what_an_operation_may_change(spec: OpSpec, fact: FactRequest, dropped: bool) -> None:
