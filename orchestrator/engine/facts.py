@@ -258,6 +258,9 @@ class FactCache:
     known: dict[FactKey, FactRequest] = field(default_factory=dict)
     # the operations (by hash) that read each fact while they were prepared
     readers: dict[FactKey, set[str]] = field(default_factory=dict)
+    # the running operation, and the facts it has read since it started to run
+    running: str | None = None
+    read_by_running: set[FactKey] = field(default_factory=set)
     effect: Subjects = None  # what the operation now running may change
     reads: int = 0  # remote commands spent reading facts
     reading: bool = False
@@ -268,8 +271,7 @@ class FactCache:
         if self._context_changes_fact(kwargs):
             return self._read_one(cls, args, kwargs)
         key = fact_key(cls, args, kwargs)
-        if self.host.current_op_hash is not None and not self.host.state.is_executing:
-            self.readers.setdefault(key, set()).add(self.host.current_op_hash)
+        self._note_reader(key)
         if key not in self.values:
             bound = _bound(cls, args, kwargs)
             self.known.setdefault(key, (cls, bound))
@@ -278,6 +280,16 @@ class FactCache:
         if key not in self.values:
             self.values[key] = self._read_one(cls, args, kwargs)
         return copy.deepcopy(self.values[key])  # operations may change what they are given
+
+    def _note_reader(self, key: FactKey) -> None:
+        if not self.host.state.is_executing:
+            if self.host.current_op_hash is not None:
+                self.readers.setdefault(key, set()).add(self.host.current_op_hash)
+            return
+        running = self.host.executing_op_hash or self.host.current_op_hash
+        if running != self.running:
+            self.running, self.read_by_running = running, set()
+        self.read_by_running.add(key)
 
     def _context_changes_fact(self, kwargs: dict[str, Any]) -> bool:
         context: dict[str, Any] = {**self._op_arguments(), **kwargs}
@@ -319,16 +331,21 @@ class FactCache:
             self.values.update(parse_batch(wanted, facts, output.stdout_lines, marker))
 
     def _still_read(self) -> set[FactKey] | None:
-        """While operations run: the facts that operations after the running one read when
-        they were prepared (None before they run: every fact may still be read). The running
-        operation's own facts are not among them: what it reads again after its own change
-        (passwd after a useradd) is read when it asks, not in advance."""
+        """While operations run: the facts still to be read, as their operations read them
+        when prepared: those of later operations, and those the running operation has not
+        read yet (None before they run: every fact may still be read). What the running
+        operation read already and reads again after its own change (passwd after a
+        useradd) is read when it asks, not in advance."""
         if not self.host.state.is_executing:
             return None
         order = self.host.op_hash_order
         running = self.host.executing_op_hash or self.host.current_op_hash
         later = set(order[order.index(running) + 1 :] if running in order else order)
-        return {key for key, hashes in self.readers.items() if hashes & later}
+        return {
+            key
+            for key, hashes in self.readers.items()
+            if hashes & later or (running in hashes and key not in self.read_by_running)
+        }
 
     def _read_one(self, cls: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         self.reading = True

@@ -292,11 +292,14 @@ def test_after_a_change_only_facts_that_operations_still_to_run_read_are_read_ag
     tmp_path: Path,
 ) -> None:
     host = _LocalHost()
-    early, later, also_later = (str(tmp_path / name) for name in ("early", "later", "also"))
+    early, own_next, later, also_later = (
+        str(tmp_path / name) for name in ("early", "next", "later", "also")
+    )
     cache = _cache(host, [])
     host.op_hash_order = ["op0", "op1", "op2"]
-    host.current_op_hash = "op1"  # preparing: op1 reads one fact, op2 two
+    host.current_op_hash = "op1"  # preparing: op1 reads two facts, op2 two
     cache.get_fact(File, path=early)
+    cache.get_fact(File, path=own_next)
     host.current_op_hash = "op2"
     cache.get_fact(File, path=later)
     cache.get_fact(File, path=also_later)
@@ -304,9 +307,16 @@ def test_after_a_change_only_facts_that_operations_still_to_run_read_are_read_ag
     cache.effect = None
     cache.changed()  # op0 ran a shell command: every fact dropped
     host.commands.clear()
-    cache.get_fact(File, path=later)
-    assert len(host.commands) == 1  # one batch, with op2's facts and not op1's
-    assert later in host.commands[0] and also_later in host.commands[0]
-    assert early not in host.commands[0]
-    cache.get_fact(File, path=also_later)
+    cache.get_fact(File, path=early)  # op1 runs: one batch with all still to be read
     assert len(host.commands) == 1
+    assert all(path in host.commands[0] for path in (early, own_next, later, also_later))
+    cache.get_fact(File, path=own_next)  # cached
+    cache.changed()  # op1's own command
+    cache.get_fact(File, path=early)  # op1 reads a fact again: with op2's, not its own others
+    assert len(host.commands) == 2
+    assert early in host.commands[1] and later in host.commands[1]
+    assert own_next not in host.commands[1]
+    host.executing_op_hash = "op2"
+    cache.get_fact(File, path=later)
+    cache.get_fact(File, path=also_later)
+    assert len(host.commands) == 2
