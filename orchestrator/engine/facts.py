@@ -47,6 +47,8 @@ FactRequest = tuple[type[FactBase[Any]], dict[str, Any]]
 Subjects = tuple[str, ...] | None
 
 ACCOUNT_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
+# what useradd and groupadd write besides the account files
+USERADD_FILES = ("/etc/subuid", "/etc/subgid", "/var/mail", "/var/spool/mail", "/var/log")
 SYSTEMD_UNITS = "systemd:units"
 DPKG_DATABASE = "/var/lib/dpkg"
 COMMAND_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -137,7 +139,9 @@ def fact_subjects(name: str, bound: dict[str, Any]) -> Subjects:
 
 
 def effect_of(spec: OpSpec) -> Subjects:
-    """What running a spec's operation may change on the host (None: anything)."""
+    """What running a spec's operation may change on the host (None: anything). Whatever
+    starts a program of the host (a package's scripts, a service, a shell command) may change
+    anything."""
     args = spec.args
     if spec.operation == "files.put":
         return _path(args, "dest")
@@ -145,18 +149,24 @@ def effect_of(spec: OpSpec) -> Subjects:
         return _path(args, "path")
     if spec.operation == "server.sysctl":
         return ("/proc/sys", *_path(args, "persist_file"))
-    if spec.operation == "systemd.service":
-        return (SYSTEMD_UNITS,)
     if spec.operation in {"server.user", "server.group"}:
-        return (*ACCOUNT_FILES, *_path(args, "home"))
+        return (*ACCOUNT_FILES, *USERADD_FILES, *_path(args, "home"))
     if spec.operation == "apt.update":
-        return ("/var/lib/apt/lists",)
-    if spec.operation == "server.shell" and all(
-        rid.startswith(RESTART_ID_PREFIX) for rid in spec.resource_ids
-    ):
-        # patchring's own restart bookkeeping: marker files, and the units it restarts
-        return (PENDING_RESTART_DIR, SYSTEMD_UNITS)
-    return None  # a package install or a shell command may change anything
+        return ("/var/lib/apt", "/var/cache/apt")
+    if spec.operation == "server.shell" and _records_restarts(spec):
+        return (PENDING_RESTART_DIR,)
+    return None
+
+
+def _records_restarts(spec: OpSpec) -> bool:
+    """patchring's own step that writes pending-restart markers, and nothing else."""
+    commands = spec.args.get("commands")
+    return (
+        bool(spec.resource_ids)
+        and all(rid.startswith(RESTART_ID_PREFIX) for rid in spec.resource_ids)
+        and isinstance(commands, list)
+        and all(str(c).startswith(f"mkdir -p {PENDING_RESTART_DIR} ") for c in commands)
+    )
 
 
 def touches(effect: Subjects, subjects: Subjects) -> bool:

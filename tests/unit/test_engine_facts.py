@@ -34,6 +34,9 @@ from orchestrator.engine.facts import (
 from orchestrator.source import SourceLocation
 from tests.unit.builders import reference_state
 
+RECORD = (
+    "mkdir -p /var/lib/patchring/pending-restarts && touch /var/lib/patchring/pending-restarts/a"
+)
 WHERE = SourceLocation(file="policies/x.yml", line=1, col=1)
 
 
@@ -137,21 +140,24 @@ def test_a_fact_key_binds_positional_and_keyword_arguments_alike() -> None:
             (SystemdEnabled, {"services": ["a"]}),
             True,
         ),
-        (_spec("systemd.service", service="a.service"), (DebPackages, {}), False),
+        (_spec("systemd.service", service="a.service"), (File, {"path": "/etc/x"}), True),
         (_spec("apt.update"), (DebPackages, {}), False),
         (_spec("apt.packages", packages=["a"]), (File, {"path": "/etc/a.conf"}), True),
         (_spec("apt.packages", packages=["a"]), (Os, {}), False),
         (_spec("server.shell", commands=["x"]), (Directory, {"path": "/"}), True),
+        (_spec("server.shell", ("restart:a.service",), commands=[RECORD]), (Users, {}), False),
         (
-            _spec("server.shell", ("restart:a.service",), commands=["x"]),
-            (File, {"path": "/etc/x"}),
-            False,
-        ),
-        (
-            _spec("server.shell", ("restart:a.service",), commands=["x"]),
-            (SystemdStatus, {"services": ["a"]}),
+            _spec("server.shell", ("restart:a.service",), commands=[RECORD]),
+            (File, {"path": "/var/lib/patchring/pending-restarts/a.service"}),
             True,
         ),
+        (  # the restart itself starts a program of the host: anything may change
+            _spec("server.shell", ("restart:a.service",), commands=["systemctl restart a"]),
+            (File, {"path": "/etc/x"}),
+            True,
+        ),
+        (_spec("server.shell", ("command:x",), commands=[RECORD]), (Users, {}), True),
+        (_spec("server.user", user="a"), (File, {"path": "/etc/subuid"}), True),
         (_spec("files.put", dest="/usr/local/bin/x"), (Which, {"command": "x"}), True),
         (_spec("files.put", dest="/etc/x"), (Which, {"command": "x"}), False),
         (_spec("apt.packages", packages=["a"]), (Which, {"command": "x"}), True),
@@ -320,3 +326,10 @@ def test_after_a_change_only_facts_that_operations_still_to_run_read_are_read_ag
     cache.get_fact(File, path=later)
     cache.get_fact(File, path=also_later)
     assert len(host.commands) == 2
+
+
+def test_the_compilers_restart_record_is_known_narrow_and_its_restart_is_not() -> None:
+    effects = {s.description.split(":")[0]: effect_of(s) for s in compile_host(reference_state())}
+    assert effects["record pending restarts"] == ("/var/lib/patchring/pending-restarts",)
+    assert effects["restart acme-agent.service (/etc/acme/agent.conf changed)"] is None
+    assert effects["service acme-agent"] is None
