@@ -1,6 +1,7 @@
 """A first apply on fresh lab hosts: the facts the engine reads in one batch equal what pyinfra's
-own fact classes read one by one, on a fresh host and on a converged one, and a first apply
-with the fact cache opens fewer remote sessions than one without it (a count, not a time)."""
+own fact classes read one by one, on a fresh host and on a converged one; a first apply with
+the fact cache opens fewer remote sessions than one without it (a count, not a time); and the
+engine's count of sessions is every SSH channel and file transfer paramiko saw."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ SCRIPT = """
 from gevent import monkey
 monkey.patch_all()
 import json, sys
+from collections import Counter
 from pathlib import Path
+import paramiko
+from paramiko.sftp_client import SFTPClient
 from pyinfra import context
 from orchestrator.compiler import compile_host
 from orchestrator.engine import run
@@ -53,9 +57,32 @@ def compare_facts(name):
             "differ": differ, "reads": cache.reads}
 
 
+# Every SSH channel and every file sent or fetched, per host address, counted below the engine.
+seen = Counter()
+open_channel, putfo, getfo = paramiko.Transport.open_channel, SFTPClient.putfo, SFTPClient.getfo
+
+
+def counted_channel(transport, *args, **kwargs):
+    seen[transport.getpeername()[0]] += 1
+    return open_channel(transport, *args, **kwargs)
+
+
+def counted_transfer(original):
+    def transfer(sftp, *args, **kwargs):
+        seen[sftp.get_channel().get_transport().getpeername()[0]] += 1
+        return original(sftp, *args, **kwargs)
+    return transfer
+
+
+paramiko.Transport.open_channel = counted_channel
+SFTPClient.putfo, SFTPClient.getfo = counted_transfer(putfo), counted_transfer(getfo)
+
+
 def apply(name):
+    seen.clear()
     result = run.apply_hosts({name: desired[name]})[name]
-    return {"status": result.status, "sessions": result.remote_commands}
+    return {"status": result.status, "sessions": result.remote_commands,
+            "counted": seen[desired[name].host.address]}
 
 
 out = {"fresh": compare_facts(cached_host), "cached": apply(cached_host)}
@@ -94,7 +121,11 @@ def test_batched_facts_equal_pyinfra_and_a_first_apply_opens_fewer_sessions(
 
         assert out["cached"]["status"] == "changed"
         assert out["uncached"]["status"] == "changed"
-        assert out["again"] == {"status": "unchanged", "sessions": 1}
-        assert out["cached"]["sessions"] < out["uncached"]["sessions"]
+        assert out["again"] == {"status": "unchanged", "sessions": 1, "counted": 1}
+        assert out["cached"]["sessions"] < out["uncached"]["sessions"], out
+        # the engine's count is every channel and transfer paramiko saw for the host
+        assert out["cached"]["sessions"] == out["cached"]["counted"]
+        assert out["uncached"]["sessions"] == out["uncached"]["counted"]
+        print(f"first apply, sessions: {out['cached']} cached, {out['uncached']} uncached")
     finally:
         lab.reset([cached, uncached])
