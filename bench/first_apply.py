@@ -84,7 +84,7 @@ def main() -> int:
                 out = work / f"{tool}-{round_no}.json"
                 if tool == "patchring":
                     run = run_counted(
-                        "orchestrator.cli.main:main", ["apply", "--json"], repo, args.hosts, out
+                        "orchestrator.cli.entry:run", ["apply", "--json"], repo, args.hosts, out
                     )
                 else:
                     run = run_counted("pyinfra_cli.main:main", pyinfra_argv, work, args.hosts, out)

@@ -1,6 +1,6 @@
 """Run a Python program and count, per SSH peer, every remote session it opens.
 
-`python -m bench.sessions OUT.json pyinfra_cli.main:main ARGS...` (or `orchestrator.__main__`
+`python -m bench.sessions OUT.json pyinfra_cli.main:main ARGS...` (or `orchestrator.cli.entry:run`
 for patchring) patches paramiko below any tool, so both tools are counted the same way: every
 SSH channel opened (a command, an sftp/scp subsystem) and every file sent or fetched over one,
 and, when pyinfra is in the process, every fact it read (by fact and arguments). Writes the
@@ -9,16 +9,22 @@ counts to OUT.json at exit; the program's own exit code is kept.
 
 from __future__ import annotations
 
-import atexit
-import importlib
-import json
-import sys
-from collections import Counter
-from collections.abc import Callable
-from typing import Any
+# Both tools' own commands patch with gevent before anything imports paramiko (its transport
+# threads must be greenlets): so must this wrapper, or it would slow down what it measures.
+from gevent import monkey
 
-import paramiko
-from paramiko.sftp_client import SFTPClient
+monkey.patch_all()
+
+import atexit  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from collections import Counter  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import paramiko  # noqa: E402
+from paramiko.sftp_client import SFTPClient  # noqa: E402
 
 channels: Counter[str] = Counter()
 transfers: Counter[str] = Counter()
