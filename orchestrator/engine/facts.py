@@ -106,6 +106,16 @@ def predicted_facts(specs: Iterable[OpSpec]) -> list[FactRequest]:
     return wanted
 
 
+def _sysctl_paths(keys: object) -> tuple[str, ...]:
+    """Where the kernel shows these sysctl keys (`net.ipv4.ip_forward`:
+    /proc/sys/net/ipv4/ip_forward); all of /proc/sys for keys of another form."""
+    if not isinstance(keys, list) or not keys:
+        return ("/proc/sys",)
+    if not all(isinstance(k, str) and k and "/" not in k and ".." not in k for k in keys):
+        return ("/proc/sys",)
+    return tuple(f"/proc/sys/{key.replace('.', '/')}" for key in keys)
+
+
 def _persisted_sysctl_facts(args: dict[str, Any]) -> list[FactRequest]:
     """The two line searches `server.sysctl` makes in its persist file (through `files.line`):
     the setting with any spacing, and the exact line it writes."""
@@ -130,7 +140,7 @@ def fact_subjects(name: str, bound: dict[str, Any]) -> Subjects:
     if name in {"server.Users", "server.Groups"}:
         return ACCOUNT_FILES
     if name == "server.Sysctl":
-        return ("/proc/sys",)
+        return _sysctl_paths(bound.get("keys"))
     if name == "deb.DebPackages":
         return (DPKG_DATABASE,)
     if name.startswith("systemd."):
@@ -148,7 +158,7 @@ def effect_of(spec: OpSpec) -> Subjects:
     if spec.operation == "files.directory":
         return _path(args, "path")
     if spec.operation == "server.sysctl":
-        return ("/proc/sys", *_path(args, "persist_file"))
+        return (*_sysctl_paths([args.get("key")]), *_path(args, "persist_file"))
     if spec.operation in {"server.user", "server.group"}:
         return (*ACCOUNT_FILES, *USERADD_FILES, *_path(args, "home"))
     if spec.operation == "apt.update":

@@ -126,6 +126,21 @@ def test_a_fact_key_binds_positional_and_keyword_arguments_alike() -> None:
         (_spec("server.user", user="acme", home="/home/acme"), (Groups, {}), True),
         (_spec("server.user", user="acme", home="/home/acme"), (Sysctl, {"keys": ["a"]}), False),
         (
+            _spec("server.sysctl", key="net.a", persist_file="/etc/9.conf"),
+            (Sysctl, {"keys": ["net.b"]}),
+            False,
+        ),
+        (
+            _spec("server.sysctl", key="net.a", persist_file="/etc/9.conf"),
+            (Sysctl, {"keys": ["net.a"]}),
+            True,
+        ),
+        (
+            _spec("server.sysctl", key="net.a/b", persist_file="/etc/9.conf"),
+            (Sysctl, {"keys": ["net.b"]}),
+            True,
+        ),
+        (
             _spec("server.sysctl", key="a", persist_file="/etc/sysctl.d/9.conf"),
             (Sysctl, {"keys": ["a"]}),
             True,
