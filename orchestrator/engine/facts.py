@@ -286,6 +286,8 @@ class FactCache:
     reading: bool = False
 
     def get_fact(self, cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(cls, type) or not issubclass(cls, ShortFactBase | FactBase):
+            return self._read_one(cls, args, kwargs)  # not a fact class: pyinfra says what
         if issubclass(cls, ShortFactBase):
             return cls().process_data(self.get_fact(cls.fact, *args, **kwargs))
         if self._context_changes_fact(kwargs):
