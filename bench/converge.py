@@ -38,7 +38,7 @@ OPS = {"apt.packages": apt.packages, "apt.update": apt.update, "files.put": file
        "server.sysctl": server.sysctl, "server.user": server.user,
        "systemd.service": systemd.service}
 for spec in json.load(open(SPECS))[host.name]:
-    if spec["operation"] == "apt.update":
+    if spec["operation"] == "apt.update" and not REFRESH_LISTS:
         continue  # patchring refreshes lists only when packages change; so does this deploy
     kwargs = dict(spec["args"])
     if spec["content"] is not None:
@@ -67,14 +67,17 @@ def make_repo(dest: Path, inventory: Path) -> Path:
     return dest
 
 
-def pyinfra_files(repo: Path, work: Path) -> tuple[Path, Path]:
+def pyinfra_files(repo: Path, work: Path, refresh_lists: bool = False) -> tuple[Path, Path]:
+    """An inventory and a deploy running the operations patchring compiles for each host;
+    `refresh_lists` keeps the `apt.update` (a first apply needs it)."""
     project = load_project(WorktreeSource(repo), "inventory")
     specs = {
         name: [op.model_dump(mode="json") for op in compile_host(state)]
         for name, state in project.desired.items()
     }
     (work / "specs.json").write_text(json.dumps(specs))
-    (work / "deploy.py").write_text(f"SPECS = {str(work / 'specs.json')!r}\n" + DEPLOY)
+    header = f"SPECS = {str(work / 'specs.json')!r}\nREFRESH_LISTS = {refresh_lists!r}\n"
+    (work / "deploy.py").write_text(header + DEPLOY)
     hosts = []
     for name, state in project.desired.items():
         h = state.host

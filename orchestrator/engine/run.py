@@ -30,6 +30,7 @@ from orchestrator.drift.edits import edit_problems
 from orchestrator.drift.expected import RESTART_ID_PREFIX, pending_restart_marker
 from orchestrator.drift.observed import Observation
 from orchestrator.drift.probe import ProbeOutputError, build_probe_script, parse_probe_output
+from orchestrator.engine.facts import effect_of, install_fact_cache, predicted_facts
 from orchestrator.engine.operations import add_spec
 from orchestrator.engine.session import (
     FleetSession,
@@ -257,7 +258,9 @@ def _add_operations(
         timeout = link.target.command_timeout
 
         def add_all() -> None:
-            for spec in compile_host(fleet[name], only=only, observed=work[name].observed):
+            specs = compile_host(fleet[name], only=only, observed=work[name].observed)
+            link.facts = link.facts or install_fact_cache(link.host, predicted_facts(specs))
+            for spec in specs:
                 added[name].append((spec, add_spec(session.state, link.host, spec, timeout + 5)))
 
         added[name] = []
@@ -288,6 +291,8 @@ def _execute_host(
     stop at the first that fails. Returns the step that hung, if one did."""
     timeout = link.target.command_timeout
     for spec, metas in ops:
+        if link.facts is not None:
+            link.facts.effect = effect_of(spec)  # which cached facts its commands may change
         for meta in metas:
             what = f'operation "{_step_name(state, spec, meta)}"'
             try:

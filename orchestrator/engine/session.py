@@ -25,6 +25,7 @@ from pyinfra.api.command import StringCommand
 from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.api.host import Host
 
+from orchestrator.engine.facts import FactCache
 from orchestrator.model.desired import HostTarget
 
 ProgressFn = Callable[[str, str], None]
@@ -54,7 +55,8 @@ class HostLink:
     target: HostTarget
     host: Host
     error: str | None = None
-    commands: int = 0
+    commands: int = 0  # remote sessions: SSH channels opened, and files sent or fetched
+    facts: FactCache | None = None  # pyinfra facts of this host, once operations are prepared
 
 
 @dataclass
@@ -228,10 +230,18 @@ def _connect(link: HostLink) -> str | None:
 
 
 def _count_commands(link: HostLink) -> None:
-    """Count every remote command and file transfer this host's connector makes."""
+    """Count every remote session of this host: each SSH channel opened (a command, pyinfra's
+    fact reads, the sftp or scp channel of file transfers) and each file sent or fetched."""
     connector = link.host.connector
-    for method in ("run_shell_command", "put_file", "get_file"):
-        original = getattr(connector, method)
+    client = getattr(connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    counted_methods: list[tuple[object, str]] = [(connector, "put_file"), (connector, "get_file")]
+    if transport is not None:
+        counted_methods.append((transport, "open_channel"))
+    else:  # a connector without paramiko: count its commands instead
+        counted_methods.append((connector, "run_shell_command"))
+    for owner, method in counted_methods:
+        original = getattr(owner, method)
 
         def counted(
             *args: object, _original: Callable[..., object] = original, **kwargs: object
@@ -239,7 +249,7 @@ def _count_commands(link: HostLink) -> None:
             link.commands += 1
             return _original(*args, **kwargs)
 
-        setattr(connector, method, counted)
+        setattr(owner, method, counted)
 
 
 def _set_nodelay(host: Host) -> None:

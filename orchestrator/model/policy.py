@@ -72,7 +72,8 @@ class ResourceSpec(Frozen):
         description="Resource ids (as plans show them, e.g. package:nginx, file:/etc/x, "
         "service:nginx) this resource must apply after, on every host that has it. The "
         "default order is apt sources, groups, users, directories, packages, patches, files, "
-        "lines, settings, blocks, sysctls, commands, deploys, services; `after` moves a resource later than the ones it names.",
+        "lines, settings, blocks, sysctls, commands, deploys, services; `after` moves a "
+        "resource later than the ones it names.",
     )
 
 
