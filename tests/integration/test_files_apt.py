@@ -74,7 +74,7 @@ def setup(tmp_path: Path, lab: Lab) -> tuple[Path, list[str], bytes, str]:
     fingerprint = next(line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr"))
     (repo / "keys").mkdir()
     (repo / "keys" / "lab.gpg").write_bytes(binary)
-    (repo / "files").mkdir()
+    (repo / "files").mkdir(exist_ok=True)
     (repo / "files" / "blob.bin").write_bytes(BLOB)
     url = inventory["vars"]["lab_apt_url"].rstrip("/") + "/lab-archive-key.asc"
     write_yaml(
