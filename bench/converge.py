@@ -28,21 +28,24 @@ PROJECT = Path(__file__).resolve().parents[1]
 LAB, SUBNET = "bench", "10.213.6.0/24"
 
 DEPLOY = """
+import base64
 import json
-from io import StringIO
+from io import BytesIO
 from pyinfra import host
 from pyinfra.operations import apt, files, server, systemd
 
 OPS = {"apt.packages": apt.packages, "apt.update": apt.update, "files.put": files.put,
        "files.directory": files.directory, "server.shell": server.shell,
        "server.sysctl": server.sysctl, "server.user": server.user,
-       "systemd.service": systemd.service}
+       "server.group": server.group, "systemd.service": systemd.service}
 for spec in json.load(open(SPECS))[host.name]:
     if spec["operation"] == "apt.update" and not REFRESH_LISTS:
         continue  # patchring refreshes lists only when packages change; so does this deploy
     kwargs = dict(spec["args"])
-    if spec["content"] is not None:
-        kwargs["src"] = StringIO(spec["content"])
+    content = spec["content"]  # text, or {"base64": ...} for bytes that are not UTF-8
+    if content is not None:
+        text = isinstance(content, str)
+        kwargs["src"] = BytesIO(content.encode() if text else base64.b64decode(content["base64"]))
     OPS[spec["operation"]](name=spec["description"], **kwargs)
 """
 
