@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from orchestrator.compiler import compile_host
+from orchestrator.engine import plan_hosts
 from orchestrator.lab import LabConfig, lab_down, lab_up
 from orchestrator.policy import WorktreeSource, load_project
 
@@ -70,12 +71,20 @@ def make_repo(dest: Path, inventory: Path) -> Path:
     return dest
 
 
-def pyinfra_files(repo: Path, work: Path, refresh_lists: bool = False) -> tuple[Path, Path]:
+def pyinfra_files(
+    repo: Path, work: Path, refresh_lists: bool = False, observe: bool = False
+) -> tuple[Path, Path]:
     """An inventory and a deploy running the operations patchring compiles for each host;
-    `refresh_lists` keeps the `apt.update` (a first apply needs it)."""
+    `refresh_lists` keeps the `apt.update` (a first apply needs it); `observe` probes the hosts
+    first, as patchring's apply does, so partial file edits (computed from the files the probe
+    saw) are among the operations too."""
     project = load_project(WorktreeSource(repo), "inventory")
+    seen = plan_hosts(project.desired) if observe else {}
     specs = {
-        name: [op.model_dump(mode="json") for op in compile_host(state)]
+        name: [
+            op.model_dump(mode="json")
+            for op in compile_host(state, observed=seen[name].observed if seen else None)
+        ]
         for name, state in project.desired.items()
     }
     (work / "specs.json").write_text(json.dumps(specs))

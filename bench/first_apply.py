@@ -76,7 +76,7 @@ def main() -> int:
     status = lab_up(LabConfig(name=LAB, hosts=args.hosts, subnet=SUBNET, inventory_path=inventory))
     try:
         repo = make_repo(work / "repo", inventory)
-        inv, deploy = pyinfra_files(repo, work, refresh_lists=True)
+        inv, deploy = pyinfra_files(repo, work, refresh_lists=True, observe=True)
         pyinfra_argv = ["-y", str(inv), str(deploy)]
         # A reset host gets a fresh file system, but its network namespace (and so the net.*
         # sysctls the example sets) survives: one unmeasured apply first, so that every
