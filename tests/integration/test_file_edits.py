@@ -80,6 +80,7 @@ def repo(tmp_path: Path, lab: Lab) -> Path:
 
 def test_edits_plan_their_diff_converge_verify_and_leave_the_rest(repo: Path, lab: Lab) -> None:
     hosts = lab.hosts[:2]
+    lab.reset(hosts)  # earlier tests apply the example, which edits login.defs too
     limit = [arg for name in hosts for arg in ("--host", name)]
     before = {name: _read(lab, name) for name in hosts}
     for contents, _ in before.values():

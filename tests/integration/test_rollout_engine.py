@@ -375,7 +375,7 @@ def test_pause_resume_and_abort(repo: Path, lab: Lab) -> None:
     assert patchring(repo, "pause").code == 0
     assert patchring(repo, "status", "--json").json()["rollouts"][0]["status"] == "paused"
     paused = patchring(repo, "rollout")
-    assert paused.code == 0 and "is paused" in paused.stdout
+    assert paused.code == 0 and "paused: `patchring resume` continues it" in paused.stdout
     resumed = patchring(repo, "resume")
     assert resumed.code == 0 and "waiting for approval" in resumed.stdout
     assert patchring(repo, "abort").code == 0

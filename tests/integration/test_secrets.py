@@ -116,7 +116,7 @@ def test_no_command_and_no_file_shows_a_secret(repo: Path, lab: Lab, tmp_path: P
     run = Runner(repo, tmp_path / "state")
     canary, pilot = lab.ring("canary")[0], lab.ring("pilot")[0]
 
-    assert run("validate").stdout.startswith("OK: 4 policies")
+    assert run("validate").stdout.startswith("OK: 5 policies")
     explained = run("explain", canary)
     assert "app_db_password" in explained.stdout and "********" in explained.stdout
     run("explain", canary, "--json")
