@@ -128,7 +128,9 @@ def cmd_apply(args: argparse.Namespace, output: Output) -> int:
     record, _ = recorder.finish(
         selection, "failed" if failed else "succeeded", apply=list(results.values())
     )
-    source = _source(args)
+    from orchestrator.gitops import source_summary
+
+    source = source_summary(record.source)  # read once, by the record
     output.show(
         results,
         lambda shown: render_apply_text(shown) + f"\nRun {record.id} recorded.\n",

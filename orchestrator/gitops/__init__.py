@@ -26,7 +26,11 @@ HISTORY_FOLDER = ".patchring"  # patchring's own output: never makes the policie
 
 def describe_source(repo: Path) -> dict[str, Any]:
     """The policy repository's commit (sha, author, date, message) and whether it was dirty."""
-    source = git_source(repo)
+    return source_summary(git_source(repo))
+
+
+def source_summary(source: GitSource) -> dict[str, Any]:
+    """A GitSource as plan and apply JSON show it: the message's first line only."""
     if source.commit is None:
         return {"repo": source.repo, "commit": None, "dirty": None}
     return {**source.model_dump(), "message": (source.message or "").split("\n", 1)[0]}
