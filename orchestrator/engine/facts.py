@@ -55,6 +55,7 @@ COMMAND_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 _GLOBAL_ARGUMENTS = {name for name, _ in all_global_arguments()}
 # Global arguments that change what a fact reads (who runs it, where, with which shell).
 _CONTEXT_ARGUMENTS = ("_sudo", "_su_user", "_doas", "_chdir", "_env")
+_HOST_SUDO_ARGUMENTS = ("_sudo", "_sudo_user", "_sudo_password")
 _MISSING_COMMAND = "##PYINFRA_NOCMD##"
 
 
@@ -314,9 +315,24 @@ class FactCache:
         self.read_by_running.add(key)
 
     def _context_changes_fact(self, kwargs: dict[str, Any]) -> bool:
+        """Whether the fact is read in another context than the host's own (the host's sudo,
+        set for all its commands, reads the same facts as every cached read)."""
         context: dict[str, Any] = {**self._op_arguments(), **kwargs}
         shell = context.get("_shell_executable")
-        return any(context.get(name) for name in _CONTEXT_ARGUMENTS) or shell not in {None, "sh"}
+        own = self._host_context()
+        return any(
+            context.get(name) and context.get(name) != own.get(name)
+            for name in (*_CONTEXT_ARGUMENTS, "_sudo_user")
+        ) or shell not in {None, "sh"}
+
+    def _host_context(self) -> dict[str, Any]:
+        """The sudo arguments the host's data gives all its commands (see engine.session)."""
+        data = getattr(self.host, "data", None)
+        return {
+            name: value
+            for name in _HOST_SUDO_ARGUMENTS
+            if (value := getattr(data, name, None)) is not None
+        }
 
     def _op_arguments(self) -> dict[str, Any]:
         """The global arguments (`_sudo`, `_timeout`...) of the operation reading facts."""
@@ -346,7 +362,9 @@ class FactCache:
         self.reading = True
         self.reads += 1
         try:
-            ok, output = self.run_command(StringCommand(script), _timeout=timeout)
+            ok, output = self.run_command(
+                StringCommand(script), _timeout=timeout, **self._host_context()
+            )
         finally:
             self.reading = False
         if ok:

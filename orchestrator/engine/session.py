@@ -27,6 +27,7 @@ from pyinfra.api.host import Host
 
 from orchestrator.engine.facts import FactCache
 from orchestrator.model.desired import HostTarget
+from orchestrator.sudo import sudo_command, sudo_input, sudo_refusal
 
 ProgressFn = Callable[[str, str], None]
 T = TypeVar("T")
@@ -37,6 +38,7 @@ T = TypeVar("T")
 SILENCE_FACTOR = 3
 SILENCE_MIN = 5.0
 KEEPALIVE_REQUEST = "keepalive@openssh.com"
+SUDO_OK = "patchring-sudo-ok"
 
 
 class StepStopped(Exception):
@@ -75,8 +77,10 @@ class FleetSession:
 
         def run() -> tuple[bool, str, str]:
             # pyinfra's own timeout only backs up run_step's deadline, which names the step.
-            command = StringCommand(script)
-            ok, output = link.host.run_shell_command(command, _timeout=int(timeout) + 5)
+            command = StringCommand(sudo_command(script, link.target))
+            ok, output = link.host.run_shell_command(
+                command, _timeout=int(timeout) + 5, _stdin=sudo_input(link.target)
+            )
             return ok, output.stdout, output.stderr
 
         return run_step(link, what, timeout, run)
@@ -169,6 +173,12 @@ def _host_data(target: HostTarget) -> dict[str, object]:
         data["ssh_key"] = target.identity_file
     if target.known_hosts:
         data["ssh_known_hosts_file"] = target.known_hosts
+    if target.sudo:  # pyinfra's global arguments, for every operation and fact of the host
+        data["_sudo"] = True
+        if target.sudo_user:
+            data["_sudo_user"] = target.sudo_user
+        if target.sudo_password is not None:
+            data["_sudo_password"] = target.sudo_password.get_secret_value()
     return data
 
 
@@ -226,7 +236,29 @@ def _connect(link: HostLink) -> str | None:
         return f"unreachable: {error}"
     _set_nodelay(link.host)
     _count_commands(link)
-    return None
+    return _check_sudo(link) if link.target.sudo else None
+
+
+def _check_sudo(link: HostLink) -> str | None:
+    """Whether sudo runs commands for the login user, asked once before any other command:
+    a host whose sudo wants a password that was not given (or refuses the one given) fails
+    here with a message saying so. The check itself exits 0 with sudo's words on stdout:
+    pyinfra answers a failed command that says "sudo: a password is required" with a
+    password prompt, which must never happen here."""
+    target = link.target
+    check = f"if {sudo_command('true', target)} 2>&1; then echo {SUDO_OK}; fi"
+    limit = max(5.0, target.connect_timeout * 2)
+    try:
+        with gevent.Timeout(limit, TimeoutError(f"sudo gave no answer within {limit:g} s")):
+            _, output = link.host.run_shell_command(
+                StringCommand(check), _timeout=int(limit) + 1, _stdin=sudo_input(target)
+            )
+    except (TimeoutError, OSError, PyinfraError) as error:
+        return f"sudo on {target.name} failed: {error}"
+    said = "\n".join((output.stdout, output.stderr)).strip()
+    if said.endswith(SUDO_OK):
+        return None
+    return sudo_refusal(target, said) or f"sudo on {target.name} failed: {said[-300:]}"
 
 
 def _count_commands(link: HostLink) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.inventory.sudo import read_sudo_passwords
 from orchestrator.model.desired import VarValue
 from orchestrator.model.inventory import (
     HostEntry,
@@ -26,6 +27,7 @@ from orchestrator.model.inventory import (
     InventoryRing,
     RingEntry,
     SshSettings,
+    password_source,
 )
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
@@ -102,6 +104,23 @@ def _ssh_path(value: str | None, folder: str, root: Path | None) -> str | None:
     return os.path.normpath(root / joined) if root is not None else joined
 
 
+_PATH_KEYS = ("identity_file", "known_hosts", "sudo_password_file")
+
+
+def _ssh_with_paths(ssh: SshSettings | None, files: _Files, path: str) -> SshSettings | None:
+    """`ssh` with the relative paths it gives made absolute from the file's folder (keys it
+    does not give stay unset, so layering still sees which keys each level sets)."""
+    if ssh is None:
+        return None
+    folder, root = posixpath.dirname(path), files.reader.root_dir
+    paths = {
+        key: _ssh_path(getattr(ssh, key), folder, root)
+        for key in _PATH_KEYS
+        if getattr(ssh, key) is not None
+    }
+    return ssh.model_copy(update=paths)
+
+
 class _Merger:
     """Merges validated inventory documents in file order, noting names defined twice."""
 
@@ -117,6 +136,7 @@ class _Merger:
         self.secret_vars: dict[str, SourceLocation] = {}
         self.patching: tuple[PatchingSettings, SourceLocation] | None = None
         self.security_data: tuple[str, SourceLocation] | None = None
+        self.password_sources: dict[str, SourceLocation] = {}
 
     def duplicate(self, where: SourceLocation, what: str, first: SourceLocation) -> None:
         self.problems.append(Diagnostic(where, f"duplicate {what} (first defined at {first})"))
@@ -139,11 +159,21 @@ class _Merger:
                 self.duplicate(where, f"group '{name}'", self.groups[name].location)
                 continue
             group_vars = located_vars(located, ("groups", name, "vars"), group.vars)
-            self.groups[name] = InventoryGroup(name=name, vars=group_vars, location=where)
+            ssh = _ssh_with_paths(group.ssh, files, path)
+            self.groups[name] = InventoryGroup(name=name, vars=group_vars, ssh=ssh, location=where)
+            self._note_password(ssh, located, ("groups", name, "ssh"))
         for index, ring in enumerate(doc.rings):
-            self._add_ring(ring, located, index)
+            self._add_ring(
+                ring.model_copy(update={"ssh": _ssh_with_paths(ring.ssh, files, path)}),
+                located,
+                index,
+            )
         for name, host in doc.hosts.items():
-            self._add_host(name, host, located)
+            self._add_host(
+                name,
+                host.model_copy(update={"ssh": _ssh_with_paths(host.ssh, files, path)}),
+                located,
+            )
         self._add_patching(doc, located)
 
     def _add_patching(self, doc: InventoryDocument, located: LocatedYaml) -> None:
@@ -171,13 +201,15 @@ class _Merger:
         if self.ssh_location is not None:
             self.duplicate(where, "ssh section", self.ssh_location)
             return
-        folder = posixpath.dirname(path)
-        root = files.reader.root_dir
-        paths = {
-            "identity_file": _ssh_path(ssh.identity_file, folder, root),
-            "known_hosts": _ssh_path(ssh.known_hosts, folder, root),
-        }
-        self.ssh, self.ssh_location = ssh.model_copy(update=paths), where
+        self.ssh, self.ssh_location = _ssh_with_paths(ssh, files, path), where
+        self._note_password(self.ssh, located, ("ssh",))
+
+    def _note_password(self, ssh: SshSettings | None, located: LocatedYaml, at: YamlPath) -> None:
+        """Remember where each sudo password source is named (read once, after merging)."""
+        source = password_source(ssh) if ssh is not None else None
+        if source is not None:
+            key = "sudo_password_env" if source.startswith("env:") else "sudo_password_file"
+            self.password_sources.setdefault(source, located.value_location((*at, key)))
 
     def _add_ring(self, ring: RingEntry, located: LocatedYaml, index: int) -> None:
         where = located.value_location(("rings", index, "name"))
@@ -185,12 +217,14 @@ class _Merger:
             self.duplicate(where, f"ring '{ring.name}'", self.rings[ring.name].location)
             return
         self._check_health_names(ring, located, index)
+        self._note_password(ring.ssh, located, ("rings", index, "ssh"))
         ring_vars = located_vars(located, ("rings", index, "vars"), ring.vars)
         settings = {name: getattr(ring, name) for name in RingSettings.model_fields}
         self.rings[ring.name] = InventoryRing(
             name=ring.name,
             description=ring.description,
             vars=ring_vars,
+            ssh=ring.ssh,
             location=where,
             **settings,
         )
@@ -219,8 +253,10 @@ class _Merger:
             ring=host.ring,
             groups=host.groups,
             vars=host_vars,
+            ssh=host.ssh,
             location=where,
         )
+        self._note_password(host.ssh, located, ("hosts", name, "ssh"))
         if host.ring is not None:
             self.ring_refs[name] = located.value_location(("hosts", name, "ring"))
 
@@ -283,6 +319,7 @@ def collect_inventory(
         if doc is not None:
             merger.add(doc, located, files, path)
     merger.check_rings()
+    passwords = read_sudo_passwords(merger.password_sources, files.reader, merger.problems)
     if any(problem.is_error for problem in merger.problems):
         return None, merger.problems
     return Inventory(
@@ -297,6 +334,7 @@ def collect_inventory(
         patching=merger.patching[0] if merger.patching else PatchingSettings(),
         security_data=merger.security_data[0] if merger.security_data else None,
         security_data_location=merger.security_data[1] if merger.security_data else None,
+        sudo_passwords=passwords,
     ), merger.problems
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.policy import (
@@ -93,6 +93,11 @@ class HostTarget(Frozen):
     known_hosts: str | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 300.0
+    sudo: bool = False
+    sudo_user: str | None = None
+    sudo_password: SecretStr | None = Field(None, description="Read from where the inventory says.")
+    sudo_password_source: str | None = None
+    """`env:NAME` or `file:PATH`, for messages."""
 
 
 class DeployModule(Frozen):

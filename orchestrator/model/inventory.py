@@ -7,9 +7,10 @@ gate, soak, approval, windows) are `RingSettings` from `model.ring`.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
@@ -18,8 +19,24 @@ from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys that would put a sudo password into the inventory in clear.
+CLEAR_PASSWORD_KEYS = ("sudo_password", "password", "sudo_pass")
+
+
+def check_env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"'{value}' is not an environment variable name")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(check_env_name)]
+
 
 class SshSettings(Frozen):
+    """How to reach hosts. At the top level of an inventory file, for every host; under a
+    group, a ring or a host, only the keys given there override (see `layered_ssh`)."""
+
     user: Login = "root"
     port: Port = 22
     identity_file: LocalPath | None = Field(None, description="Private key; relative to the file.")
@@ -39,6 +56,30 @@ class SshSettings(Frozen):
         le=86400,
         description="Limit for any one remote step (an operation; the probe takes at most 60 s).",
     )
+    sudo: bool = Field(False, description="Log in as `user` and run every command through sudo.")
+    sudo_user: Login | None = Field(None, description="The user sudo runs as (default root).")
+    sudo_password_env: EnvName | None = Field(
+        None, description="Environment variable holding the sudo password (masked in output)."
+    )
+    sudo_password_file: LocalPath | None = Field(
+        None, description="File holding the sudo password; relative to the inventory file."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_clear_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(key in data for key in CLEAR_PASSWORD_KEYS):
+            raise ValueError(
+                "a sudo password is never written in the inventory; name where it is read "
+                "from with sudo_password_env (an environment variable) or sudo_password_file"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> SshSettings:
+        if self.sudo_password_env is not None and self.sudo_password_file is not None:
+            raise ValueError("give sudo_password_env or sudo_password_file, not both")
+        return self
 
 
 class HostEntry(Frozen):
@@ -47,16 +88,19 @@ class HostEntry(Frozen):
     ring: Label | None = None
     groups: tuple[Label, ...] = ()
     vars: dict[str, Any] = {}
+    ssh: SshSettings | None = None
 
 
 class GroupEntry(Frozen):
     vars: dict[str, Any] = {}
+    ssh: SshSettings | None = None
 
 
 class RingEntry(RingSettings):
     name: Label
     description: str = ""
     vars: dict[str, Any] = {}
+    ssh: SshSettings | None = None
 
 
 class InventoryDocument(Frozen):
@@ -82,6 +126,7 @@ class InventoryGroup(Frozen):
 
     name: str
     vars: dict[str, VarValue] = {}
+    ssh: SshSettings | None = None
     location: SourceLocation
 
 
@@ -91,6 +136,7 @@ class InventoryRing(RingSettings):
     name: str
     description: str = ""
     vars: dict[str, VarValue] = {}
+    ssh: SshSettings | None = None
     location: SourceLocation
 
 
@@ -103,6 +149,7 @@ class InventoryHost(Frozen):
     ring: str | None = None
     groups: tuple[str, ...] = ()
     vars: dict[str, VarValue] = {}
+    ssh: SshSettings | None = None
     location: SourceLocation
 
 
@@ -123,6 +170,16 @@ class Inventory(Frozen):
     security_data: str | None = None
     """The tracker JSON file (repository-relative, checked clean); read by `assess`."""
     security_data_location: SourceLocation | None = None
+    sudo_passwords: dict[str, SecretStr] = {}
+    """Sudo passwords read at load time, keyed by `password_source(settings)`."""
+
+    def host_ssh(self, host: InventoryHost) -> SshSettings:
+        """The ssh settings of a host: the top-level `ssh:` < its groups' (the host's order,
+        later wins) < its ring's < its own; a layer overrides only the keys it gives."""
+        groups = (self.groups.get(name) for name in host.groups)
+        ring = self.ring(host.ring) if host.ring else None
+        layers = [*(group.ssh for group in groups if group), ring.ssh if ring else None, host.ssh]
+        return layered_ssh(self.ssh, [layer for layer in layers if layer is not None])
 
     def ring_names(self) -> tuple[str, ...]:
         """Defined rings in order, then rings hosts name that no file defines."""
@@ -142,3 +199,27 @@ class Inventory(Frozen):
         """The settings of a defined ring; the defaults for rings only hosts name (and for
         hosts without a ring)."""
         return self.ring(name) or RingSettings()
+
+
+_PASSWORD_KEYS = {"sudo_password_env", "sudo_password_file"}
+
+
+def layered_ssh(base: SshSettings, layers: list[SshSettings]) -> SshSettings:
+    """`base` with the keys each layer sets (in order, later wins). A layer naming a password
+    source replaces the one below it, whichever kind that was."""
+    values = base.model_dump()
+    for layer in layers:
+        given = layer.model_fields_set
+        if given & _PASSWORD_KEYS:
+            values.update(dict.fromkeys(_PASSWORD_KEYS))
+        values.update({name: getattr(layer, name) for name in given})
+    return SshSettings.model_validate(values)
+
+
+def password_source(ssh: SshSettings) -> str | None:
+    """Where the sudo password of these settings is read: `env:NAME`, `file:PATH` or None."""
+    if ssh.sudo_password_env is not None:
+        return f"env:{ssh.sudo_password_env}"
+    if ssh.sudo_password_file is not None:
+        return f"file:{ssh.sudo_password_file}"
+    return None

@@ -28,7 +28,7 @@ from orchestrator.model.desired import (
     Spec,
     VarValue,
 )
-from orchestrator.model.inventory import Inventory, InventoryHost
+from orchestrator.model.inventory import Inventory, InventoryHost, password_source
 from orchestrator.model.order import topological_order
 from orchestrator.model.policy import AptRepository, Block, File, Selector
 from orchestrator.policy.accounts import with_policy_defaults
@@ -167,7 +167,8 @@ def host_vars(
 
 
 def host_target(inventory: Inventory, host: InventoryHost) -> HostTarget:
-    ssh = inventory.ssh
+    ssh = inventory.host_ssh(host)
+    source = password_source(ssh) if ssh.sudo else None
     return HostTarget(
         name=host.name,
         address=host.address,
@@ -179,6 +180,10 @@ def host_target(inventory: Inventory, host: InventoryHost) -> HostTarget:
         known_hosts=ssh.known_hosts,
         connect_timeout=ssh.connect_timeout,
         command_timeout=ssh.command_timeout,
+        sudo=ssh.sudo,
+        sudo_user=ssh.sudo_user if ssh.sudo else None,
+        sudo_password=inventory.sudo_passwords.get(source) if source else None,
+        sudo_password_source=source,
     )
 
 

@@ -150,6 +150,7 @@ def project_secrets(
             found.update(named_secret_texts(name, var.value))
             if name in named:
                 found.update(scalar_texts(var.value))
+    found.update(password.get_secret_value() for password in inventory.sudo_passwords.values())
     return frozenset(found)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from orchestrator.model.desired import HostTarget
 from orchestrator.model.grammar import check_address, check_login
+from orchestrator.sudo import sudo_command, sudo_input, sudo_refusal
 from orchestrator.verify.batch import (
     Answer,
     BatchOutputError,
@@ -134,13 +135,19 @@ class SshLink:
     def run_batch(self, commands: Sequence[str]) -> list[Answer]:
         """Run `commands` in one session; their answers in order. Raises LinkError."""
         marker = "patchring-" + secrets.token_hex(8)
-        script = build_batch_script(commands, marker)
+        script = sudo_command(build_batch_script(commands, marker), self.target)
         argv = ["ssh", "-F", str(self.config.path), "-T", "--", self.target.address, script]
+        password = sudo_input(self.target)
         timeout = self.target.command_timeout
         self.sessions += 1
         try:
             proc = subprocess.run(
-                argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+                argv,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                input=password.encode() if password is not None else None,
+                stdin=subprocess.DEVNULL if password is None else None,
             )
         except subprocess.TimeoutExpired:
             raise LinkError(f"no answer within {timeout:g} s") from None
@@ -150,5 +157,8 @@ class SshLink:
             return parse_batch_output(proc.stdout, marker, len(commands))
         except BatchOutputError as error:
             said = proc.stderr.decode(errors="replace").strip()
+            refused = sudo_refusal(self.target, said)
+            if refused is not None:
+                raise LinkError(refused) from None
             reason = said.splitlines()[-1] if said else str(error)
             raise LinkError(f"{reason} (ssh exit status {proc.returncode})") from None

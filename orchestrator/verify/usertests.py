@@ -46,6 +46,7 @@ class UserRun:
     hosts: dict[str, str]  # address -> host name
     files: dict[str, tuple[UserCheckFile, ...]]  # path -> the same file as each policy names it
     timeout: float
+    sudo: tuple[bool, str | None] = (False, None)  # testinfra's --sudo and --sudo-user
 
 
 def plan_user_runs(fleet: Mapping[str, DesiredState]) -> list[UserRun]:
@@ -59,7 +60,9 @@ def plan_user_runs(fleet: Mapping[str, DesiredState]) -> list[UserRun]:
             files.setdefault(key, check)
     groups: dict[tuple[str, ...], list[UserCheckFile]] = {}
     for key, names in wanted.items():
-        groups.setdefault(tuple(names), []).append(files[key])
+        for sudo in dict.fromkeys(_sudo_of(fleet[name]) for name in names):  # one run per sudo
+            same = tuple(name for name in names if _sudo_of(fleet[name]) == sudo)
+            groups.setdefault(same, []).append(files[key])
     runs = []
     for hosts, checks in groups.items():
         by_path: dict[str, tuple[UserCheckFile, ...]] = {}
@@ -70,9 +73,14 @@ def plan_user_runs(fleet: Mapping[str, DesiredState]) -> list[UserRun]:
                 hosts={fleet[h].host.address: h for h in hosts},
                 files=by_path,
                 timeout=max(fleet[h].host.command_timeout for h in hosts),
+                sudo=_sudo_of(fleet[hosts[0]]),
             )
         )
     return runs
+
+
+def _sudo_of(state: DesiredState) -> tuple[bool, str | None]:
+    return state.host.sudo, state.host.sudo_user
 
 
 def run_user_checks(
@@ -103,6 +111,8 @@ def pytest_argv(run: UserRun, ssh_config: Path, junit: Path, ini: Path) -> list[
         "-c", str(ini), "--rootdir", str(ini.parent), "--import-mode=importlib",
         "--continue-on-collection-errors", "-o", "junit_family=xunit1",
         "-o", "junit_logging=log", "--log-level=DEBUG", "-o", "log_format=%(message)s",
+        *(["--sudo"] if run.sudo[0] else []),
+        *(["--sudo-user", run.sudo[1]] if run.sudo[0] and run.sudo[1] else []),
     ]  # fmt: skip
 
 
