@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.inventory.sshconfig import read_ssh_config
 from orchestrator.model.desired import VarValue
 from orchestrator.model.inventory import (
     HostEntry,
@@ -27,6 +28,7 @@ from orchestrator.model.inventory import (
     RingEntry,
     SshSettings,
 )
+from orchestrator.model.jump import SshConfigEntry
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.policy.loader import read_located
@@ -109,6 +111,8 @@ class _Merger:
         self.problems: list[Diagnostic] = []
         self.ssh: SshSettings | None = None
         self.ssh_location: SourceLocation | None = None
+        self.ssh_config_where: tuple[SourceLocation, SourceLocation] | None = None
+        self.ssh_config: dict[str, SshConfigEntry] = {}
         self.vars: dict[str, VarValue] = {}
         self.groups: dict[str, InventoryGroup] = {}
         self.rings: dict[str, InventoryRing] = {}
@@ -176,8 +180,35 @@ class _Merger:
         paths = {
             "identity_file": _ssh_path(ssh.identity_file, folder, root),
             "known_hosts": _ssh_path(ssh.known_hosts, folder, root),
+            "config_file": _ssh_path(ssh.config_file, folder, root),
         }
         self.ssh, self.ssh_location = ssh.model_copy(update=paths), where
+        if ssh.config_file is not None:
+            key = located.key_location(("ssh", "config_file"))
+            self.ssh_config_where = key, located.value_location(("ssh", "config_file"))
+
+    def read_ssh_config(self) -> None:
+        """Look every host's address and jump host up in `ssh: config_file:`; an unreadable
+        file or a bad value is an error at the setting, each ignored option one warning."""
+        if self.ssh is None or self.ssh.config_file is None or self.ssh_config_where is None:
+            return
+        key, value = self.ssh_config_where
+        path = self.ssh.config_file
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            self.problems.append(Diagnostic(value, f"cannot read ssh config_file {path}: {reason}"))
+            return
+        names = [host.address for host in self.hosts.values()]
+        names += [hop.address for hop in self.ssh.jump_host]
+        reading = read_ssh_config(text, names)
+        for problem in reading.problems:
+            self.problems.append(Diagnostic(value, f"ssh config_file {path}: {problem}"))
+        for option in reading.ignored:
+            message = f"ssh config_file {path}: option '{option}' is not used by patchring; ignored"
+            self.problems.append(Diagnostic(key, message, severity="warning"))
+        self.ssh_config = reading.entries
 
     def _add_ring(self, ring: RingEntry, located: LocatedYaml, index: int) -> None:
         where = located.value_location(("rings", index, "name"))
@@ -283,11 +314,13 @@ def collect_inventory(
         if doc is not None:
             merger.add(doc, located, files, path)
     merger.check_rings()
+    merger.read_ssh_config()
     if any(problem.is_error for problem in merger.problems):
         return None, merger.problems
     return Inventory(
         ssh=merger.ssh or SshSettings.model_validate({}),
         ssh_location=merger.ssh_location,
+        ssh_config=merger.ssh_config,
         vars=merger.vars,
         groups=merger.groups,
         rings=tuple(merger.rings.values()),

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.jump import JumpHop
 from orchestrator.model.policy import (
     AptRepository,
     Block,
@@ -93,6 +94,8 @@ class HostTarget(Frozen):
     known_hosts: str | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 300.0
+    jump_hosts: tuple[JumpHop, ...] = ()
+    """ProxyJump hops, first hop first; each hop's host key is checked in `known_hosts`."""
 
 
 class DeployModule(Frozen):

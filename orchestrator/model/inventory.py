@@ -14,6 +14,7 @@ from pydantic import Field
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
 from orchestrator.model.grammar import Address, Label, LocalPath, Login, Port
+from orchestrator.model.jump import JumpHosts, SshConfigEntry
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
@@ -38,6 +39,16 @@ class SshSettings(Frozen):
         ge=1,
         le=86400,
         description="Limit for any one remote step (an operation; the probe takes at most 60 s).",
+    )
+    jump_host: JumpHosts = Field(
+        (),
+        description="ProxyJump: hops `[user@]host[:port]`, comma-separated or a list; each "
+        "hop's host key is checked against known_hosts; user and key default to the host's.",
+    )
+    config_file: LocalPath | None = Field(
+        None,
+        description="OpenSSH ssh_config read for HostName, User, Port, IdentityFile and "
+        "ProxyJump of each host's address; relative to the file. Inventory values win.",
     )
 
 
@@ -112,6 +123,8 @@ class Inventory(Frozen):
 
     ssh: SshSettings = Field(default_factory=lambda: SshSettings.model_validate({}))
     ssh_location: SourceLocation | None = None
+    ssh_config: dict[str, SshConfigEntry] = {}
+    """What `ssh: config_file:` says for each host address and jump host it was asked for."""
     vars: dict[str, VarValue] = {}
     groups: dict[str, InventoryGroup] = {}
     rings: tuple[InventoryRing, ...] = ()
