@@ -54,7 +54,7 @@ def parse_jump_host(text: str) -> JumpHost:
     """One hop `[user@]host[:port]`; raises ValueError saying what is wrong with it."""
 
     def bad(reason: str) -> ValueError:
-        return ValueError(f"jump host '{shown(text)}' {reason} (write {HOP_FORM})")
+        return ValueError(f"jump host '{shown(text)}' {reason}; write {HOP_FORM}")
 
     user: str | None = None
     rest = text.strip()
@@ -77,11 +77,13 @@ def parse_jump_host(text: str) -> JumpHost:
     try:
         check_address(address)
     except ValueError:
-        raise bad(f"has an invalid host '{shown(address)}' (an IP address or a DNS name)") from None
+        raise bad(
+            f"has an invalid host '{shown(address)}' (not an IP address or a DNS name)"
+        ) from None
     port: int | None = None
     if port_text is not None:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise bad(f"has an invalid port '{shown(port_text)}' (1 to 65535)")
+            raise bad(f"has an invalid port '{shown(port_text)}' (not 1 to 65535)")
         port = int(port_text)
     return JumpHost(address=address, user=user, port=port)
 
