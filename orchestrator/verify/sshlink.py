@@ -6,7 +6,10 @@ checked; this is why we use OpenSSH and never paramiko), `BatchMode yes` (never 
 `ConnectTimeout`, `ServerAliveInterval`/`CountMax` (a host that stops answering mid-way ends the
 session instead of hanging it) and a `ControlMaster` per host, so only the first session pays for
 the handshake. The same file serves testinfra's ssh backend (`--ssh-config`) for users' tests.
-Every value is quoted by OpenSSH's rules (`ssh_config_value`), and one that cannot be quoted
+A target with jump hosts gets `ProxyJump`, and each jump host that is no target a block of its own
+(ssh reaches a jump host with `-F` this same file), so its host key is checked the same way.
+Every value is quoted by OpenSSH's rules (`ssh_config_value`; ProxyJump, which OpenSSH takes
+verbatim, is only ever addresses, logins and ports, checked again), and one that cannot be quoted
 (a newline, a NUL, `${`) is refused, so inventory text can never add a directive; addresses are
 checked again here and passed after `--`, so none can be read as an option.
 `SshLink.run_batch` runs a batch of commands (see `batch.py`) in one session under a time limit.

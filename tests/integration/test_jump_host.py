@@ -94,7 +94,10 @@ def test_plan_apply_verify_through_a_bastion(
     via_config = _repo(tmp_path / "via-config", lab, targets, {"config_file": str(config)})
     planned = patchring(via_config, "plan", "--detailed-exitcode", timeout=300)
     assert planned.code == 0, planned.stdout + planned.stderr
-    assert "option 'ForwardAgent' is not used by patchring; ignored" in planned.stderr
+    validated = patchring(via_config, "validate")
+    assert validated.code == 0, validated.stdout + validated.stderr
+    warning = "option 'ForwardAgent' is not used by patchring; ignored"
+    assert warning in validated.stdout + validated.stderr
 
 
 def test_bastion_key_checked_and_missing_jump_host(
