@@ -26,6 +26,7 @@ from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.api.host import Host
 
 from orchestrator.engine.facts import FactCache
+from orchestrator.engine.jump import JumpChain, JumpError, open_jump_chain
 from orchestrator.model.desired import HostTarget
 from orchestrator.sudo import sudo_command, sudo_input, sudo_refusal
 
@@ -59,6 +60,7 @@ class HostLink:
     error: str | None = None
     commands: int = 0  # remote sessions: SSH channels opened, and files sent or fetched
     facts: FactCache | None = None  # pyinfra facts of this host, once operations are prepared
+    jump: JumpChain | None = None  # the jump hosts' connections, when it has any
 
 
 @dataclass
@@ -229,7 +231,11 @@ def _connect(link: HostLink) -> str | None:
     limit = link.target.connect_timeout * 2 + 2
     try:
         with gevent.Timeout(limit, TimeoutError(f"connect timed out after {limit:g} s")):
+            if link.target.jump_hosts:
+                _through_jump_hosts(link)
             link.host.connect(show_errors=False, raise_exceptions=True)
+    except JumpError as error:
+        return f"unreachable: {error}"
     except ConnectError as error:
         return f"unreachable: {error}"
     except (TimeoutError, OSError, PyinfraError) as error:
@@ -259,6 +265,18 @@ def _check_sudo(link: HostLink) -> str | None:
     if said.endswith(SUDO_OK):
         return None
     return sudo_refusal(target, said) or f"sudo on {target.name} failed: {said[-300:]}"
+
+
+def _through_jump_hosts(link: HostLink) -> None:
+    """Connect the jump hosts and hand pyinfra the channel to the host as its socket."""
+    if link.jump is not None:
+        link.jump.close()
+    link.jump = open_jump_chain(link.target)
+    data = link.host.connector.data
+    data["ssh_paramiko_connect_kwargs"] = {
+        **data["ssh_paramiko_connect_kwargs"],
+        "sock": link.jump.channel,
+    }
 
 
 def _count_commands(link: HostLink) -> None:
@@ -301,5 +319,7 @@ def _disconnect_all(session: FleetSession) -> None:
             client = getattr(link.host.connector, "client", None)
             if client is not None:
                 client.close()
+        if link.jump is not None:
+            link.jump.close()
 
     gevent.joinall([gevent.spawn(close, link) for link in session.links.values()], timeout=10)

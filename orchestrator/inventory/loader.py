@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.inventory.sshconfig import read_ssh_config
 from orchestrator.inventory.sudo import read_sudo_passwords
 from orchestrator.model.desired import VarValue
 from orchestrator.model.inventory import (
@@ -29,6 +30,7 @@ from orchestrator.model.inventory import (
     SshSettings,
     password_source,
 )
+from orchestrator.model.jump import SshConfigEntry
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.policy.loader import read_located
@@ -104,7 +106,7 @@ def _ssh_path(value: str | None, folder: str, root: Path | None) -> str | None:
     return os.path.normpath(root / joined) if root is not None else joined
 
 
-_PATH_KEYS = ("identity_file", "known_hosts", "sudo_password_file")
+_PATH_KEYS = ("identity_file", "known_hosts", "sudo_password_file", "config_file")
 
 
 def _ssh_with_paths(ssh: SshSettings | None, files: _Files, path: str) -> SshSettings | None:
@@ -128,6 +130,8 @@ class _Merger:
         self.problems: list[Diagnostic] = []
         self.ssh: SshSettings | None = None
         self.ssh_location: SourceLocation | None = None
+        self.ssh_config_where: tuple[SourceLocation, SourceLocation] | None = None
+        self.ssh_config: dict[str, SshConfigEntry] = {}
         self.vars: dict[str, VarValue] = {}
         self.groups: dict[str, InventoryGroup] = {}
         self.rings: dict[str, InventoryRing] = {}
@@ -203,6 +207,9 @@ class _Merger:
             return
         self.ssh, self.ssh_location = _ssh_with_paths(ssh, files, path), where
         self._note_password(self.ssh, located, ("ssh",))
+        if ssh.config_file is not None:
+            key = located.key_location(("ssh", "config_file"))
+            self.ssh_config_where = key, located.value_location(("ssh", "config_file"))
 
     def _note_password(self, ssh: SshSettings | None, located: LocatedYaml, at: YamlPath) -> None:
         """Remember where each sudo password source is named (read once, after merging)."""
@@ -210,6 +217,29 @@ class _Merger:
         if source is not None:
             key = "sudo_password_env" if source.startswith("env:") else "sudo_password_file"
             self.password_sources.setdefault(source, located.value_location((*at, key)))
+
+    def read_ssh_config(self) -> None:
+        """Look every host's address and jump host up in `ssh: config_file:`; an unreadable
+        file or a bad value is an error at the setting, each ignored option one warning."""
+        if self.ssh is None or self.ssh.config_file is None or self.ssh_config_where is None:
+            return
+        key, value = self.ssh_config_where
+        path = self.ssh.config_file
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            self.problems.append(Diagnostic(value, f"cannot read ssh config_file {path}: {reason}"))
+            return
+        names = [host.address for host in self.hosts.values()]
+        names += [hop.address for hop in self.ssh.jump_host]
+        reading = read_ssh_config(text, names)
+        for problem in reading.problems:
+            self.problems.append(Diagnostic(value, f"ssh config_file {path}: {problem}"))
+        for option in reading.ignored:
+            message = f"ssh config_file {path}: option '{option}' is not used by patchring; ignored"
+            self.problems.append(Diagnostic(key, message, severity="warning"))
+        self.ssh_config = reading.entries
 
     def _add_ring(self, ring: RingEntry, located: LocatedYaml, index: int) -> None:
         where = located.value_location(("rings", index, "name"))
@@ -319,12 +349,14 @@ def collect_inventory(
         if doc is not None:
             merger.add(doc, located, files, path)
     merger.check_rings()
+    merger.read_ssh_config()
     passwords = read_sudo_passwords(merger.password_sources, files.reader, merger.problems)
     if any(problem.is_error for problem in merger.problems):
         return None, merger.problems
     return Inventory(
         ssh=merger.ssh or SshSettings.model_validate({}),
         ssh_location=merger.ssh_location,
+        ssh_config=merger.ssh_config,
         vars=merger.vars,
         groups=merger.groups,
         rings=tuple(merger.rings.values()),

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.jump import JumpHop
 from orchestrator.model.policy import (
     AptRepository,
     Block,
@@ -98,6 +99,8 @@ class HostTarget(Frozen):
     sudo_password: SecretStr | None = Field(None, description="Read from where the inventory says.")
     sudo_password_source: str | None = None
     """`env:NAME` or `file:PATH`, for messages."""
+    jump_hosts: tuple[JumpHop, ...] = ()
+    """ProxyJump hops, first hop first; each hop's host key is checked in `known_hosts`."""
 
 
 class DeployModule(Frozen):

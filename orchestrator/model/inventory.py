@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, SecretStr, model_validator
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
 from orchestrator.model.grammar import Address, Label, LocalPath, Login, Port
+from orchestrator.model.jump import JumpHosts, SshConfigEntry
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
@@ -80,6 +81,17 @@ class SshSettings(Frozen):
         if self.sudo_password_env is not None and self.sudo_password_file is not None:
             raise ValueError("give sudo_password_env or sudo_password_file, not both")
         return self
+
+    jump_host: JumpHosts = Field(
+        (),
+        description="ProxyJump: hops `[user@]host[:port]`, comma-separated or a list; each "
+        "hop's host key is checked against known_hosts; user and key default to the host's.",
+    )
+    config_file: LocalPath | None = Field(
+        None,
+        description="OpenSSH ssh_config read for HostName, User, Port, IdentityFile and "
+        "ProxyJump of each host's address; relative to the file. Inventory values win.",
+    )
 
 
 class HostEntry(Frozen):
@@ -159,6 +171,8 @@ class Inventory(Frozen):
 
     ssh: SshSettings = Field(default_factory=lambda: SshSettings.model_validate({}))
     ssh_location: SourceLocation | None = None
+    ssh_config: dict[str, SshConfigEntry] = {}
+    """What `ssh: config_file:` says for each host address and jump host it was asked for."""
     vars: dict[str, VarValue] = {}
     groups: dict[str, InventoryGroup] = {}
     rings: tuple[InventoryRing, ...] = ()
@@ -180,6 +194,17 @@ class Inventory(Frozen):
         ring = self.ring(host.ring) if host.ring else None
         layers = [*(group.ssh for group in groups if group), ring.ssh if ring else None, host.ssh]
         return layered_ssh(self.ssh, [layer for layer in layers if layer is not None])
+
+    def host_ssh_given(self, host: InventoryHost) -> set[str]:
+        """The ssh keys some layer of the host's settings gives (an ssh_config file fills in
+        only the others)."""
+        groups = (self.groups.get(name) for name in host.groups)
+        ring = self.ring(host.ring) if host.ring else None
+        layers = [*(group.ssh for group in groups if group), ring.ssh if ring else None, host.ssh]
+        given = set(self.ssh.model_fields_set)
+        for layer in layers:
+            given |= layer.model_fields_set if layer is not None else set()
+        return given
 
     def ring_names(self) -> tuple[str, ...]:
         """Defined rings in order, then rings hosts name that no file defines."""
@@ -207,13 +232,14 @@ _PASSWORD_KEYS = {"sudo_password_env", "sudo_password_file"}
 def layered_ssh(base: SshSettings, layers: list[SshSettings]) -> SshSettings:
     """`base` with the keys each layer sets (in order, later wins). A layer naming a password
     source replaces the one below it, whichever kind that was."""
-    values = base.model_dump()
-    for layer in layers:
+    merged = base
+    for layer in layers:  # each layer was validated on its own: copy its values as they are
         given = layer.model_fields_set
+        update = {name: getattr(layer, name) for name in given}
         if given & _PASSWORD_KEYS:
-            values.update(dict.fromkeys(_PASSWORD_KEYS))
-        values.update({name: getattr(layer, name) for name in given})
-    return SshSettings.model_validate(values)
+            update = {**dict.fromkeys(_PASSWORD_KEYS), **update}
+        merged = merged.model_copy(update=update)
+    return merged
 
 
 def password_source(ssh: SshSettings) -> str | None:

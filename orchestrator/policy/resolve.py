@@ -29,6 +29,7 @@ from orchestrator.model.desired import (
     VarValue,
 )
 from orchestrator.model.inventory import Inventory, InventoryHost, password_source
+from orchestrator.model.jump import SshConfigEntry, resolve_hops
 from orchestrator.model.order import topological_order
 from orchestrator.model.policy import AptRepository, Block, File, Selector
 from orchestrator.policy.accounts import with_policy_defaults
@@ -169,7 +170,7 @@ def host_vars(
 def host_target(inventory: Inventory, host: InventoryHost) -> HostTarget:
     ssh = inventory.host_ssh(host)
     source = password_source(ssh) if ssh.sudo else None
-    return HostTarget(
+    target = HostTarget(
         name=host.name,
         address=host.address,
         port=host.port or ssh.port,
@@ -184,6 +185,26 @@ def host_target(inventory: Inventory, host: InventoryHost) -> HostTarget:
         sudo_user=ssh.sudo_user if ssh.sudo else None,
         sudo_password=inventory.sudo_passwords.get(source) if source else None,
         sudo_password_source=source,
+    )
+    return _reach(target, inventory, host)
+
+
+def _reach(target: HostTarget, inventory: Inventory, host: InventoryHost) -> HostTarget:
+    """`target` with what `ssh: config_file:` says for its address (where the inventory
+    leaves a value unset: the inventory wins) and its jump hosts resolved."""
+    ssh, explicit = inventory.host_ssh(host), inventory.host_ssh_given(host)
+    entry = inventory.ssh_config.get(host.address, SshConfigEntry())
+    user = target.user if "user" in explicit else entry.user or target.user
+    identity = target.identity_file or entry.identity_file
+    hops = ssh.jump_host if "jump_host" in explicit else entry.jump_hosts or ()
+    return target.model_copy(
+        update={
+            "address": entry.hostname or target.address,
+            "port": host.port or (ssh.port if "port" in explicit else entry.port or ssh.port),
+            "user": user,
+            "identity_file": identity,
+            "jump_hosts": resolve_hops(hops, inventory.ssh_config, user, identity),
+        }
     )
 
 

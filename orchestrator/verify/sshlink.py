@@ -6,7 +6,10 @@ checked; this is why we use OpenSSH and never paramiko), `BatchMode yes` (never 
 `ConnectTimeout`, `ServerAliveInterval`/`CountMax` (a host that stops answering mid-way ends the
 session instead of hanging it) and a `ControlMaster` per host, so only the first session pays for
 the handshake. The same file serves testinfra's ssh backend (`--ssh-config`) for users' tests.
-Every value is quoted by OpenSSH's rules (`ssh_config_value`), and one that cannot be quoted
+A target with jump hosts gets `ProxyJump`, and each jump host that is no target a block of its own
+(ssh reaches a jump host with `-F` this same file), so its host key is checked the same way.
+Every value is quoted by OpenSSH's rules (`ssh_config_value`; ProxyJump, which OpenSSH takes
+verbatim, is only ever addresses, logins and ports, checked again), and one that cannot be quoted
 (a newline, a NUL, `${`) is refused, so inventory text can never add a directive; addresses are
 checked again here and passed after `--`, so none can be read as an option.
 `SshLink.run_batch` runs a batch of commands (see `batch.py`) in one session under a time limit.
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from orchestrator.model.desired import HostTarget
 from orchestrator.model.grammar import check_address, check_login
+from orchestrator.model.jump import JumpHop
 from orchestrator.sudo import sudo_command, sudo_input, sudo_refusal
 from orchestrator.verify.batch import (
     Answer,
@@ -73,6 +77,7 @@ class SshConfig:
         for target in targets:
             if seen.setdefault(target.address, target) is target:
                 blocks.append(_host_block(target, folder))
+        blocks += _jump_blocks(targets, set(seen))
         path = folder / "ssh_config"
         path.write_text("\n".join(blocks) + "\n")
         return cls(path, tuple(seen))
@@ -121,7 +126,54 @@ def _host_block(target: HostTarget, folder: Path) -> str:
     if target.known_hosts:
         known = ssh_config_value(target.known_hosts, tokens=True)
         lines.append(f"  UserKnownHostsFile {known}")
+    if target.jump_hosts:
+        # OpenSSH (9.2) takes ProxyJump's value verbatim, quotes included: it goes unquoted,
+        # which is safe as each hop is an address, a login and a port, checked again here.
+        lines.append(f"  ProxyJump {_proxy_jump(target.jump_hosts)}")
     return "\n".join(lines)
+
+
+def _proxy_jump(hops: Sequence[JumpHop]) -> str:
+    """ProxyJump's value: `user@host:port` per hop, comma-separated (re-checked here)."""
+    try:
+        for hop in hops:
+            check_address(hop.address)
+            check_login(hop.user)
+    except ValueError as error:
+        raise SshConfigValueError(str(error)) from None
+    if any(not 0 < hop.port < 65536 for hop in hops):
+        raise SshConfigValueError("a jump host's port is not between 1 and 65535")
+    return ",".join(hop.text() for hop in hops)
+
+
+def _jump_blocks(targets: Sequence[HostTarget], written: set[str]) -> list[str]:
+    """A `Host` block per jump host that is not a target itself: ssh reaches a jump host with
+    `-F` this same file, so its host key is checked, with its key and the timeouts, too.
+    A hop's user and port come from ProxyJump; the first target naming the hop sets the rest."""
+    blocks: list[str] = []
+    for target in targets:
+        for hop in target.jump_hosts:
+            if hop.address in written:
+                continue
+            written.add(hop.address)
+            alive = max(1, math.ceil(target.connect_timeout))
+            lines = [
+                f"Host {ssh_config_value(check_address(hop.address))}",
+                "  BatchMode yes",
+                "  StrictHostKeyChecking yes",
+                f"  ConnectTimeout {alive}",
+                f"  ServerAliveInterval {alive}",
+                f"  ServerAliveCountMax {SERVER_ALIVE_COUNT}",
+                "  LogLevel ERROR",
+            ]
+            if hop.identity_file:
+                identity = ssh_config_value(hop.identity_file, tokens=True)
+                lines += [f"  IdentityFile {identity}", "  IdentitiesOnly yes"]
+            if target.known_hosts:
+                known = ssh_config_value(target.known_hosts, tokens=True)
+                lines.append(f"  UserKnownHostsFile {known}")
+            blocks.append("\n".join(lines))
+    return blocks
 
 
 @dataclass
