@@ -18,20 +18,10 @@ from collections.abc import Iterator
 from shlex import quote
 
 from orchestrator.compiler.opspec import OpSpec
+from orchestrator.compiler.opspec import resource_op as _op
 from orchestrator.drift.expected import sysctl_persist_file, sysctl_persist_line
 from orchestrator.model.desired import Resource
 from orchestrator.model.policy import Group, Sysctl, User
-
-
-def _op(resource: Resource, operation: str, description: str, **args: object) -> OpSpec:
-    return OpSpec(
-        operation=operation,
-        args={k: v for k, v in args.items() if v is not None},
-        resource_ids=(resource.id,),
-        policy=resource.policy,
-        location=resource.location,
-        description=description,
-    )
 
 
 def compile_group(r: Resource) -> Iterator[OpSpec]:

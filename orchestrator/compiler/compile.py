@@ -18,6 +18,7 @@ from shlex import quote
 from orchestrator.compiler.accounts import compile_group, compile_sysctl, compile_user
 from orchestrator.compiler.edits import edit_operations
 from orchestrator.compiler.opspec import OpSpec
+from orchestrator.compiler.opspec import resource_op as _op
 from orchestrator.compiler.ordering import RECORD_RESTARTS, order_specs
 from orchestrator.drift.expected import (
     PENDING_RESTART_DIR,
@@ -78,17 +79,6 @@ def compile_kinds(
         specs += [op for r in chosen if r.kind == kind for op in _compile_one(r)]
     specs += [op for _unit, op in restarts]
     return tuple(specs)
-
-
-def _op(resource: Resource, operation: str, description: str, **args: object) -> OpSpec:
-    return OpSpec(
-        operation=operation,
-        args={k: v for k, v in args.items() if v is not None},
-        resource_ids=(resource.id,),
-        policy=resource.policy,
-        location=resource.location,
-        description=description,
-    )
 
 
 def _put(resource: Resource) -> Iterator[OpSpec]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SerializerFunctionWrapHandler, field_serializer, model_serializer
 
 from orchestrator.model.base import Frozen
 from orchestrator.source import SourceLocation
+
+if TYPE_CHECKING:
+    from orchestrator.model.desired import Resource
 
 
 class OpSpec(Frozen):
@@ -58,3 +61,16 @@ class OpSpec(Frozen):
     @property
     def is_deploy(self) -> bool:
         return self.operation.startswith("deploy:")
+
+
+def resource_op(resource: Resource, operation: str, description: str, **args: object) -> OpSpec:
+    """The operation of one resource; arguments left at None are not passed (pyinfra's
+    defaults apply)."""
+    return OpSpec(
+        operation=operation,
+        args={k: v for k, v in args.items() if v is not None},
+        resource_ids=(resource.id,),
+        policy=resource.policy,
+        location=resource.location,
+        description=description,
+    )
