@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from bench import compile_project
 from orchestrator.lab import LabConfig, LabStatus, lab_down, lab_publish_many, lab_up
 from orchestrator.patching.probescript import build_assess_script
 
@@ -190,6 +191,7 @@ def top_up_host(status: LabStatus, address: str, target: int, pending: int) -> i
 
 
 def main() -> int:
+    compile_project()
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import compile_project
 from orchestrator.compiler import compile_host
 from orchestrator.engine import plan_hosts
 from orchestrator.lab import LabConfig, lab_down, lab_up
@@ -110,6 +111,7 @@ def pyinfra_files(
 
 
 def main() -> int:
+    compile_project()
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)

@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import compile_project
 from bench.converge import make_repo, pyinfra_files
 from orchestrator.lab import LabConfig, lab_down, lab_up
 from orchestrator.lab.faults import reset_hosts
@@ -66,6 +67,7 @@ def run_counted(target: str, argv: list[str], cwd: Path, hosts: int, out: Path) 
 
 
 def main() -> int:
+    compile_project()
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import compile_project
 from orchestrator.lab import LabConfig, lab_down, lab_up
 from orchestrator.model.desired import DesiredState
 from orchestrator.policy import WorktreeSource, load_project
@@ -100,6 +101,7 @@ def time_plain(
 
 
 def main() -> int:
+    compile_project()
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 MASK = "********"
 MIN_SECRET_LENGTH = 4
@@ -160,26 +161,31 @@ class Masker:
     def value(self, value: T) -> T:
         """A copy of `value` with every string masked: strings equal to a short secret too,
         and every `diff` field that shows a secret hidden whole."""
-        masked: Any = self._walk(value, "")
+        # Imported here, not at the top: every command's start-up imports this module, and
+        # `--version` must not pay for pydantic.
+        from pydantic import BaseModel
+
+        masked: Any = self._walk(value, "", BaseModel)
         return masked
 
-    def _walk(self, value: Any, name: str) -> Any:
+    def _walk(self, value: Any, name: str, model: type[BaseModel]) -> Any:
         if isinstance(value, str):
             if value in self._short:
                 return MASK
             masked = self.diff(value) if name == "diff" else self(value)
             return value if masked == value else masked
-        if isinstance(value, BaseModel):
+        if isinstance(value, model):
             update = {}
             for key in type(value).model_fields:
                 item = getattr(value, key)
-                masked = self._walk(item, key)
+                masked = self._walk(item, key, model)
                 if masked is not item:
                     update[key] = masked
             return value.model_copy(update=update) if update else value
         if isinstance(value, dict):
-            return {self._walk(k, ""): self._walk(v, str(k)) for k, v in value.items()}
+            walk = self._walk
+            return {walk(k, "", model): walk(v, str(k), model) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            items = [self._walk(item, name) for item in value]
+            items = [self._walk(item, name, model) for item in value]
             return tuple(items) if isinstance(value, tuple) else items
         return value

@@ -8,6 +8,7 @@ Exit codes: 0 success and nothing pending; 1 invalid input (policy, inventory, f
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import NoReturn
 
 from orchestrator import __version__
-from orchestrator.cli import assess, commands, lab, patches, rollouts, runs
 from orchestrator.cli.console import Output
 from orchestrator.errors import (
     EXIT_INTERNAL,
@@ -36,7 +36,50 @@ class _Parser(argparse.ArgumentParser):
         raise UserInputError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module of `orchestrator.cli` registers each command. Only the module of the command
+# being run is imported: each pulls in its own heavy dependencies (pyinfra, pydantic models,
+# Jinja2), and importing all of them would cost every command half a second of start-up.
+COMMAND_MODULES: dict[str, str] = {
+    "validate": "commands",
+    "explain": "commands",
+    "schema": "commands",
+    "plan": "commands",
+    "apply": "commands",
+    "assess": "assess",
+    "patches": "patches",
+    "verify": "runs",
+    "report": "runs",
+    "rollout": "rollouts",
+    "status": "rollouts",
+    "approve": "rollouts",
+    "pause": "rollouts",
+    "resume": "rollouts",
+    "abort": "rollouts",
+    "rollback": "rollouts",
+    "lab": "lab",
+}
+MODULE_ORDER = ("commands", "assess", "patches", "runs", "rollouts", "lab")
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, if it is a known one (top-level options all come first)."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return word if word in COMMAND_MODULES else None
+
+
+def modules_for(argv: Sequence[str]) -> Sequence[str]:
+    """The command modules parsing `argv` needs: the command's own; none for `--version`; all
+    of them to list every command (help, a typo, no command)."""
+    command = command_word(argv)
+    if command:
+        return (COMMAND_MODULES[command],)
+    if "--version" in argv and not {"-h", "--help"} & set(argv):
+        return ()
+    return MODULE_ORDER
+
+
+def build_parser(modules: Sequence[str] = MODULE_ORDER) -> argparse.ArgumentParser:
+    """The parser of the commands these modules of `orchestrator.cli` register."""
     parser = _Parser(
         prog="patchring",
         description="Declarative configuration and staged patch "
@@ -54,19 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="inventory file or folder, relative to --repo (default: inventory)",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    commands.register(sub, common)
-    assess.register(sub, common)
-    patches.register(sub, common)
-    runs.register(sub, common)
-    rollouts.register(sub, common)
-    lab.register(sub)
+    for name in modules:
+        module = importlib.import_module(f"orchestrator.cli.{name}")
+        if name == "lab":
+            module.register(sub)
+        else:
+            module.register(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     output = Output()
     try:
-        args = build_parser().parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(modules_for(arguments)).parse_args(arguments)
         output.json_mode = bool(getattr(args, "json", False))
         return int(args.handler(args, output))
     except ValidationError as error:

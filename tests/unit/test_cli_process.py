@@ -4,6 +4,8 @@ finalizer noise (GitPython's `git cat-file` processes outliving gevent's hub).""
 
 from __future__ import annotations
 
+import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -67,3 +69,48 @@ def test_a_repeated_host_flag_takes_every_host(repo: Path) -> None:
     proc = _run(repo, "plan", "--json", "--host", "lab-03", "--host", "lab-01")
     hosts = [line for line in proc.stdout.splitlines() if '"host": "lab-' in line]
     assert [h.strip() for h in hosts] == ['"host": "lab-01",', '"host": "lab-03",']
+
+
+def _modules_loaded(*args: str) -> set[str]:
+    """The modules a real `patchring ARGS` process had imported when it exited."""
+    probe = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+        f"sys.argv = ['patchring', *{list(args)!r}]\n"
+        "from orchestrator.cli.entry import run\n"
+        "run()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+def test_version_imports_no_command_and_patches_nothing() -> None:
+    loaded = _modules_loaded("--version")
+    heavy = {"gevent", "pydantic", "pyinfra", "paramiko", "jinja2", "rich", "git"}
+    assert not heavy & {name.split(".")[0] for name in loaded}
+    assert not {name for name in loaded if name.startswith("orchestrator.cli.")} - {
+        "orchestrator.cli.entry",
+        "orchestrator.cli.main",
+        "orchestrator.cli.console",
+    }
+
+
+def test_a_command_imports_only_its_own_command_module() -> None:
+    loaded = _modules_loaded("validate", "--help")
+    assert "orchestrator.cli.commands" in loaded
+    assert not {"orchestrator.cli.rollouts", "orchestrator.cli.assess", "rich"} & loaded
+    assert "gevent" in loaded  # a command may reach hosts: sockets are patched first
+
+
+def test_every_registered_command_is_in_the_command_table() -> None:
+    from orchestrator.cli.main import COMMAND_MODULES, MODULE_ORDER, build_parser
+
+    parser = build_parser(MODULE_ORDER)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMAND_MODULES)
+    for command, module in COMMAND_MODULES.items():
+        alone = build_parser((module,))
+        inner = next(a for a in alone._actions if isinstance(a, argparse._SubParsersAction))
+        assert command in inner.choices
