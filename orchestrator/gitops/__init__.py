@@ -61,9 +61,19 @@ def git_source(repo: Path, at: str | None = None) -> GitSource:
 
 
 def _is_dirty(r: git.Repo) -> bool:
-    if r.is_dirty(untracked_files=False):
-        return True
-    return any(PurePosixPath(path).parts[:1] != (HISTORY_FOLDER,) for path in r.untracked_files)
+    """Changed, staged or untracked files outside patchring's own folder; one `git status`
+    (gitpython's `is_dirty` and `untracked_files` would start three git processes)."""
+    entries = r.git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0")
+    paths = []
+    renamed = False
+    for entry in entries:
+        if renamed:  # the source path of a rename, after its entry
+            renamed = False
+            continue
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            renamed = entry[0] in "RC"
+    return any(PurePosixPath(path).parts[:1] != (HISTORY_FOLDER,) for path in paths)
 
 
 def compute_inputs(

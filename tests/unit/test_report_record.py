@@ -353,6 +353,12 @@ def test_git_source_reads_commit_and_dirty_state(tmp_path: Path) -> None:
     (tmp_path / "policies" / "new.yml").unlink()
     (tmp_path / "policies" / "a.yml").write_text("name: b\n")
     assert git_source(tmp_path).dirty is True
+    _git(tmp_path, "add", ".")  # staged, not committed
+    assert git_source(tmp_path).dirty is True
+    _git(tmp_path, "commit", "-q", "-m", "b")
+    assert git_source(tmp_path).dirty is False
+    _git(tmp_path, "mv", "policies/a.yml", "policies/ä b.yml")  # a staged rename
+    assert git_source(tmp_path).dirty is True
 
 
 POLICY = """\
