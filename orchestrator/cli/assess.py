@@ -69,6 +69,7 @@ def assess_selection(
     from orchestrator.engine import assess_hosts
     from orchestrator.inventory.securitydata import parse_security_data, read_security_data
     from orchestrator.patching.summary import (
+        accepted_risks,
         host_advisories,
         read_probe,
         summarize_host,
@@ -108,6 +109,7 @@ def assess_selection(
                 raw.remote_commands,
                 raw.seconds,
                 host_advisories(selection.fleet[name]),
+                accepted_risks(selection.fleet[name]),
             )
         else:
             status: HostStatus = "unreachable" if raw.status == "unreachable" else "failed"

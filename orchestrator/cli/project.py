@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cli.console import Output
+from orchestrator.errors import ValidationError
 from orchestrator.inventory import select_hosts
 from orchestrator.model.desired import DesiredState
 from orchestrator.policy import Project, WorktreeSource, load_project
@@ -26,6 +27,12 @@ class Selection:
 def load(repo: Path, inventory: str, output: Output) -> Project:
     project = load_project(WorktreeSource(repo), inventory)
     output.protect(project.secrets)
+    if project.exceptions and project.inventory.exception_rules.approver_not_author:
+        from orchestrator.gitops import exception_approvers
+
+        problems = exception_approvers(repo, project)
+        if problems:
+            raise ValidationError(problems)
     return project
 
 

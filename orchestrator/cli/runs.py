@@ -26,7 +26,7 @@ from orchestrator.model.record import (
     RunStatus,
 )
 from orchestrator.model.results import HostResult
-from orchestrator.model.verification import HostVerification
+from orchestrator.model.verification import CHECK_OK, HostVerification
 from orchestrator.words import counted
 
 RUNS_FOLDER = Path(".patchring") / "runs"
@@ -233,16 +233,23 @@ def _verify_summary(results: Any) -> str:
     results = list(results)
     checks = [c for v in results for c in v.results]
     passed = sum(c.status == "passed" for c in checks)
-    lines = [f"Verify: {counted(len(results), 'host')}, {passed}/{len(checks)} checks passed"]
+    waived = sum(c.status == "waived" for c in checks)
+    also = f", {waived} waived" if waived else ""
+    lines = [f"Verify: {counted(len(results), 'host')}, {passed}/{len(checks)} checks passed{also}"]
     for v in results:
-        bad = [c for c in v.results if c.status != "passed"]
+        bad = [c for c in v.results if c.status not in CHECK_OK]
+        mine = [c for c in v.results if c.status == "waived"]
         mark = "=" if v.status == "passed" else "!"
         lines.append(
-            f"  {mark} {v.host:<12} {v.status:<12} {len(v.results) - len(bad)}/"
-            f"{len(v.results)} checks passed" + (f"  {v.error}" if v.error else "")
+            f"  {mark} {v.host:<12} {v.status:<12} {len(v.results) - len(bad) - len(mine)}/"
+            f"{len(v.results)} checks passed"
+            + (f", {len(mine)} waived" if mine else "")
+            + (f"  {v.error}" if v.error else "")
         )
         for c in bad[:10]:
             lines.append(f"      {c.status:<7} {c.check_id}: expected {c.expected}, got {c.actual}")
+        for c in mine[:10]:
+            lines.append(f"      waived  {c.check_id} ({c.real_status}): {c.message}")
     return "\n".join(lines)
 
 

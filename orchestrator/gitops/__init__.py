@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import git
 
+from orchestrator.errors import Diagnostic
 from orchestrator.model.record import GitSource
 
 if TYPE_CHECKING:
@@ -136,3 +138,47 @@ def _sha256(path: Path) -> str:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return "missing"
     return digest.hexdigest()
+
+
+def exception_approvers(repo: Path, project: Project) -> list[Diagnostic]:
+    """With the inventory's `exceptions.approver_not_author`, an exception whose approver is
+    the Git author of the commit that added it (found with `git log -G` on its id line, oldest
+    first) is an error at its `approved_by`. Exceptions not committed yet are left alone: the
+    rule is about who wrote the commit."""
+    if not project.exceptions or not project.inventory.exception_rules.approver_not_author:
+        return []
+    found: list[Diagnostic] = []
+    try:
+        opened = git.Repo(repo, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return []
+    with opened:
+        top = Path(opened.working_tree_dir or repo).resolve()
+        for item in project.exceptions:
+            path = (repo.resolve() / item.file).relative_to(top).as_posix()
+            # A POSIX basic regex (git's -G): ids hold only [A-Za-z0-9_.+-].
+            name = re.sub(r"([.+])", r"[\1]", item.entry.id)
+            pattern = f"id:[[:space:]]*[\"']*{name}[\"']*[[:space:]]*$"
+            try:
+                log = opened.git.log(
+                    "--reverse", "--format=%H%x00%an%x00%ae", "-G", pattern, "--", path
+                )
+            except git.GitCommandError:
+                continue
+            first = log.splitlines()[0] if log.strip() else ""
+            if not first:
+                continue
+            sha, name, email = first.split("\0")
+            approver = item.entry.approved_by.strip().lower()
+            if approver in {name.strip().lower(), email.strip().lower()} or (
+                email and email.lower() in approver
+            ):
+                found.append(
+                    Diagnostic(
+                        item.field_locations["approved_by"],
+                        f"exception '{item.entry.id}' is approved by {item.entry.approved_by}, "
+                        f"who authored the commit that added it ({sha[:10]}); another person "
+                        "must approve it (inventory exceptions.approver_not_author)",
+                    )
+                )
+    return found

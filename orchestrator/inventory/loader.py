@@ -19,6 +19,7 @@ from orchestrator.errors import Diagnostic, ValidationError
 from orchestrator.inventory.sshconfig import read_ssh_config
 from orchestrator.inventory.sudo import read_sudo_passwords
 from orchestrator.model.desired import VarValue
+from orchestrator.model.exceptions import ExceptionRules
 from orchestrator.model.inventory import (
     HostEntry,
     Inventory,
@@ -139,6 +140,7 @@ class _Merger:
         self.ring_refs: dict[str, SourceLocation] = {}
         self.secret_vars: dict[str, SourceLocation] = {}
         self.patching: tuple[PatchingSettings, SourceLocation] | None = None
+        self.exception_rules: tuple[ExceptionRules, SourceLocation] | None = None
         self.security_data: tuple[str, SourceLocation] | None = None
         self.password_sources: dict[str, SourceLocation] = {}
 
@@ -188,6 +190,12 @@ class _Merger:
                 self.duplicate(where, "patching section", self.patching[1])
             else:
                 self.patching = doc.patching, where
+        if doc.exceptions is not None:
+            where = located.key_location(("exceptions",))
+            if self.exception_rules is not None:
+                self.duplicate(where, "exceptions section", self.exception_rules[1])
+            else:
+                self.exception_rules = doc.exceptions, where
         if doc.security_data is not None:
             where = located.value_location(("security_data",))
             if self.security_data is not None:
@@ -364,6 +372,7 @@ def collect_inventory(
         files=tuple(files.label(path) for path in files.paths),
         secret_vars=merger.secret_vars,
         patching=merger.patching[0] if merger.patching else PatchingSettings(),
+        exception_rules=merger.exception_rules[0] if merger.exception_rules else ExceptionRules(),
         security_data=merger.security_data[0] if merger.security_data else None,
         security_data_location=merger.security_data[1] if merger.security_data else None,
         sudo_passwords=passwords,

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.exceptions import ActiveException
 from orchestrator.model.jump import JumpHop
 from orchestrator.model.policy import (
     AptRepository,
@@ -167,3 +168,9 @@ class DesiredState(Frozen):
         None, description="The policy whose patch baseline governs this host, if any."
     )
     user_checks: tuple[UserCheckFile, ...] = ()
+    exceptions: tuple[ActiveException, ...] = Field(
+        (), description="The exceptions in force on this host (exceptions/*.yml), as of the run."
+    )
+    held: tuple[Resource, ...] = Field(
+        (), description="Advisory and lock pins a hold keeps from upgrading the held package."
+    )

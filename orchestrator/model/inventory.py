@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import VarValue
+from orchestrator.model.exceptions import ExceptionRules
 from orchestrator.model.grammar import Address, Label, LocalPath, Login, Port
 from orchestrator.model.jump import JumpHosts, SshConfigEntry
 from orchestrator.model.patching import PatchingSettings
@@ -128,6 +129,9 @@ class InventoryDocument(Frozen):
     security_data: str | None = Field(
         None, description="Debian Security Tracker JSON file, relative to the repository."
     )
+    exceptions: ExceptionRules | None = Field(
+        None, description="How exceptions (exceptions/*.yml) are governed."
+    )
 
 
 # --- The merged inventory, as loaders hand it to resolution and rollout -------------------------
@@ -181,6 +185,7 @@ class Inventory(Frozen):
     secret_vars: dict[str, SourceLocation] = {}
     """Names listed under `secret_vars:` in any file, with where each is listed."""
     patching: PatchingSettings = PatchingSettings()
+    exception_rules: ExceptionRules = ExceptionRules()
     security_data: str | None = None
     """The tracker JSON file (repository-relative, checked clean); read by `assess`."""
     security_data_location: SourceLocation | None = None

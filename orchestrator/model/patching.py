@@ -227,6 +227,9 @@ class HostExposure(Frozen):
     codename: str
     release_tracked: bool = Field(description="The tracker data knows the host's release.")
     open: tuple[CveExposure, ...] = ()
+    accepted: tuple[CveExposure, ...] = Field(
+        (), description="CVEs that would be open, accepted as a risk by an exception."
+    )
 
 
 class Advisory(Frozen):

@@ -127,6 +127,9 @@ class HostPatching(Frozen):
     open_cves: tuple[OpenCve, ...] | None = Field(
         None, description="None without security data (unknown, not none)."
     )
+    accepted_cves: tuple[str, ...] = Field(
+        (), description="CVEs an exception accepts as a risk: not open, not fixed."
+    )
 
     @property
     def security_updates(self) -> int:

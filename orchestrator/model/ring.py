@@ -196,6 +196,11 @@ class Gate(Frozen):
     )
     min_hosts: int = Field(1, ge=0, description="Fewer hosts observed: inconclusive.")
     health_checks: tuple[HealthCheck, ...] = ()
+    max_exception_debt: BatchSize | None = Field(
+        None,
+        description="At most this many (or this % of) the ring's hosts may be under an "
+        "exception (exceptions/*.yml) in force; more fails the gate.",
+    )
 
 
 class MaintenanceWindow(Frozen):

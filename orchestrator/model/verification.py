@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from orchestrator.model.base import Frozen
 from orchestrator.source import SourceLocation
 
-CheckStatus = Literal["passed", "failed", "error"]
+CheckStatus = Literal["passed", "failed", "error", "waived"]
+CHECK_OK: frozenset[str] = frozenset({"passed", "waived"})
+"""Check statuses that do not fail a host: `waived` (an exception covers it) is never `passed`."""
 HostVerifyStatus = Literal["passed", "failed", "unreachable"]
 
 
@@ -45,6 +49,10 @@ class CheckResult(Frozen):
     source: Literal["generated", "user"] = "generated"
     policy: str = ""
     resource_id: str = ""
+    real_status: Literal["passed", "failed"] | None = Field(
+        None, description="For a waived check: what it found (passed or failed)."
+    )
+    waived_by: str | None = Field(None, description="For a waived check: the exception's id.")
 
 
 class HostVerification(Frozen):

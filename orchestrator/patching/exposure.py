@@ -98,9 +98,13 @@ def _open_cve(
 
 
 def host_exposure(
-    assessment: HostAssessment, tracker: SecurityTracker, release: str | None = None
+    assessment: HostAssessment,
+    tracker: SecurityTracker,
+    release: str | None = None,
+    accepted: frozenset[str] = frozenset(),
 ) -> HostExposure:
-    """The CVEs open on one host, most urgent first; `release` defaults to the host's codename."""
+    """The CVEs open on one host, most urgent first; `release` defaults to the host's codename.
+    CVEs in `accepted` (an exception accepts them as a risk) are listed apart, never as open."""
     release = release or assessment.codename
     candidates = candidate_sources(assessment)
     found: list[CveExposure] = []
@@ -114,7 +118,8 @@ def host_exposure(
         host=assessment.host,
         codename=release,
         release_tracked=release in tracker.releases,
-        open=tuple(found),
+        open=tuple(e for e in found if e.cve not in accepted),
+        accepted=tuple(e for e in found if e.cve in accepted),
     )
 
 

@@ -131,6 +131,7 @@ def summarize_host(
     remote_commands: int = 0,
     seconds: float = 0.0,
     advisories: tuple[Advisory, ...] = (),
+    accepted: frozenset[str] = frozenset(),
 ) -> HostPatchState:
     """The host's state: updates classified by the inventory's security origins (filled in
     for the host's codename), its open CVEs when there is tracker data, and which of the
@@ -161,15 +162,21 @@ def summarize_host(
         stale_processes=assessment.stale_processes,
         lists_updated_at=assessment.lists_updated_at,
         lists_age_seconds=assessment.lists_age_seconds,
-        exposure=host_exposure(assessment, tracker) if tracker is not None else None,
+        exposure=host_exposure(assessment, tracker, accepted=accepted) if tracker else None,
         advisories=open_advisories(assessment, advisories),
         problems=problems,
         skipped_lines=assessment.skipped_lines,
     )
 
 
+def accepted_risks(desired: DesiredState) -> frozenset[str]:
+    """The CVE and advisory ids the exceptions in force on a host accept as a risk."""
+    return frozenset(risk for exception in desired.exceptions for risk in exception.accept)
+
+
 def host_advisories(desired: DesiredState) -> tuple[Advisory, ...]:
-    """The hand-written advisories (`patches:` entries) of the policies selecting a host."""
+    """The hand-written advisories (`patches:` entries) of the policies selecting a host; an
+    advisory an exception accepts is not open."""
     return tuple(
         Advisory(
             id=str(r.spec.advisory),
@@ -177,6 +184,6 @@ def host_advisories(desired: DesiredState) -> tuple[Advisory, ...]:
             package=r.spec.package,
             fixed=r.spec.fixed,
         )
-        for r in desired.resources
-        if isinstance(r.spec, Patch)
+        for r in (*desired.resources, *desired.held)
+        if isinstance(r.spec, Patch) and str(r.spec.advisory) not in accepted_risks(desired)
     )

@@ -36,11 +36,20 @@ class VarRow(Frozen):
     location: SourceLocation
 
 
+class ExceptionRow(Frozen):
+    id: str
+    kind: str
+    what: str
+    note: str
+    location: SourceLocation | None = None
+
+
 class Explanation(Frozen):
     host: str
     policies: tuple[str, ...]
     resources: tuple[ResourceRow, ...]
     vars: tuple[VarRow, ...]
+    exceptions: tuple[ExceptionRow, ...] = ()
 
 
 def display(value: Any) -> str:
@@ -93,5 +102,19 @@ def explain_state(state: DesiredState) -> Explanation:
         vars=tuple(
             VarRow(name=name, value=display(var.value), location=var.location)
             for name, var in state.vars.items()
+        ),
+        exceptions=tuple(
+            ExceptionRow(
+                id=x.id,
+                kind=x.kind,
+                what=(
+                    f"{x.hold.package} held at {x.hold.version}"
+                    if x.hold
+                    else ", ".join(x.accept or x.waive)
+                ),
+                note=x.note,
+                location=x.location,
+            )
+            for x in state.exceptions
         ),
     )

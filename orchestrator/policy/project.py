@@ -12,12 +12,20 @@ pyinfra or gitpython.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orchestrator.errors import Diagnostic, ValidationError
+from orchestrator.errors import Diagnostic, UserInputError, ValidationError
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.inventory import Inventory
+from orchestrator.policy.exceptions import (
+    LoadedException,
+    apply_exceptions,
+    collect_exceptions,
+    dated_warnings,
+    unknown_targets,
+)
 from orchestrator.policy.loader import LoadedPolicy, collect_policies
 from orchestrator.policy.locked import LoadedLock, read_lock
 from orchestrator.policy.projectsource import ProjectSource
@@ -27,6 +35,9 @@ from orchestrator.policy.secretvars import project_secrets, unknown_secret_vars
 from orchestrator.secrets import Masker
 
 INVENTORY_DEFAULT = "inventory"
+TODAY_VAR = "PATCHRING_TODAY"
+"""Evaluate exceptions as of this date (YYYY-MM-DD) instead of today (UTC): rehearsing what
+lapses next month, and tests."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,18 @@ class Project:
     warnings: tuple[Diagnostic, ...] = ()
     """Located problems that do not fail validation (a variable shadowed by a built-in, a
     policy default the inventory always overrides), sorted; `validate` shows them."""
+    exceptions: tuple[LoadedException, ...] = ()
+    """Every exception of `exceptions/`, expired ones included (reports list them)."""
+    today: dt.date | None = None
+    """The date exceptions were evaluated as of."""
 
 
-def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> Project:
+def load_project(
+    source: ProjectSource, inventory: str = INVENTORY_DEFAULT, today: dt.date | None = None
+) -> Project:
     """Load and resolve everything; raises one ValidationError listing every problem found.
-    `inventory` is a file or folder, absolute or relative to the project root."""
+    `inventory` is a file or folder, absolute or relative to the project root. Exceptions are
+    applied as of `today` (default: $PATCHRING_TODAY, else today in UTC)."""
     # Imported here, not at the top: the inventory loader builds on this package's YAML modules,
     # so a module-level import would make `import orchestrator.inventory` circular.
     from orchestrator.inventory.loader import collect_inventory
@@ -59,6 +77,9 @@ def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> P
     desired: dict[str, DesiredState] = {}
     lock, lock_problems = read_lock(source)
     problems += lock_problems
+    exceptions, exception_problems = collect_exceptions(source)
+    problems += exception_problems
+    today = today or run_date(source)
     secrets = project_secrets(policies, loaded_inventory)
     if loaded_inventory is not None:
         problems += unknown_secret_vars(policies, loaded_inventory)
@@ -66,6 +87,9 @@ def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> P
             policies, loaded_inventory, TemplateRenderer(source), lock
         )
         problems += resolve_problems
+        problems += unknown_targets(exceptions, loaded_inventory)
+        problems += dated_warnings(exceptions, loaded_inventory.exception_rules, today)
+        desired = apply_exceptions(desired, exceptions, loaded_inventory, today)
     found = _unique(problems, Masker(secrets))
     if any(problem.is_error for problem in found) or loaded_inventory is None:
         raise ValidationError(found)
@@ -76,7 +100,22 @@ def load_project(source: ProjectSource, inventory: str = INVENTORY_DEFAULT) -> P
         secrets=secrets,
         lock=lock,
         warnings=tuple(sorted(found)),
+        exceptions=exceptions,
+        today=today,
     )
+
+
+def run_date(source: ProjectSource) -> dt.date:
+    """$PATCHRING_TODAY when set (checked), else today's date in UTC."""
+    given = source.read_env(TODAY_VAR)
+    if not given:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(given)
+    except ValueError:
+        raise UserInputError(
+            f"{TODAY_VAR}={given!r} is not a date", hint="write it as YYYY-MM-DD, e.g. 2027-01-31"
+        ) from None
 
 
 def _unique(problems: list[Diagnostic], mask: Masker) -> list[Diagnostic]:

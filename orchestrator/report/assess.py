@@ -118,6 +118,9 @@ def _host_lines(state: HostPatchState) -> list[str]:
             lines += [_cve_line(c) for c in state.exposure.open]
         else:
             lines.append("    open CVEs: none")
+        if state.exposure.accepted:
+            ids = ", ".join(c.cve for c in state.exposure.accepted)
+            lines.append(f"    accepted as a risk (exceptions): {ids}")
     if state.advisories:
         lines.append(f"    open advisories (policies' patches): {len(state.advisories)}")
         lines += [_advisory_line(a) for a in state.advisories]
@@ -183,6 +186,7 @@ def _host_document(state: HostPatchState) -> dict[str, Any]:
                 {**c.model_dump(mode="json"), "fix_available": c.fix_available}
                 for c in state.exposure.open
             ],
+            "accepted": [c.cve for c in state.exposure.accepted],
         }
     return doc
 
@@ -253,6 +257,9 @@ def patching_section(
                     tuple(_open_cve(c) for c in state.exposure.open)
                     if state.exposure is not None
                     else None
+                ),
+                accepted_cves=(
+                    tuple(c.cve for c in state.exposure.accepted) if state.exposure else ()
                 ),
             )
             for state in states.values()

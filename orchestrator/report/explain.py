@@ -26,4 +26,10 @@ def render_explain_text(explanation: Explanation) -> str:
         out += ["", "Variables"]
         vwidth = max(len(v.name) for v in explanation.vars)
         out += [f"  {v.name:<{vwidth}}  {v.value:<40}  {v.location}" for v in explanation.vars]
+    if explanation.exceptions:
+        out += ["", "Exceptions in force"]
+        out += [
+            f"  {x.kind:<6}  {x.what:<40}  {x.note}  {x.location or ''}".rstrip()
+            for x in explanation.exceptions
+        ]
     return "\n".join(out) + "\n"

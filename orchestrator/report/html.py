@@ -38,7 +38,7 @@ from orchestrator.words import counted
 
 MAX_OUTPUT_LINES = 40
 DASH = Markup("&ndash;")
-SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "none": DASH}
+SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "waived": "W", "none": DASH}
 APPLY_SYMBOL = {"changed": "~", "unchanged": "=", "failed": "✗", "unreachable": "!"}
 
 
@@ -71,6 +71,7 @@ def render_html(record: RunRecord, mask: Mask = no_mask) -> str:
         matrix=_matrix(view, anchors),
         failures=_failures(view, anchors),
         failure_count=_failure_count(view),
+        waived=view.waived,
     )
 
 

@@ -49,8 +49,30 @@ def render_markdown(record: RunRecord, mask: Mask = no_mask, limit: int = 10) ->
         _host_table(view),
         _apply_failures(view),
         _check_failures(view, limit),
+        _waived(view, limit),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _waived(view: RunView, limit: int) -> str:
+    """Checks an exception waives, with what they really found and who owns the waiver."""
+    if not view.waived:
+        return ""
+    rows = [
+        f"#### Waived checks ({len(view.waived)})",
+        "",
+        "| Host | Check | Found | Waiver |",
+        "|---|---|---|---|",
+    ]
+    for item in view.waived[:limit]:
+        c = item.check
+        rows.append(
+            f"| {_cell(item.host)} | {_code(c.check_id)} | {c.real_status or '-'} "
+            f"| {_cell(c.message, 200)} |"
+        )
+    if len(view.waived) > limit:
+        rows.append(f"| … | {len(view.waived) - limit} more | | |")
+    return "\n".join(rows)
 
 
 def _cell(text: str, limit: int = MAX_CELL) -> str:
@@ -96,7 +118,8 @@ def _summary(view: RunView) -> str:
         else f"**{c.hosts_compliant}/{reached} reached hosts compliant**"
         f" ({c.hosts_not_reached} not reached)",
         f"**{c.checks_passed}/{c.checks_total} checks passed**"
-        f" ({percent(c.checks_passed, c.checks_total)})",
+        f" ({percent(c.checks_passed, c.checks_total)})"
+        + (f", {c.checks_waived} waived" if c.checks_waived else ""),
     ]
     if c.apply_failures:
         facts.append(f"**{counted(c.apply_failures, 'apply failure')}**")

@@ -120,6 +120,7 @@ class Compliance(Frozen):
     checks_passed: int = 0
     checks_failed: int = 0
     checks_error: int = 0
+    checks_waived: int = 0
     hosts_compliant: int = 0
     hosts_total: int = 0
     hosts_not_reached: int = 0
@@ -127,7 +128,7 @@ class Compliance(Frozen):
 
     @property
     def checks_total(self) -> int:
-        return self.checks_passed + self.checks_failed + self.checks_error
+        return self.checks_passed + self.checks_failed + self.checks_error + self.checks_waived
 
 
 class HostRow(Frozen):
@@ -191,6 +192,8 @@ class RunView(Frozen):
     columns: tuple[CheckColumn, ...]
     check_failures: tuple[CheckFailure, ...]
     apply_failures: tuple[ApplyFailure, ...]
+    waived: tuple[CheckFailure, ...] = ()
+    """Checks an exception waives: never failures, never passed; listed apart."""
 
     @property
     def headline(self) -> str:
@@ -213,18 +216,21 @@ def build_view(record: RunRecord, mask: Mask = no_mask) -> RunView:
     record = mask_record(record, lambda text: visible(mask(text)))
     hosts = _host_rows(record)
     columns = _columns(record.verify)
-    failures = tuple(
+    listed = [
         CheckFailure(host=row.host, ring=row.ring, check=row.checks[column.check_id])
         for row in hosts
         for column in columns
         if column.check_id in row.checks and row.checks[column.check_id].status != "passed"
-    )
+    ]
+    failures = tuple(item for item in listed if item.check.status != "waived")
+    waived = tuple(item for item in listed if item.check.status == "waived")
     apply_failures = tuple(failure for row in hosts for failure in _apply_failures(row))
     checks = [c.status for row in hosts for c in row.checks.values()]
     compliance = Compliance(
         checks_passed=checks.count("passed"),
         checks_failed=checks.count("failed"),
         checks_error=checks.count("error"),
+        checks_waived=checks.count("waived"),
         hosts_compliant=sum(row.state == "compliant" for row in hosts),
         hosts_total=len(hosts),
         hosts_not_reached=sum(row.state == "not-reached" for row in hosts),
@@ -238,6 +244,7 @@ def build_view(record: RunRecord, mask: Mask = no_mask) -> RunView:
         columns=columns,
         check_failures=failures,
         apply_failures=apply_failures,
+        waived=waived,
     )
 
 

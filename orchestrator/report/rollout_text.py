@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostResult
-from orchestrator.model.verification import HostVerification
+from orchestrator.model.verification import CHECK_OK, HostVerification
 from orchestrator.words import counted
 
 # The end of an error is where apt, dpkg and pytest say what went wrong.
@@ -80,7 +80,7 @@ def _host_failure(
             lines.append(f"  ! {host} (ring {ring}): apply {applied.status}")
             lines += _tail(applied.error or "")
     if verified is not None and verified.status != "passed":
-        failing = [c for c in verified.results if c.status != "passed"]
+        failing = [c for c in verified.results if c.status not in CHECK_OK]
         for check in failing:
             lines.append(f"  ! {host} (ring {ring}): check {check.check_id} {check.status}")
             lines += _tail(f"expected {check.expected}, found {check.actual}")

@@ -34,7 +34,7 @@ from orchestrator.model.outcome_detail import apply_detail, read_apply, verify_d
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostApplyStatus, HostResult, ResourceOutcome
 from orchestrator.model.ring import RingSettings
-from orchestrator.model.verification import CheckResult, HostVerification
+from orchestrator.model.verification import CHECK_OK, CheckResult, HostVerification
 from orchestrator.policy import Project, load_project
 from orchestrator.report.masking import mask_result
 from orchestrator.rollout.decisions import (
@@ -483,7 +483,7 @@ class Conductor:
             return
         before = verify_hosts({h: project.desired[h] for h in hosts}, None, self.mask)
         for host, check in before.items():
-            passed = [r.check_id for r in check.results if r.status == "passed"]
+            passed = [r.check_id for r in check.results if r.status in CHECK_OK]
             self.ledger.record_host(
                 rollout.id, ring, 0, host, "verify", "baseline", json.dumps(passed)
             )
@@ -556,6 +556,7 @@ class Conductor:
             verified,
             self._baseline(rollout.id, ring) if settings.gate.no_new_failures else None,
             health,
+            excepted={h for h, state in fleet.items() if state.exceptions},
         )
         self.verified += verified.values()
         reasons = [self.mask(r) for r in result.reasons]

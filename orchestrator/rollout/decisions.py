@@ -9,7 +9,7 @@ host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
 from math import ceil, floor
@@ -29,7 +29,7 @@ from orchestrator.model.ring import (
     check_batch_size,
     parse_duration,
 )
-from orchestrator.model.verification import HostVerification
+from orchestrator.model.verification import CHECK_OK, HostVerification
 from orchestrator.rollout.windows import next_window_start, window_open
 
 __all__ = [
@@ -208,11 +208,11 @@ def _new_failures(
         before, now = baseline.get(host), verified.get(host)
         if before is None or now is None:
             continue
-        passed = {result.check_id for result in before.results if result.status == "passed"}
+        passed = {result.check_id for result in before.results if result.status in CHECK_OK}
         found += [
             NewFailure(host=host, check_id=result.check_id)
             for result in now.results
-            if result.status != "passed" and result.check_id in passed
+            if result.status not in CHECK_OK and result.check_id in passed
         ]
     return found
 
@@ -267,6 +267,26 @@ def _regressions(
     return found
 
 
+def exception_debt(gate: Gate, ring_hosts: Sequence[str], excepted: Collection[str]) -> str | None:
+    """Why the ring carries more exception debt than `max_exception_debt` allows, if it does:
+    `excepted` are the hosts under an exception in force."""
+    if gate.max_exception_debt is None:
+        return None
+    under = [h for h in ring_hosts if h in excepted]
+    limit = gate.max_exception_debt
+    allowed = (
+        floor(Fraction(limit.rstrip("%")) * len(ring_hosts) / 100)
+        if isinstance(limit, str)
+        else limit
+    )
+    if len(under) <= allowed:
+        return None
+    return (
+        f"exception debt: {len(under)} of {_hosts(len(ring_hosts))} under an exception "
+        f"({_listed(under)}), more than max_exception_debt {limit} allows ({allowed})"
+    )
+
+
 def evaluate_gate(
     gate: Gate,
     ring_hosts: Sequence[str],
@@ -274,6 +294,7 @@ def evaluate_gate(
     verified: Mapping[str, HostVerification],
     baseline: Mapping[str, HostVerification] | None,
     health: Mapping[str, HealthResult],
+    excepted: Collection[str] = (),
 ) -> GateResult:
     """Whether the ring may be left, judged on the hosts the gate observed (see
     `observation_gap`). `failed` when an observed host shows a failure: the pass rate of the
@@ -299,6 +320,8 @@ def evaluate_gate(
     regressions = _regressions(gate, observed, verified, baseline, failed, unsure)
     health_failed, health_unsure, bad = _health_reasons(gate.health_checks, observed, health)
     failed += health_failed
+    debt = exception_debt(gate, ring_hosts, excepted)
+    failed += [debt] if debt else []
     if gaps:
         unsure.append(_unobserved_reason(gaps))
     if len(observed) < gate.min_hosts:

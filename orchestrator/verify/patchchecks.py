@@ -71,6 +71,8 @@ class PatchCheckData:
     now: datetime
     seen: Seen = field(default_factory=dict)
     tracker: SecurityTracker | None = None
+    accepted: frozenset[str] = frozenset()
+    """CVE ids an exception accepts as a risk on the host being checked (never open)."""
 
 
 def commands_for(prop: str, baseline: PatchBaseline, data: PatchCheckData) -> tuple[str, ...]:
@@ -169,13 +171,18 @@ def _open_cves(
     exposure = host_exposure(assessment, data.tracker)
     if not exposure.release_tracked:
         raise ValueError(f"the security data has no release '{assessment.codename}'")
-    found = [cve for cve in exposure.open if cve.urgency.rank >= threshold.rank and cve.fixed_by]
+    above = [cve for cve in exposure.open if cve.urgency.rank >= threshold.rank and cve.fixed_by]
+    found = [cve for cve in above if cve.cve not in data.accepted]
+    accepted = sorted(cve.cve for cve in above if cve.cve in data.accepted)
+    also = f" ({len(accepted)} accepted as a risk: {', '.join(accepted)})" if accepted else ""
     if not found:
-        return True, f"no CVE of urgency {threshold.value} or higher open with a fix available"
+        return True, (
+            f"no CVE of urgency {threshold.value} or higher open with a fix available{also}"
+        )
     listed = "; ".join(
         f"{cve.cve} in {cve.source} {cve.installed_source_version} ({cve.urgency.value}), "
         f"fixed in {cve.fixed_version}, by "
         + ", ".join(f"{fix.package} {fix.version}" for fix in cve.fixed_by)
         for cve in found
     )
-    return False, f"{len(found)} open CVE(s) with a fix available: {listed}"
+    return False, f"{len(found)} open CVE(s) with a fix available: {listed}{also}"

@@ -23,6 +23,7 @@ afterwards as a pytest subprocess over the same connections (`usertests.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -36,6 +37,7 @@ import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
 from orchestrator.model.desired import DesiredState
+from orchestrator.model.exceptions import ActiveException
 from orchestrator.model.verification import CheckResult, Evidence, HostVerification
 from orchestrator.verify.batch import Answer
 from orchestrator.verify.checks import PlannedCheck, plan_checks
@@ -43,6 +45,7 @@ from orchestrator.verify.patchchecks import CommandOutput, PatchCheckData, evalu
 from orchestrator.verify.probes import PROBES
 from orchestrator.verify.sshlink import LinkError, SshConfig, SshLink
 from orchestrator.verify.usertests import run_user_checks
+from orchestrator.verify.waivers import host_status, waive
 
 ProgressFn = Callable[[str, str], None]
 MaskFn = Callable[[str], str]
@@ -102,7 +105,7 @@ def verify_hosts(
             if not _reachable(found[name]):
                 results[name] = _with_user_files_unrun(found[name], state)
                 continue
-            results[name] = _with_user_results(found[name], extra.get(name, ()))
+            results[name] = _with_user_results(found[name], extra.get(name, ()), state.exceptions)
             if progress and state.user_checks:
                 progress(name, results[name].status)
         return results
@@ -115,12 +118,15 @@ def _reachable(verification: HostVerification) -> bool:
     return verification.status != "unreachable"
 
 
-def _with_user_results(found: HostVerification, extra: Sequence[CheckResult]) -> HostVerification:
+def _with_user_results(
+    found: HostVerification,
+    extra: Sequence[CheckResult],
+    exceptions: Sequence[ActiveException] = (),
+) -> HostVerification:
     if not extra:
         return found
-    results = (*found.results, *extra)
-    status = "passed" if all(r.status == "passed" for r in results) else "failed"
-    return found.model_copy(update={"results": results, "status": status})
+    results = (*found.results, *waive(extra, exceptions))
+    return found.model_copy(update={"results": results, "status": host_status(results)})
 
 
 def _with_user_files_unrun(found: HostVerification, state: DesiredState) -> HostVerification:
@@ -148,6 +154,9 @@ def _verify_host(
     started = time.monotonic()
     target = state.host
     checks = plan_checks(state, patching)
+    if patching is not None and state.exceptions:
+        accepted = frozenset(risk for e in state.exceptions for risk in e.accept)
+        patching = dataclasses.replace(patching, accepted=accepted)
     link = SshLink(config, target)
     try:
         outcomes = evaluate_checks(checks, link, patching)
@@ -162,11 +171,11 @@ def _verify_host(
             remote_commands=link.sessions,
             seconds=round(time.monotonic() - started, 3),
         )
-    results = tuple(outcome.result(mask) for outcome in outcomes)
+    results = waive([outcome.result(mask) for outcome in outcomes], state.exceptions)
     return HostVerification(
         host=target.name,
         ring=target.ring,
-        status="passed" if all(r.status == "passed" for r in results) else "failed",
+        status=host_status(results),
         results=results,
         remote_commands=link.sessions,
         seconds=round(time.monotonic() - started, 3),
