@@ -135,6 +135,36 @@ BatchSize = Annotated[
 ]
 
 
+def check_host_share(value: Any) -> int | str:
+    """A share of a ring's hosts: a count (0 or more) or a percentage (0% to 100%)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f'expected a host count or a percentage like "5%", got {_kind(value)}')
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"expected 0 or more hosts, got {value}")
+        return value
+    match = _PERCENT.fullmatch(value.strip())
+    if match is None or not 0 <= float(match[1]) <= 100:
+        raise ValueError(f"'{value}' is not a host count like 2 nor a percentage like \"5%\"")
+    return f"{match[1]}%"
+
+
+HostShare = Annotated[
+    int | str,
+    BeforeValidator(check_host_share),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\d+(\\.\\d+)?%$"},
+            ]
+        }
+    ),
+]
+
+
 # --- settings -----------------------------------------------------------------------------------
 
 
@@ -196,7 +226,7 @@ class Gate(Frozen):
     )
     min_hosts: int = Field(1, ge=0, description="Fewer hosts observed: inconclusive.")
     health_checks: tuple[HealthCheck, ...] = ()
-    max_exception_debt: BatchSize | None = Field(
+    max_exception_debt: HostShare | None = Field(
         None,
         description="At most this many (or this % of) the ring's hosts may be under an "
         "exception (exceptions/*.yml) in force; more fails the gate.",
