@@ -36,8 +36,9 @@ INCLUDE = (
     "ca-certificates",
     "iproute2",
     "procps",
+    "sudo",  # for the tests of non-root logins that escalate with sudo
 )
-RECIPE_REVISION = 1
+RECIPE_REVISION = 2
 
 # Units that slow the boot down, start jobs nobody asked for, or fight the lab's own setup.
 MASKED_UNITS = (

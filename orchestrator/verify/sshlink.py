@@ -190,16 +190,14 @@ class SshLink:
         script = sudo_command(build_batch_script(commands, marker), self.target)
         argv = ["ssh", "-F", str(self.config.path), "-T", "--", self.target.address, script]
         password = sudo_input(self.target)
+        # Standard input is the password line or empty, always through `input`: gevent's
+        # monkey-patched subprocess.run refuses `stdin` next to `input`, even a None one.
+        feed = (password or "").encode()
         timeout = self.target.command_timeout
         self.sessions += 1
         try:
             proc = subprocess.run(
-                argv,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-                input=password.encode() if password is not None else None,
-                stdin=subprocess.DEVNULL if password is None else None,
+                argv, capture_output=True, timeout=timeout, check=False, input=feed
             )
         except subprocess.TimeoutExpired:
             raise LinkError(f"no answer within {timeout:g} s") from None

@@ -8,7 +8,9 @@ ssh config (so the connections the generated checks opened are reused). The JUni
 `[ssh://addr]` parameter mapped back to the host's name, the commands testinfra logged as
 evidence. A failed assertion is `failed`; an exception, a setup error, an uncollectable file
 (syntax error) or a run that never finished is `error` with pytest's own words. Skipped tests
-are left out (they checked nothing). Imports subprocess and the package's model; never testinfra.
+are left out (they checked nothing). Hosts with sudo run with testinfra's `--sudo`; a run with
+sudo passwords also loads `verify.sudofeed`, which gets them on an inherited pipe. Imports
+subprocess and the package's model; never testinfra.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from orchestrator.model.desired import DesiredState, UserCheckFile
 from orchestrator.model.verification import CheckResult, CheckStatus, Evidence
+from orchestrator.verify.sudofeed import FD_VARIABLE, encode_passwords
 
 MaskFn = Callable[[str], str]
 _BYTES = r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\""
@@ -47,6 +52,7 @@ class UserRun:
     files: dict[str, tuple[UserCheckFile, ...]]  # path -> the same file as each policy names it
     timeout: float
     sudo: tuple[bool, str | None] = (False, None)  # testinfra's --sudo and --sudo-user
+    sudo_passwords: dict[str, SecretStr] = field(default_factory=dict)  # address -> password
 
 
 def plan_user_runs(fleet: Mapping[str, DesiredState]) -> list[UserRun]:
@@ -74,6 +80,11 @@ def plan_user_runs(fleet: Mapping[str, DesiredState]) -> list[UserRun]:
                 files=by_path,
                 timeout=max(fleet[h].host.command_timeout for h in hosts),
                 sudo=_sudo_of(fleet[hosts[0]]),
+                sudo_passwords={
+                    fleet[h].host.address: password
+                    for h in hosts
+                    if (password := fleet[h].host.sudo_password) is not None
+                },
             )
         )
     return runs
@@ -113,6 +124,7 @@ def pytest_argv(run: UserRun, ssh_config: Path, junit: Path, ini: Path) -> list[
         "-o", "junit_logging=log", "--log-level=DEBUG", "-o", "log_format=%(message)s",
         *(["--sudo"] if run.sudo[0] else []),
         *(["--sudo-user", run.sudo[1]] if run.sudo[0] and run.sudo[1] else []),
+        *(["-p", "orchestrator.verify.sudofeed"] if run.sudo[0] and run.sudo_passwords else []),
     ]  # fmt: skip
 
 
@@ -128,11 +140,14 @@ def run_pytest(
     junit, log = folder / "junit.xml", folder / "pytest.log"
     argv = pytest_argv(run, ssh_config, junit, ini)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    with log.open("wb") as out:
+    with log.open("wb") as out, _password_pipe(run) as (inherited, send_passwords):
+        if inherited:
+            env[FD_VARIABLE] = str(inherited[0])
         proc = subprocess.Popen(
             argv, cwd=folder, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            env=env, start_new_session=True, pass_fds=inherited,
         )  # fmt: skip
+        send_passwords()
         try:
             proc.wait(timeout=run.timeout)
         except subprocess.TimeoutExpired:
@@ -150,6 +165,30 @@ def run_pytest(
         for case in tree.iter("testcase")
         for pair in read_testcase(case, run, str(folder) + "/", mask)
     ]
+
+
+@contextlib.contextmanager
+def _password_pipe(run: UserRun) -> Iterator[tuple[tuple[int, ...], Callable[[], None]]]:
+    """(the descriptors for pytest to inherit, a function that sends the run's sudo passwords
+    on them once pytest started); nothing without passwords. Written after the start, so no
+    number of hosts can fill the pipe before its reader runs; never in argv or environment."""
+    if not (run.sudo[0] and run.sudo_passwords):
+        yield (), lambda: None
+        return
+    data = encode_passwords({a: p.get_secret_value() for a, p in run.sudo_passwords.items()})
+    read_end, write_end = os.pipe()
+    unsent = [read_end, write_end]  # closed once each: other runs' threads reuse the numbers
+
+    def send() -> None:
+        os.close(unsent.pop(0))  # pytest holds its own copy of the read end
+        with contextlib.suppress(BrokenPipeError), os.fdopen(unsent.pop(), "wb") as writer:
+            writer.write(data)
+
+    try:
+        yield (read_end,), send
+    finally:
+        for descriptor in unsent:
+            os.close(descriptor)
 
 
 def _whole_run_failed(run: UserRun, reason: str, mask: MaskFn) -> list[tuple[str, CheckResult]]:
