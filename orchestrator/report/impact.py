@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.drift.impact import Advisory, HostImpact
-from orchestrator.report.grouping import ChangeGroup, group_changes, group_shapes, host_list
+from orchestrator.report.grouping import (
+    ChangeGroup,
+    ShapeGroup,
+    describe_values,
+    group_changes,
+    group_shapes,
+    host_list,
+)
 from orchestrator.report.plan import _change_lines  # one layout for a change, plan or impact
 from orchestrator.words import counted, plural
 
@@ -194,8 +201,9 @@ def render_impact_markdown(
         out.append("No changes: every host's desired state is the same at both refs.\n")
         return "\n".join(out)
     details: list[str] = []
-    for row in doc["changes"]:
-        details += _markdown_change(row)
+    shapes = group_shapes(group_changes((i.host, i.changes) for i in impacts.values()))
+    for shape in shapes:
+        details += _markdown_change(shape)
     for title, rows in (
         ("Advisories fixed", doc["advisories"]["fixed"]),
         ("Advisories re-opened", doc["advisories"]["reopened"]),
@@ -209,23 +217,27 @@ def render_impact_markdown(
         body = body[:room].rsplit("\n", 1)[0] + "\n\n… cut to fit a comment: see `--json`.\n"
         if body.count("```") % 2:  # do not leave a fence open
             body += "```\n"
-    summary = f"Changes ({len(doc['changes'])}, identical ones shown once)"
+    summary = f"{counted(len(shapes), 'change')} (identical ones shown once)"
     out += ["<details>", f"<summary>{summary}</summary>", "", body, "", "</details>", ""]
     return "\n".join(out)
 
 
-def _markdown_change(row: Mapping[str, Any]) -> list[str]:
-    hosts = tuple(row["hosts"])
+def _markdown_change(shape: ShapeGroup) -> list[str]:
+    c = shape.change
     lines = [
-        f"- `{row['resource_id']}` [{', '.join(row['actions'])}] on "
-        f"{counted(len(hosts), 'host')} ({host_list(hosts)}): {_escape(row['summary'])}"
+        f"- `{c.resource_id}` [{', '.join(c.actions)}] on "
+        f"{counted(len(shape.hosts), 'host')} ({host_list(shape.hosts)}): {_escape(c.summary)}"
     ]
-    if row["diff"]:
-        diff = row["diff"].rstrip("\n").splitlines()
+    if shape.variants > 1:
+        lines.append(f"  ({shape.variants} variants; the diff of {shape.hosts[0]})")
+    if c.diff:
+        diff = c.diff.rstrip("\n").splitlines()
         shown = diff[:MARKDOWN_DIFF_LINES]
         if len(diff) > len(shown):
             shown.append(f"... {len(diff) - len(shown)} more lines")
         lines += ["", "  ```diff", *[f"  {line}" for line in shown], "  ```"]
+    for line in shape.varying:
+        lines.append(f"  - varies: `{_escape(line.prefix)}…` {_escape(describe_values(line))}")
     return [*lines, ""]
 
 
