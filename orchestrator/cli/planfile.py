@@ -10,7 +10,7 @@ while the other hosts proceed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -207,3 +207,44 @@ def cmd_apply_plan(args: Any, output: Output) -> int:
         lambda shown: apply_document(shown, chosen.rings, source),
     )
     return EXIT_HOSTS_FAILED if failed else EXIT_OK
+
+
+def rollout_screen(args: Any, output: Output) -> tuple[str, Callable[..., dict[str, HostResult]]]:
+    """`rollout --plan FILE`: the plan's commit (checked with its inputs), and the screen the
+    conductor runs before each batch: it probes the batch and refuses hosts that drifted."""
+    from orchestrator.engine import plan_hosts
+    from orchestrator.gitops import compute_inputs
+    from orchestrator.gitops.commits import CommitSource, resolve_ref
+    from orchestrator.policy import load_project
+
+    saved = read_saved_plan(args.plan)
+    commit = saved.source.commit
+    if commit is None or saved.source.dirty:
+        raise UserInputError(
+            f"{args.plan}: the plan was made from uncommitted changes; a rollout applies a "
+            "commit, so plan a committed tree",
+            hint=NEW_PLAN_HINT,
+        )
+    if args.ref is not None and resolve_ref(args.repo, args.ref) != commit:
+        raise UserInputError(
+            f"{args.plan}: the plan was made at commit {commit[:12]}, not at --ref {args.ref}; "
+            "nothing was changed",
+            hint=NEW_PLAN_HINT,
+        )
+    if args.inventory != saved.inventory:
+        raise UserInputError(
+            f"{args.plan}: the plan was made with --inventory {saved.inventory}, not "
+            f"{args.inventory}"
+        )
+    with CommitSource(args.repo, commit) as source:
+        project = load_project(source, saved.inventory)
+    output.protect(project.secrets)
+    check_plan_source(args.plan, saved, commit, compute_inputs(args.repo, project, at=commit))
+
+    def screen(fleet: dict[str, DesiredState]) -> dict[str, HostResult]:
+        refused = refusals(saved, fleet, plan_hosts(fleet))
+        for name, reason in refused.items():
+            output.error(f"patchring: {name}: refused: {reason}")
+        return {n: refused_result(n, fleet[n].host.ring, r) for n, r in refused.items()}
+
+    return commit, screen
