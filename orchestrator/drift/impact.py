@@ -180,7 +180,7 @@ def _generic(base: Resource | None, head: Resource) -> _Result:
         diff = _text_diff(head.key, base.content or "", head.content or "")
     if not notes and not diff:
         return None
-    summary = "; ".join(notes) if notes else "content changes"
+    summary = "; ".join(notes + ([_diff_size(diff)] if diff else []))
     return (("update",), summary, diff)
 
 
@@ -237,6 +237,13 @@ def _bytes_diff(path: str, before: bytes | None, after: bytes | None) -> str:
     if old is None or new is None:  # binary: name it by its hash, as plans do
         return f"{path}: binary content {_sha(before)} -> {_sha(after)}\n"
     return _text_diff(path, old, new)
+
+
+def _diff_size(diff: str) -> str:
+    lines = [line for line in diff.splitlines() if not line.startswith(("---", "+++"))]
+    added = sum(line.startswith("+") for line in lines)
+    removed = sum(line.startswith("-") for line in lines)
+    return f"content: +{added} -{removed} lines" if added or removed else "content changes"
 
 
 def _sha(data: bytes | None) -> str:
