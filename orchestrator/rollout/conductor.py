@@ -402,8 +402,8 @@ class Conductor:
                 record(result)
             fleet = {h: d for h, d in fleet.items() if h not in refused}
             self.hosts_touched = True
-            applied = {**refused, **apply_hosts(fleet, on_result=record)}
-            verified = verify_hosts(fleet, None, self.mask)
+            applied = {**refused, **(apply_hosts(fleet, on_result=record) if fleet else {})}
+            verified = verify_hosts(fleet, None, self.mask) if fleet else {}
             self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
             self.verified += verified.values()

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.conftest import Lab
 from tests.integration.fleet import host, make_repo, patchring
@@ -19,7 +21,7 @@ TIMEOUTS = {"connect_timeout": 3, "command_timeout": 90}
 
 
 @pytest.fixture
-def pair(lab: Lab) -> list[str]:
+def pair(lab: Lab) -> Iterator[list[str]]:
     chosen = lab.hosts[:2]
     lab.reset(chosen)
     yield chosen
@@ -106,3 +108,52 @@ def test_saved_plan_applies_refuses_drift_and_other_commits(
     assert f"{in_sync}: the plan was made at commit {plan['source']['commit'][:12]}" in moved.stderr
     assert "nothing was changed" in moved.stderr
     assert lab.exec(second, "sha256sum", "/etc/acme/agent.conf") == before
+
+    # The new commit's impact, and with --live what the two hosts differ from it today.
+    live = patchring(repo, "plan", "--base", "HEAD~1", *_hosts(first, second), "--live", "--json")
+    assert live.code == 0, live.stderr
+    impact = live.json()
+    changed = {h for c in impact["changes"] for h in c["hosts"]}  # web hosts set their own level
+    assert {c["summary"] for c in impact["changes"]} <= {"content: +1 -1 lines"}
+    assert impact["live"]["schema"] == "patchring.plan/v1"
+    drifted = {h["host"] for h in impact["live"]["hosts"] if h["status"] == "drifted"}
+    assert drifted == changed | {second}  # the new commit's hosts, and the edit behind our back
+
+
+@pytest.fixture
+def ring_pair(lab: Lab) -> Iterator[list[str]]:
+    chosen = [lab.ring("canary")[0], lab.ring("pilot")[0]]
+    lab.reset(chosen)
+    yield chosen
+    lab.reset(chosen)
+
+
+def test_rollout_of_a_saved_plan_refuses_the_host_that_drifted(
+    tmp_path: Path, lab: Lab, ring_pair: list[str]
+) -> None:
+    canary, pilot = ring_pair
+    repo = make_repo(tmp_path / "repo", lab.inventory, ssh=TIMEOUTS)
+    lab_file = repo / "inventory" / "lab.yml"
+    data = yaml.safe_load(lab_file.read_text())
+    data["hosts"] = {name: data["hosts"][name] for name in ring_pair}  # a fleet of two
+    lab_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    _commit(repo, "a fleet of two")
+    assert patchring(repo, "apply").code == 0
+    saved = tmp_path / "plan.json"
+    assert patchring(repo, "plan", "--out", str(saved)).code == 0
+    lab.exec(pilot, "systemctl", "stop", "acme-agent")
+
+    result = patchring(repo, "rollout", "--plan", str(saved), "--json")
+    assert result.code == 3, result.stdout + result.stderr
+    assert (
+        f"patchring: {pilot}: refused: drifted since the plan: service acme-agent.service: "
+        "active_state active -> inactive"
+    ) in result.stderr
+    record = result.json()
+    applied = {h["host"]: h["status"] for h in record["apply"]}
+    assert applied == {canary: "unchanged", pilot: "failed"}
+    assert lab.exec(pilot, "sh", "-c", "systemctl is-active acme-agent || true") == "inactive\n"
+
+    other = patchring(repo, "rollout", "--plan", str(saved), "--ref", "HEAD~1")
+    assert other.code == 1
+    assert "the plan was made at commit" in other.stderr
