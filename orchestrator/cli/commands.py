@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import load, select
-from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK
+from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
 from orchestrator.words import counted
 
 
@@ -46,6 +47,36 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show every host's diff in full (default: diffs that differ only in some lines, "
         "such as a template rendered per host, are shown once with those lines marked)",
+    )
+    _impact_and_saved_plan_flags(sub.choices["plan"], sub.choices["apply"])
+
+
+def _impact_and_saved_plan_flags(plan: argparse.ArgumentParser, apply: Any) -> None:
+    plan.add_argument(
+        "--base",
+        metavar="REF",
+        help="impact of a change: compare every host's desired state at REF with --head, "
+        "without contacting any host",
+    )
+    plan.add_argument("--head", metavar="REF", help="with --base: the changed ref (default: HEAD)")
+    plan.add_argument(
+        "--live", action="store_true", help="with --base: also probe the hosts against the head"
+    )
+    plan.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="with --base: markdown for a pull-request comment (--json for the versioned document)",
+    )
+    plan.add_argument(
+        "--out", type=Path, metavar="FILE", help="save the plan (JSON) for `patchring apply FILE`"
+    )
+    apply.add_argument(
+        "plan_file",
+        nargs="?",
+        type=Path,
+        metavar="PLAN",
+        help="a plan saved by `plan --out`: apply exactly it, refusing hosts that drifted",
     )
 
 
@@ -99,9 +130,19 @@ def cmd_plan(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.engine import plan_hosts
     from orchestrator.report.plan import plan_document, render_plan_text
 
+    if args.base or args.head or args.live:
+        from orchestrator.cli.impact import cmd_impact
+
+        if not args.base:
+            raise UserInputError("--head and --live go with --base REF")
+        return cmd_impact(args, output)
     selection = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Reading hosts", len(selection.fleet)) as progress:
         plans = plan_hosts(selection.fleet, progress)
+    if args.out:
+        from orchestrator.cli.planfile import write_saved_plan
+
+        write_saved_plan(args.out, args.repo, args.inventory, selection, plans, output)
     source = _source(args)
     output.show(
         plans,
@@ -120,6 +161,10 @@ def cmd_apply(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.engine import apply_hosts
     from orchestrator.report.plan import apply_document, render_apply_text
 
+    if args.plan_file is not None:
+        from orchestrator.cli.planfile import cmd_apply_plan
+
+        return cmd_apply_plan(args, output)
     recorder = Recorder.start(args.repo, "apply", output, ring=args.ring, host=args.host)
     selection = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Applying", len(selection.fleet) * 2) as progress:

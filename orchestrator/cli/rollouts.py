@@ -46,6 +46,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="skip soak and maintenance windows (needs --reason)",
     )
     p.add_argument("--reason", help="why (recorded; required with --emergency)")
+    p.add_argument(
+        "--plan",
+        type=Path,
+        metavar="FILE",
+        help="roll out exactly a plan saved by `plan --out` (its commit; drifted hosts refused)",
+    )
     p.add_argument("--json", action="store_true", help="print the run record")
     p.set_defaults(handler=cmd_rollout)
     p = sub.add_parser("status", parents=[common, ledger], help="active and recent rollouts")
@@ -87,6 +93,11 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
 def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
     if args.emergency and not args.reason:
         raise UserInputError("--emergency needs --reason TEXT: the reason is recorded and reported")
+    screen = None
+    if args.plan is not None:
+        from orchestrator.cli.planfile import rollout_screen
+
+        args.ref, screen = rollout_screen(args, output)
     recorder = Recorder.start(args.repo, "rollout", output, ref=args.ref)
     chosen = select(args.repo, args.inventory, None, None, output)
     if args.to_ring is not None and args.to_ring not in chosen.rings:
@@ -100,6 +111,7 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         wait=args.wait,
         stop_after=args.to_ring,
         emergency_reason=args.reason if args.emergency else None,
+        **({"screen": screen} if screen else {}),
     )
     with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         rollout = conductor.start_or_continue(args.ref)

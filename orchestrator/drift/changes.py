@@ -73,6 +73,7 @@ Action = Literal[
     "run",
     "delegate",
     "restart",
+    "unmanage",  # `plan --base`: a resource the head no longer manages
 ]
 
 

@@ -97,6 +97,9 @@ class Conductor:
     on_project: Callable[[Project], None] = lambda project: None
     """Called with each project version loaded (the caller learns its secrets before anything
     of it is shown or recorded)."""
+    screen: Callable[[dict[str, DesiredState]], dict[str, HostResult]] = lambda fleet: {}
+    """Hosts of a batch not to apply, with their (failed) results: `rollout --plan` refuses
+    hosts that drifted since the saved plan."""
     applied: list[HostResult] = field(default_factory=list)
     verified: list[HostVerification] = field(default_factory=list)
     lease_ttl: timedelta = LEASE_TTL
@@ -393,9 +396,14 @@ class Conductor:
             self.ledger.mark_batch(rollout.id, ring, b, "started")
             self.note(f"ring {ring}: batch {b + 1}/{len(planned.batches)}: {', '.join(batch)}")
             fleet = {h: project.desired[h] for h in batch}
+            record = self._apply_recorder(rollout.id, ring, b, batch)
+            refused = self.screen(fleet)
+            for result in refused.values():
+                record(result)
+            fleet = {h: d for h, d in fleet.items() if h not in refused}
             self.hosts_touched = True
-            applied = apply_hosts(fleet, on_result=self._apply_recorder(rollout.id, ring, b, batch))
-            verified = verify_hosts(fleet, None, self.mask)
+            applied = {**refused, **(apply_hosts(fleet, on_result=record) if fleet else {})}
+            verified = verify_hosts(fleet, None, self.mask) if fleet else {}
             self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
             self.verified += verified.values()
