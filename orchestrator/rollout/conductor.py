@@ -484,7 +484,7 @@ class Conductor:
         """Each host's failure kind from its latest recorded outcomes in this ring."""
         latest: dict[tuple[str, str], str] = {}
         for outcome in self.ledger.host_outcomes(rollout_id):
-            if outcome.ring == ring and outcome.phase in {"apply", "verify"}:
+            if outcome.ring == ring and outcome.phase in {"apply", "verify", "reboot"}:
                 latest[(outcome.host, outcome.phase)] = outcome.status
         kinds: dict[str, HostFailureKind] = {}
         for (host, phase), status in latest.items():
