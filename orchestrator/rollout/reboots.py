@@ -109,7 +109,7 @@ class RestartDriver:
 
     def _probe(self, targets: dict[str, HostTarget]) -> dict[str, RestartNeeds]:
         timeout = min(t.command_timeout for t in targets.values())
-        found = run_on_hosts(list(targets.values()), RESTART_PROBE, timeout)
+        found = run_on_hosts(list(targets.values()), RESTART_PROBE, timeout, full_output=True)
         return {
             host: parse_restart_probe(output)
             for host, (ok, output) in found.items()
@@ -223,7 +223,9 @@ class RestartDriver:
         while waiting and self.clock() < deadline:
             self.sleep(POLL_EVERY)
             left = max(1.0, deadline - self.clock())
-            answers = run_on_hosts([targets[h] for h in sorted(waiting)], BOOT_ID_COMMAND, left)
+            answers = run_on_hosts(
+                [targets[h] for h in sorted(waiting)], BOOT_ID_COMMAND, left, full_output=True
+            )
             for host, (ok, output) in answers.items():
                 if ok and system_is_up(output, needs[host].boot_id):
                     back[host] = round(self.clock() - started, 3)
