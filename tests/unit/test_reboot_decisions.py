@@ -18,6 +18,7 @@ from orchestrator.report.rollout_history import restart_events
 from orchestrator.report.rollout_text import restart_lines
 from orchestrator.rollout.conductor import Conductor
 from orchestrator.rollout.decisions import budget_state
+from orchestrator.rollout.reboots import RestartDriver
 from orchestrator.rollout.restarts import (
     SECTION,
     RestartNeeds,
@@ -253,4 +254,35 @@ def test_a_reboot_that_timed_out_counts_against_the_budget_as_unreachable(
     assert failures == {"b": "unreachable"}
     verdict = budget_state(2, failures, RingSettings().failure_budget)
     assert verdict.exceeded and verdict.unreachable == 1
+    ledger.__exit__(None, None, None)
+
+
+def test_a_reboot_outside_the_maintenance_windows_waits_and_is_recorded_waiting(
+    tmp_path: Path,
+) -> None:
+    ledger, rollout = _ledger_with_rollout(tmp_path)
+    settings = RingSettings.model_validate(
+        {
+            "reboot": "if-required",
+            "windows": [{"days": ["sat"], "start": "22:00", "end": "23:00"}],
+        }
+    )
+    friday_noon = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    driver = RestartDriver(ledger, rollout.id, "canary", 0, settings, now=lambda: friday_noon)
+    message = driver._window(["a"], {"a": FLAGGED})
+    assert message == (
+        "ring canary: 1 host waiting to reboot outside its maintenance windows; "
+        "next opens 2026-05-02 22:00 UTC"
+    )
+    (event,) = restart_events(ledger.host_outcomes(rollout.id))
+    assert (event.host, event.kind, event.status) == ("a", "reboot", "waiting")
+    assert event.reason == "/run/reboot-required (acme-kernel)"
+    assert driver._pending() == {"a": ("reboot", "waiting")}  # the next run picks it up
+    saturday_night = datetime(2026, 5, 2, 22, 30, tzinfo=UTC)
+    inside = RestartDriver(ledger, rollout.id, "canary", 0, settings, now=lambda: saturday_night)
+    assert inside._window(["a"], {"a": FLAGGED}) is None
+    urgent = RestartDriver(
+        ledger, rollout.id, "canary", 0, settings, now=lambda: friday_noon, emergency="CVE"
+    )
+    assert urgent._window(["a"], {"a": FLAGGED}) is None
     ledger.__exit__(None, None, None)
