@@ -200,7 +200,13 @@ def _finish(
         from orchestrator.report.rollout_text import rollout_summary
 
         lines = rollout_summary(
-            history.log.id, state, message, history.rings, history.apply, history.verify
+            history.log.id,
+            state,
+            message,
+            history.rings,
+            history.apply,
+            history.verify,
+            history.log.restarts,
         )
         where = ", ".join(str(p) for p in files.values())
         output.text(

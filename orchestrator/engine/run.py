@@ -469,9 +469,10 @@ def _tail(text: str, lines: int = 12) -> str:
 
 
 def run_on_hosts(
-    targets: Sequence[HostTarget], command: str, timeout: float
+    targets: Sequence[HostTarget], command: str, timeout: float, full_output: bool = False
 ) -> dict[str, tuple[bool, str]]:
-    """Run one shell command on every host in parallel: (exit 0?, output or reason) per host."""
+    """Run one shell command on every host in parallel: (exit 0?, output or reason) per host;
+    the output's last lines, or with `full_output` its whole stdout (for a parser)."""
 
     def one(session: FleetSession, link: HostLink) -> tuple[bool, str]:
         if link.error is not None:
@@ -488,7 +489,7 @@ def run_on_hosts(
             return False, f"timed out: {error}"
         except (OSError, SSHException, EOFError) as error:
             return False, f"connection lost: {error}"
-        return ok, _tail(out + "\n" + err, 6)
+        return ok, out if full_output and ok else _tail(out + "\n" + err, 6)
 
     with open_session(targets) as session:
         greenlets = {name: gevent.spawn(one, session, link) for name, link in session.links.items()}

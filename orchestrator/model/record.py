@@ -61,6 +61,34 @@ class HostEvent(Frozen):
     at: datetime
 
 
+RestartKind = Literal["reboot", "restart"]
+RestartStatus = Literal[
+    "needed", "waiting", "started", "completed", "timed-out", "restarted", "failed"
+]
+
+
+class RestartEvent(Frozen):
+    """A reboot or a service restart after apply, or one that was needed and not done:
+    `needed` (reported: the ring does not ask for it), `waiting` (for a maintenance window),
+    `started`, then `completed` / `restarted`, `timed-out` (the host did not come back) or
+    `failed`. `reason` says why (the packages that asked for it); `seconds` how long the host
+    took to come back (or the services to restart)."""
+
+    kind: RestartKind
+    status: RestartStatus
+    host: str = ""
+    ring: str = ""
+    batch: int = 0
+    reason: str = ""
+    packages: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    started_at: datetime | None = None
+    seconds: float | None = None
+    boot_id: str = ""
+    error: str = ""
+    at: datetime | None = None
+
+
 class GateEntry(Frozen):
     ring: str
     outcome: str
@@ -88,6 +116,9 @@ class RolloutLog(Frozen):
     gates: tuple[GateEntry, ...] = ()
     approvals: tuple[ApprovalEntry, ...] = ()
     events: tuple[HostEvent, ...] = ()
+    restarts: tuple[RestartEvent, ...] = Field(
+        (), description="Reboots and service restarts after apply, and those only reported."
+    )
 
 
 class PendingPackage(Frozen):

@@ -29,6 +29,7 @@ from pydantic import (
 from orchestrator.model.base import Frozen
 from orchestrator.model.policy import NAME
 
+RebootMode = Literal["never", "if-required", "always"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -283,7 +284,8 @@ class MaintenanceWindow(Frozen):
 
 
 class RingSettings(Frozen):
-    """How a ring rolls out: its batches, failure budget, gate, soak, approval and windows."""
+    """How a ring rolls out: its batches, failure budget, gate, soak, approval, windows, and
+    what follows an apply that needs a reboot or leaves services on deleted libraries."""
 
     batches: tuple[BatchSize, ...] = Field(
         ("100%",),
@@ -297,6 +299,28 @@ class RingSettings(Frozen):
     windows: tuple[MaintenanceWindow, ...] = Field(
         (), description="Maintenance windows; none means always open."
     )
+    reboot: RebootMode = Field(
+        "never",
+        description="After apply: never reboot (report a needed reboot), reboot if-required "
+        "(/run/reboot-required, a newer kernel), or always.",
+    )
+    max_rebooting: int = Field(1, ge=1, description="Hosts of a batch rebooting at once.")
+    reboot_timeout: Duration = Field(
+        timedelta(minutes=10),
+        description="Limit for a host to come back (SSH, and systemd running or degraded).",
+    )
+    restart_services: bool = Field(
+        False,
+        description="Restart services still running deleted libraries after apply "
+        "(needrestart where installed); false: report them.",
+    )
+
+    @field_validator("reboot_timeout")
+    @classmethod
+    def _some_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a timeout must be longer than 0s")
+        return value
 
     @field_validator("batches")
     @classmethod

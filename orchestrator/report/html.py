@@ -33,6 +33,7 @@ from orchestrator.report.record import (
     percent,
     subject,
 )
+from orchestrator.report.rollout_text import restart_why
 from orchestrator.report.templating import render_template
 from orchestrator.words import counted
 
@@ -200,6 +201,11 @@ def _history(r: RunRecord) -> list[HistoryEntry]:
         return []
     entries = [(g.at, f"gate {g.ring}", g.outcome, True, "; ".join(g.reasons)) for g in log.gates]
     entries += [(a.at, f"approval of {a.ring}", a.who, False, a.reason) for a in log.approvals]
+    entries += [
+        (e.at, f"{e.kind} {e.host} (ring {e.ring})", e.status, False, restart_why(e))
+        for e in log.restarts
+        if e.at is not None
+    ]
     return [
         HistoryEntry(f"{at:%Y-%m-%d %H:%M:%S}", what, outcome, is_state, why)
         for at, what, outcome, is_state, why in sorted(entries, key=lambda entry: entry[0])

@@ -22,6 +22,7 @@ from orchestrator.report.record import (
     short_sha,
     subject,
 )
+from orchestrator.report.rollout_text import restart_why
 from orchestrator.words import counted
 
 MAX_CELL = 80
@@ -170,12 +171,17 @@ def _rings(view: RunView) -> str:
 def _history(view: RunView) -> str:
     """A rollout's gates and approvals, every invocation's, as the ledger holds them."""
     log = view.record.rollout
-    if log is None or not (log.gates or log.approvals):
+    if log is None or not (log.gates or log.approvals or log.restarts):
         return ""
     rows = [f"**Rollout** `{_cell(log.id)}`: {_cell(log.status)}", ""]
     entries = [(g.at, f"gate {_cell(g.ring)} {g.outcome}", "; ".join(g.reasons)) for g in log.gates]
     entries += [
         (a.at, f"approval of {_cell(a.ring)} by {_cell(a.who)}", a.reason) for a in log.approvals
+    ]
+    entries += [
+        (e.at, f"{e.kind} {_cell(e.host)} {e.status}", restart_why(e))
+        for e in log.restarts
+        if e.at is not None
     ]
     for at, what, why in sorted(entries, key=lambda entry: entry[0]):
         rows.append(f"- {at:%Y-%m-%d %H:%M:%S} {what}" + (f": {_cell(why, 300)}" if why else ""))

@@ -19,6 +19,7 @@ from orchestrator.model.record import (
     ApprovalEntry,
     GateEntry,
     HostEvent,
+    RestartEvent,
     RingOutcome,
     RingStatus,
     RolloutLog,
@@ -82,8 +83,24 @@ def rollout_history(
             )
             for o in outcomes
         ),
+        restarts=restart_events(outcomes),
     )
     return RolloutHistory(apply=tuple(apply), verify=tuple(verify), rings=tuple(rings), log=log)
+
+
+def restart_events(outcomes: Sequence[HostOutcome]) -> tuple[RestartEvent, ...]:
+    """Every reboot and restart step, in the order recorded, with when the ledger wrote it
+    (a detail that is not an event, from an older writer, is skipped)."""
+    events: list[RestartEvent] = []
+    for o in outcomes:
+        if o.phase not in {"reboot", "restart"}:
+            continue
+        try:
+            event = RestartEvent.model_validate_json(o.detail)
+        except ValueError:
+            continue
+        events.append(event.model_copy(update={"at": o.at}))
+    return tuple(events)
 
 
 def _latest_apply(mine: Sequence[HostOutcome]) -> tuple[HostResult, int] | None:

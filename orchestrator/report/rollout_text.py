@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from orchestrator.model.record import RingOutcome
+from orchestrator.model.record import RestartEvent, RingOutcome
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import CHECK_OK, HostVerification
 from orchestrator.words import counted
@@ -25,8 +25,10 @@ def rollout_summary(
     rings: Sequence[RingOutcome],
     apply: Sequence[HostResult],
     verify: Sequence[HostVerification],
+    restarts: Sequence[RestartEvent] = (),
 ) -> list[str]:
-    """The headline, one line per ring, and the failures of the rings that did not pass."""
+    """The headline, one line per ring, reboots and restarts, and the failures of the rings
+    that did not pass."""
     lines = [f"Rollout {rollout_id} {state}: {message}"]
     applied = {result.host: result for result in apply}
     verified = {result.host: result for result in verify}
@@ -36,6 +38,9 @@ def rollout_summary(
             + _ring_changes(ring, applied)
             + (f"  ({ring.reason})" if ring.reason and ring.reason not in message else "")
         )
+    shown = restart_lines(restarts)
+    if shown:
+        lines += ["", "Reboots and restarts:", *shown]
     failed = [(ring, host) for ring in rings for host in ring.failed_hosts]
     if failed:
         lines += ["", "Failed hosts:"]
@@ -65,6 +70,35 @@ def _ring_changes(ring: RingOutcome, applied: Mapping[str, HostResult]) -> str:
             f"{unit} on {counted(count, 'host')}" for unit, count in restarts.items()
         )
     return text
+
+
+def restart_why(event: RestartEvent) -> str:
+    """Services, how long, why and what went wrong, in one phrase."""
+    parts = [", ".join(event.services)] if event.services else []
+    if event.seconds is not None:
+        parts.append(f"after {event.seconds:.0f} s")
+    parts += [p for p in (event.reason, event.error) if p]
+    return "; ".join(parts)
+
+
+def restart_lines(events: Sequence[RestartEvent]) -> list[str]:
+    """One line per reboot or restart outcome (a `started` step is shown only while nothing
+    followed it): what, where, when, how long, and why."""
+    finished = {(e.host, e.kind) for e in events if e.status != "started"}
+    lines = []
+    for event in events:
+        if event.status == "started" and (event.host, event.kind) in finished:
+            continue
+        when = f" at {event.at:%Y-%m-%d %H:%M:%S} UTC" if event.at else ""
+        took = f" after {event.seconds:.0f} s" if event.seconds is not None else ""
+        what = f" {', '.join(event.services)}" if event.services else ""
+        why = f": {event.reason}" if event.reason else ""
+        error = f" ({event.error})" if event.error else ""
+        lines.append(
+            f"  {event.kind} {event.host} (ring {event.ring}){what} {event.status}"
+            f"{when}{took}{why}{error}"
+        )
+    return lines
 
 
 def _host_failure(

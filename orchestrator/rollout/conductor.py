@@ -53,6 +53,7 @@ from orchestrator.rollout.lease import (
     this_process,
 )
 from orchestrator.rollout.planner import ring_waves
+from orchestrator.rollout.reboots import RestartDriver
 from orchestrator.rollout.windows import next_window_start, window_open
 from orchestrator.store.ledger import (
     ACTIVE_STATUSES,
@@ -273,6 +274,8 @@ class Conductor:
             if waiting:
                 return "waiting", waiting, outcomes
             halted = self._run_batches(rollout, index, planned, settings, project)
+            if isinstance(halted, str):  # a reboot waits for a maintenance window
+                return "waiting", halted, outcomes
             if halted:
                 outcomes.append(
                     RingOutcome(
@@ -374,8 +377,9 @@ class Conductor:
         planned: PlannedRing,
         settings: RingSettings,
         project: Project,
-    ) -> tuple[str, tuple[str, ...]] | None:
-        """Apply and verify each batch not yet completed; (reason, hosts) when the budget breaks."""
+    ) -> tuple[str, tuple[str, ...]] | str | None:
+        """Apply, reboot or restart (`reboots`) and verify each batch not yet completed;
+        (reason, hosts) when the budget breaks; a message when a reboot waits for a window."""
         ring = planned.name
         done = self.ledger.completed_batches(rollout.id)
         ring_hosts = [h for batch in planned.batches for h in batch]
@@ -403,7 +407,29 @@ class Conductor:
             fleet = {h: d for h, d in fleet.items() if h not in refused}
             self.hosts_touched = True
             applied = {**refused, **(apply_hosts(fleet, on_result=record) if fleet else {})}
-            verified = verify_hosts(fleet, None, self.mask) if fleet else {}
+            after = RestartDriver(
+                self.ledger,
+                rollout.id,
+                ring,
+                b,
+                settings,
+                self.now,
+                self.sleep,
+                note=self.note,
+                wait=self.wait,
+                emergency=rollout.emergency_reason or self.emergency_reason,
+            ).after_apply(fleet, applied)
+            if after.waiting:
+                self.ledger.update_rollout(
+                    rollout.id,
+                    status="waiting",
+                    wait_reason="reboot-window",
+                    wait_until=next_window_start(settings.windows, self.now()),
+                    expect=DRIVING,
+                )
+                return after.waiting
+            back = {h: state for h, state in fleet.items() if h not in after.lost}
+            verified = verify_hosts(back, None, self.mask) if back else {}
             self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
             self.verified += verified.values()
@@ -466,7 +492,7 @@ class Conductor:
         """Each host's failure kind from its latest recorded outcomes in this ring."""
         latest: dict[tuple[str, str], str] = {}
         for outcome in self.ledger.host_outcomes(rollout_id):
-            if outcome.ring == ring and outcome.phase in {"apply", "verify"}:
+            if outcome.ring == ring and outcome.phase in {"apply", "verify", "reboot"}:
                 latest[(outcome.host, outcome.phase)] = outcome.status
         kinds: dict[str, HostFailureKind] = {}
         for (host, phase), status in latest.items():
@@ -474,6 +500,8 @@ class Conductor:
                 kinds[host] = "unreachable"
             elif phase == "apply" and status == "failed":
                 kinds[host] = "apply-failed"
+            elif phase == "reboot" and status == "timed-out":  # not back from its reboot
+                kinds[host] = "unreachable"
             elif phase == "verify" and status in {"failed", "unreachable"}:
                 kinds.setdefault(host, "verify-failed")
         return kinds

@@ -32,8 +32,8 @@ RolloutStatus = Literal[
 ]
 ActiveStatus = Literal["running", "waiting", "paused", "halted"]
 ACTIVE_STATUSES: tuple[str, ...] = get_args(ActiveStatus)
-WaitReason = Literal["soak", "approval", "maintenance-window"]
-HostPhase = Literal["apply", "verify", "health", "rollback"]
+WaitReason = Literal["soak", "approval", "maintenance-window", "reboot-window"]
+HostPhase = Literal["apply", "verify", "health", "rollback", "reboot", "restart"]
 BatchState = Literal["started", "completed"]
 GateOutcome = Literal["passed", "failed", "inconclusive"]
 
