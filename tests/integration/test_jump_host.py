@@ -2,9 +2,10 @@
 
 A firewall rule on the controller drops every new connection from it to the two hosts (their
 replies to connections they open, e.g. to the lab's apt repository, still pass), while the
-bastion, on the same bridge, reaches them. Plan, apply, verify and a second apply go through
-the bastion, its host key checked too; an unknown bastion key, and a jump host that does not
-exist, fail each host with its reason within the connect timeout.
+bastion, on the same bridge, reaches them. Plan, apply, verify (with a user's own testinfra
+file), a second apply and a rollout with canary's health check go through the bastion, its host
+key checked too; an unknown bastion key, and a jump host that does not exist, fail each host
+with its reason within the connect timeout.
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ from tests.integration.fleet import make_repo, patchring
 pytestmark = pytest.mark.integration
 
 CONNECT_TIMEOUT = 3
+USER_CHECK = """\
+def test_the_agent_answers_on_its_host(host):
+    assert host.service("acme-agent").is_running
+    assert host.file("/etc/acme/agent.conf").user == "root"
+"""
 TABLE = f"patchring_jump_{LAB_NAME}".replace("-", "_")
 
 
 @pytest.fixture
 def cut_off(lab: Lab) -> Iterator[tuple[str, list[str]]]:
     """(bastion, [two hosts only it reaches]): the controller's new connections to them dropped."""
-    bastion, *targets = lab.hosts[:3]
+    # The targets are a canary and a pilot host, so a rollout runs canary's health check too.
+    bastion, targets = lab.ring("broad")[0], [lab.ring("canary")[0], lab.ring("pilot")[0]]
     addresses = ", ".join(lab.address(name) for name in targets)
     lab.reset(targets)
     rules = (
@@ -69,6 +76,18 @@ def test_plan_apply_verify_through_a_bastion(
     assert set(_errors(unreachable.json())) == set(targets)  # really cut off from the controller
 
     repo = _repo(tmp_path / "repo", lab, targets, {"jump_host": f"root@{lab.address(bastion)}"})
+    (repo / "checks").mkdir()
+    (repo / "checks" / "test_through_bastion.py").write_text(USER_CHECK)
+    policy = {
+        "name": "bastion-check",
+        "select": {"all": True},
+        "checks": ["checks/test_through_bastion.py"],
+    }
+    (repo / "policies" / "bastion-check.yml").write_text(yaml.safe_dump(policy))
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(
+        ["git", "commit", "-qm", "a user check", "--author", "T <t@e.invalid>"], cwd=repo
+    )
     plan = patchring(repo, "plan", "--json", "--detailed-exitcode", timeout=300)
     assert plan.code == 2, plan.stdout + plan.stderr
     for entry in plan.json()["hosts"]:
@@ -81,8 +100,23 @@ def test_plan_apply_verify_through_a_bastion(
 
     verified = patchring(repo, "verify", "--json", timeout=300)
     assert verified.code == 0, verified.stdout + verified.stderr
+    user = [
+        (v["host"], c["status"])
+        for v in verified.json()["verify"]
+        for c in v["results"]
+        if c["source"] == "user"
+    ]
+    assert sorted(user) == sorted((name, "passed") for name in targets)
     again = patchring(repo, "apply", "--json", timeout=300)
     assert {h["status"] for h in again.json()["hosts"]} == {"unchanged"}
+
+    # A rollout through the bastion: each ring's batch, verify and canary's health check
+    # (`systemctl is-active acme-agent` on the host) go through it; an unreachable health
+    # check would leave the gate inconclusive, not passed.
+    rolled = patchring(repo, "rollout", "--json", timeout=600)
+    assert rolled.code == 0, rolled.stdout + rolled.stderr
+    rings = {r["ring"]: r["status"] for r in rolled.json()["rings"]}
+    assert rings["canary"] == rings["pilot"] == "passed", rings
 
     # An ssh_config names the bastion instead: the same hosts, nothing left to change.
     config = tmp_path / "ssh_config"
