@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import load
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
+from orchestrator.inventory import select_hosts
 from orchestrator.model.record import RunRecord
 from orchestrator.store.runs import RunStore
 
@@ -50,12 +51,11 @@ def cmd_compliance(args: argparse.Namespace, output: Output) -> int:
     except ValueError as exc:
         raise UserInputError(str(exc)) from None
     project = load(args.repo, args.inventory, output)
-    if args.ring and args.ring not in {r.name for r in project.inventory.rings}:
-        known = ", ".join(r.name for r in project.inventory.rings) or "none"
-        raise UserInputError(f"--ring '{args.ring}' is not a ring of the inventory ({known})")
     records = _records(RunStore.for_repo(args.repo), output)
     seen = project.lock.lock.seen if project.lock else {}
     view = build_compliance(records, as_of, project.inventory.patching.sla_days, seen, args.ring)
+    if args.ring and not view.hosts:
+        select_hosts(project.inventory, ring=args.ring)  # a ring of no record: is it known?
     if not view.runs:
         raise UserInputError(
             f"no runs recorded up to {as_of:%Y-%m-%d %H:%M} UTC in {args.repo / '.patchring/runs'}",
