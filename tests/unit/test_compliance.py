@@ -375,8 +375,8 @@ def test_compliance_imports_no_host_adapter(repo: Path) -> None:
         "import sys\n"
         "from orchestrator.cli.main import main\n"
         f"rc = main(['compliance', '--repo', {str(repo)!r}, '--as-of', '2026-11-05', '--json'])\n"
-        "loaded = sorted(m for m in ('pyinfra', 'testinfra', 'orchestrator.engine', 'orchestrator.verify.runner')"
-        " if m in sys.modules)\n"
+        "adapters = ('pyinfra', 'testinfra', 'orchestrator.engine', 'orchestrator.verify.runner')\n"
+        "loaded = sorted(m for m in adapters if m in sys.modules)\n"
         "print(rc, loaded, file=sys.stderr)\n"
     )
     done = subprocess.run(
