@@ -49,6 +49,7 @@ COMMAND_MODULES: dict[str, str] = {
     "patches": "patches",
     "verify": "runs",
     "report": "runs",
+    "compliance": "compliance",
     "rollout": "rollouts",
     "status": "rollouts",
     "approve": "rollouts",
@@ -58,7 +59,7 @@ COMMAND_MODULES: dict[str, str] = {
     "rollback": "rollouts",
     "lab": "lab",
 }
-MODULE_ORDER = ("commands", "assess", "patches", "runs", "rollouts", "lab")
+MODULE_ORDER = ("commands", "assess", "patches", "runs", "compliance", "rollouts", "lab")
 
 
 def command_word(argv: Sequence[str]) -> str | None:

@@ -111,8 +111,25 @@ def _origin_pattern_text(text: str) -> str:
 OriginPatternText = Annotated[str, AfterValidator(_origin_pattern_text)]
 
 
+class SlaDays(Frozen):
+    """Days a host may stay open to a CVE once its fix is available, per urgency bucket (the
+    tracker's `not yet assigned` counts as high, `end-of-life` as unimportant). None: no
+    deadline for that bucket."""
+
+    high: int | None = Field(30, ge=0)
+    medium: int | None = Field(90, ge=0)
+    low: int | None = Field(180, ge=0)
+    unimportant: int | None = Field(None, ge=0)
+
+
 class PatchingSettings(Frozen):
     """The inventory's `patching:` section."""
+
+    sla_days: SlaDays = Field(
+        SlaDays(),
+        description="Patch SLA per urgency (high, medium, low, unimportant), in days from the "
+        "first time the fixing version was seen; `patchring compliance` reports what is overdue.",
+    )
 
     security_origins: tuple[OriginPatternText, ...] = Field(
         DEFAULT_SECURITY_ORIGINS,

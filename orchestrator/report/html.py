@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from orchestrator.model.record import RunRecord
 from orchestrator.model.verification import CheckResult
+from orchestrator.report.compliance import controls_of
 from orchestrator.report.exposure import BUCKETS, build_exposure
 from orchestrator.report.masking import Mask, no_mask
 from orchestrator.report.record import (
@@ -41,6 +42,9 @@ MAX_OUTPUT_LINES = 40
 DASH = Markup("&ndash;")
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "waived": "W", "none": DASH}
 APPLY_SYMBOL = {"changed": "~", "unchanged": "=", "failed": "✗", "unreachable": "!"}
+MATRIX_MAX_CHECKS = 30
+"""Past this many check columns the hosts x checks matrix no longer fits a screen: the page
+shows a per-control summary instead (the failures per host stay listed below it)."""
 
 
 def render_html(record: RunRecord, mask: Mask = no_mask) -> str:
@@ -70,6 +74,7 @@ def render_html(record: RunRecord, mask: Mask = no_mask) -> str:
         rings=[(ring, percent(ring.checks_passed, ring.checks_total)) for ring in view.rings],
         history=_history(r),
         matrix=_matrix(view, anchors),
+        controls=(controls_of(r.verify) if len(view.columns) > MATRIX_MAX_CHECKS else None),
         failures=_failures(view, anchors),
         failure_count=_failure_count(view),
         waived=view.waived,
