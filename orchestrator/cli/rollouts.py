@@ -215,9 +215,10 @@ def _finish(
         notifications=notifier.deliveries,
     )
     for failed in (d for d in notifier.deliveries if d.status == "failed"):
-        output.note(
-            f"notification {failed.event} to webhook {failed.webhook} failed after "
-            f"{counted(failed.attempts, 'attempt')}: {failed.error} (the rollout goes on)"
+        output.error(  # stderr even under --json: CI logs should show it
+            f"patchring: warning: notification {failed.event} to webhook {failed.webhook} "
+            f"failed after {counted(failed.attempts, 'attempt')}: {failed.error} "
+            "(the rollout goes on)"
         )
     if output.json_mode:
         output.document(record.model_dump(mode="json", by_alias=True))

@@ -9,6 +9,7 @@ the standard library (urllib), `model` and `notify.messages`; never the CLI.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -109,6 +110,6 @@ def _post(url: str, body: bytes) -> str | None:
             return None
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code} {error.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         return f"delivery failed: {reason}"
