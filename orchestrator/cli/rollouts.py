@@ -4,7 +4,7 @@ State lives in the ledger (SQLite in `.patchring/ledger.db` by default, PostgreS
 `--ledger postgresql://...` or PATCHRING_LEDGER), so any CI job or person can continue it.
 Exit codes: 0 completed or waiting (soak, approval, window: not a failure), 3 halted (or the
 ledger lost after hosts were changed), 1 refused before anything was done (another process drives
-the rollout, bad flags).
+the rollout, a ring requires a change ticket that is missing or malformed, bad flags).
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ def _repo(tmp_path: Path, lab: Lab, hosts: list[str]) -> Path:
     fleet = repo / "inventory" / "fleet.yml"
     inventory = yaml.safe_load(fleet.read_text())
     for ring in inventory["rings"]:
+        if ring["name"] == "canary":
+            ring.update(approval=True, auto_rollback=True)
         if ring["name"] == "pilot":
             ring.update(require_change_ticket=True, change_ticket_pattern=r"CHG\d+")
     inventory["notifications"] = [
@@ -150,38 +152,17 @@ def test_ci_steps_tickets_and_notifications_on_the_lab(
     assert status.code == 0 and status.json()["rollouts"] == []
 
     env["PATCHRING_CHANGE_TICKET"] = "CHG0042"
-    rolled = _step("rollout", env)
+    rolled = _step("rollout", env)  # canary passes, then the rollout waits for approval: success
     assert rolled.returncode == 0, rolled.stderr
     assert "rollout completed or waiting" in rolled.stdout
-    record = json.loads((out / "rollout.json").read_text())
-    assert record["change_ticket"] == "CHG0042" and record["rollout"]["change_ticket"] == "CHG0042"
-    assert [(r["ring"], r["status"]) for r in record["rings"]] == [
+    first = json.loads((out / "rollout.json").read_text())
+    assert first["rollout"]["status"] == "waiting"
+    assert [(r["ring"], r["status"]) for r in first["rings"]] == [
         ("canary", "passed"),
-        ("pilot", "passed"),
+        ("pilot", "not-started"),
     ]
-    assert {r["host"]: r["status"] for r in record["apply"]} == dict.fromkeys(two_hosts, "changed")
-
-    # every format arrived; the receiver that answers 500 was retried, recorded, and ignored
-    by_hook: dict[str, list[Any]] = {}
-    for path, body in received:
-        assert path.endswith(SECRET_PATH)
-        by_hook.setdefault(path.split("/")[1], []).append(body)
-    assert [b["kind"] for b in by_hook["events"]] == [
-        "started",
-        "ring-passed",
-        "ring-passed",
-        "completed",
-    ]
-    assert by_hook["events"][1]["ring"] == "canary"
-    assert by_hook["events"][1]["change_ticket"] == "CHG0042"
-    assert by_hook["slack"][0]["text"].startswith(":rocket: Rollout started")
-    assert len(by_hook["slack"]) == 4 and all("blocks" in b for b in by_hook["slack"])
-    teams = by_hook["teams"][-1]["attachments"][0]["content"]
-    assert teams["type"] == "AdaptiveCard" and teams["body"][0]["text"].startswith(
-        "Rollout completed"
-    )
-    assert len(by_hook["broken"]) == 3  # one event ("started"), three attempts
-    failed = [n for n in record["notifications"] if n["status"] == "failed"]
+    # the receiver that answers 500 was retried, recorded, and did not stop the rollout
+    failed = [n for n in first["notifications"] if n["status"] == "failed"]
     assert failed == [
         {
             "webhook": "down",
@@ -195,6 +176,38 @@ def test_ci_steps_tickets_and_notifications_on_the_lab(
         }
     ]
     assert "notification started to webhook down failed after 3 attempts" in rolled.stderr
+    assert patchring(repo, "approve", "canary", "--reason", "canary is fine").code == 0
+    continued = _step("rollout", env)
+    assert continued.returncode == 0, continued.stderr
+    record = json.loads((out / "rollout.json").read_text())
+    assert record["change_ticket"] == "CHG0042" and record["rollout"]["change_ticket"] == "CHG0042"
+    assert [(r["ring"], r["status"]) for r in record["rings"]] == [
+        ("canary", "passed"),
+        ("pilot", "passed"),
+    ]
+    assert {r["host"]: r["status"] for r in record["apply"]} == dict.fromkeys(two_hosts, "changed")
+
+    # every format arrived, each event once per webhook
+    by_hook: dict[str, list[Any]] = {}
+    for path, body in received:
+        assert path.endswith(SECRET_PATH)
+        by_hook.setdefault(path.split("/")[1], []).append(body)
+    assert [(b["kind"], b["ring"]) for b in by_hook["events"]] == [
+        ("started", None),
+        ("ring-passed", "canary"),
+        ("waiting-for-approval", "canary"),
+        ("ring-passed", "pilot"),
+        ("completed", None),
+    ]
+    assert all(b["change_ticket"] == "CHG0042" for b in by_hook["events"])
+    assert by_hook["slack"][0]["text"].startswith(":rocket: Rollout started")
+    assert len(by_hook["slack"]) == 5 and all("blocks" in b for b in by_hook["slack"])
+    teams = by_hook["teams"][-1]["attachments"][0]["content"]
+    assert teams["type"] == "AdaptiveCard" and teams["body"][0]["text"].startswith(
+        "Rollout completed"
+    )
+    assert len(by_hook["teams"]) == 5
+    assert len(by_hook["broken"]) == 3  # one event ("started"), three attempts
 
     # the ticket is in the ledger and every report; the secret URLs are in none of them
     with sqlite3.connect(repo / ".patchring" / "ledger.db") as db:
@@ -203,16 +216,19 @@ def test_ci_steps_tickets_and_notifications_on_the_lab(
     for name in ("junit.xml", "report.html", "report.md", "run.json"):
         assert "CHG0042" in (out / name).read_text(), name
     written = _all_text(out, repo / ".patchring" / "runs")
-    assert "XyZsecretPart" not in written + rolled.stdout + rolled.stderr
+    shown = rolled.stdout + rolled.stderr + continued.stdout + continued.stderr
+    assert "XyZsecretPart" not in written + shown
 
-    received.clear()
-    again = _step("rollout", env)  # a new rollout of the same commit changes nothing
+    # a new rollout of the same commit changes nothing
+    assert _step("rollout", env).returncode == 0
+    assert patchring(repo, "approve", "canary", "--reason", "again").code == 0
+    again = _step("rollout", env)
     assert again.returncode == 0, again.stderr
     second = json.loads((out / "rollout.json").read_text())
+    assert second["rollout"]["status"] == "completed"
     assert {r["host"]: r["status"] for r in second["apply"]} == dict.fromkeys(
         two_hosts, "unchanged"
     )
-    assert [b["kind"] for p, b in received if p.startswith("/events")][-1] == "completed"
 
     received.clear()
     break_canary(repo)
@@ -221,9 +237,10 @@ def test_ci_steps_tickets_and_notifications_on_the_lab(
     assert halted.returncode == 3, halted.stderr
     assert "rollout halted: failure" in halted.stderr
     third = json.loads((out / "rollout.json").read_text())
-    assert third["rings"][0]["status"] == "failed" and third["status"] == "halted"
+    assert third["rings"][0]["status"] == "failed"
+    assert third["rollout"]["status"] == "rolled-back"  # canary's auto_rollback
     assert third["id"] in (out / "report.md").read_text()
-    kinds = [b["kind"] for p, b in received if p.startswith("/events")]
-    assert kinds == ["started", "halted"]
+    kinds = [(b["kind"], b["ring"]) for p, b in received if p.startswith("/events")]
+    assert kinds == [("started", None), ("halted", "canary"), ("rolled-back", None)]
     slack = [b["text"] for p, b in received if p.startswith("/slack")]
-    assert slack[-1].startswith(":octagonal_sign: Rollout halted: canary (rollout ")
+    assert slack[1].startswith(":octagonal_sign: Rollout halted: canary (rollout ")
