@@ -2,7 +2,8 @@
 # The shell steps of patchring's CI templates (GitHub Actions and GitLab CI call this script,
 # so what runs in a pipeline is what the project's tests run).
 #
-#   patchring-ci.sh validate   check every policy and inventory file (located errors)
+#   patchring-ci.sh validate   check every policy and inventory file (located errors; on GitHub
+#                              Actions also as annotations)
 #   patchring-ci.sh plan       what the change does: `plan --base REF --format markdown` when
 #                              PATCHRING_BASE_REF is set (no host contacted), else a live plan
 #   patchring-ci.sh verify     check the fleet against the policies; JUnit, HTML, Markdown reports
@@ -41,7 +42,14 @@ reports() {  # the latest run record as every report CI shows
 
 case "$step" in
   validate)
-    "${patchring[@]}" validate --repo "$repo"
+    rc=0
+    "${patchring[@]}" validate --repo "$repo" 2>"$out/validate.log" || rc=$?
+    cat "$out/validate.log" >&2
+    if [ "${GITHUB_ACTIONS:-}" = true ]; then  # located errors become annotations on the diff
+      sed -nE 's/^([^:]+):([0-9]+):([0-9]+): (error|warning): (.*)$/::\4 file=\1,line=\2,col=\3::\5/p' \
+        "$out/validate.log"
+    fi
+    exit "$rc"
     ;;
   plan)
     rc=0

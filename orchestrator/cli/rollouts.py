@@ -344,6 +344,7 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
         lines.append(
             f"  {r.id}  {r.status}{driver}{wait}  commit {r.commit[:12]}{at}"
             f"  by {r.started_by}"
+            + (f"  ticket {r.change_ticket}" if r.change_ticket else "")
             + (f"  EMERGENCY: {r.emergency_reason}" if r.emergency_reason else "")
         )
         for gate in gates.get(r.id, []):

@@ -103,6 +103,25 @@ def test_the_pre_commit_hooks_pass_on_the_example_and_fail_on_a_broken_policy(
     assert located, failed.stdout
 
 
+def test_the_validate_step_turns_located_errors_into_github_annotations(tmp_path: Path) -> None:
+    repo = _scratch_repo(tmp_path / "repo")
+    policy = repo / "policies" / "hardening.yml"
+    policy.write_text(policy.read_text().replace("\nsysctl:", "\nsysctlz:", 1))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_ACTIONS": "true",
+        "PATCHRING": f"{sys.executable} -m orchestrator",
+        "PATCHRING_REPO": str(repo),
+        "PATCHRING_OUT": str(tmp_path / "out"),
+    }
+    step = _run("bash", CI / "patchring-ci.sh", "validate", cwd=PROJECT, env=env)
+    assert step.returncode == 1
+    assert "policies/hardening.yml:7:1: error: unknown key 'sysctlz'" in step.stderr
+    assert step.stdout.startswith(
+        "::error file=policies/hardening.yml,line=7,col=1::unknown key 'sysctlz'"
+    ), step.stdout
+
+
 def test_schema_write_puts_the_schema_where_editors_look(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
