@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ from orchestrator.cli.console import Output
 from orchestrator.cli.project import load, select
 from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
 from orchestrator.words import counted
+
+SCHEMA_FILE = Path(".patchring") / "policy.schema.json"
+"""Where `schema --write` puts the schema by default (next to the run history, not committed)."""
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -25,6 +29,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_explain)
     p = sub.add_parser("schema", help="print the JSON Schema of policy files (for editors)")
+    p.add_argument(
+        "--write",
+        nargs="?",
+        const=SCHEMA_FILE,
+        type=Path,
+        metavar="PATH",
+        help=f"write it to PATH (default: {SCHEMA_FILE}), where a "
+        "`# yaml-language-server: $schema=...` line in policy files points editors",
+    )
     p.set_defaults(handler=cmd_schema)
     for name, handler, text in (
         ("plan", cmd_plan, "show what would change, per host and ring"),
@@ -122,7 +135,21 @@ def cmd_explain(args: argparse.Namespace, output: Output) -> int:
 def cmd_schema(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.policy import policy_json_schema
 
-    output.document(policy_json_schema())
+    if args.write is None:
+        output.document(policy_json_schema())
+        return EXIT_OK
+    from orchestrator.store.atomic import write_atomic
+
+    text = json.dumps(policy_json_schema(), indent=2) + "\n"
+    path: Path = args.write
+    current = path.read_text() if path.is_file() else None
+    if current != text:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text.encode())
+        except OSError as error:
+            raise UserInputError(f"cannot write {path}: {error.strerror or error}") from error
+    output.note(f"{'unchanged' if current == text else 'wrote'} {path}")
     return EXIT_OK
 
 

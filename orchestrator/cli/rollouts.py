@@ -4,7 +4,7 @@ State lives in the ledger (SQLite in `.patchring/ledger.db` by default, PostgreS
 `--ledger postgresql://...` or PATCHRING_LEDGER), so any CI job or person can continue it.
 Exit codes: 0 completed or waiting (soak, approval, window: not a failure), 3 halted (or the
 ledger lost after hosts were changed), 1 refused before anything was done (another process drives
-the rollout, bad flags).
+the rollout, a ring requires a change ticket that is missing or malformed, bad flags).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from orchestrator.cli.project import select
 from orchestrator.cli.runs import Recorder, _user
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, PatchringError, UserInputError
 from orchestrator.model.record import RunStatus
+from orchestrator.words import counted
 
 LEDGER_DEFAULT = Path(".patchring") / "ledger.db"
 
@@ -52,6 +53,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="roll out exactly a plan saved by `plan --out` (its commit; drifted hosts refused)",
     )
+    p.add_argument(
+        "--change-ticket",
+        metavar="ID",
+        default=os.environ.get("PATCHRING_CHANGE_TICKET") or None,
+        help="the approved change this rollout belongs to (recorded in the ledger and every "
+        "report; rings may require one; default: $PATCHRING_CHANGE_TICKET)",
+    )
     p.add_argument("--json", action="store_true", help="print the run record")
     p.set_defaults(handler=cmd_rollout)
     p = sub.add_parser("status", parents=[common, ledger], help="active and recent rollouts")
@@ -78,6 +86,9 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
     from orchestrator.store.ledger import open_ledger
 
     location = args.ledger or (args.repo / LEDGER_DEFAULT)
+    notifier = extra.pop("notifier", None)
+    if notifier is not None:
+        extra["on_event"] = notifier
     return Conductor(
         repo=args.repo,
         inventory=args.inventory,
@@ -105,6 +116,7 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
             f"unknown ring '{args.to_ring}' for --to "
             f"(rings: {', '.join(chosen.rings) or 'none defined'})"
         )
+    notifier = _notifier(chosen, output)
     conductor = _conductor(
         args,
         output,
@@ -112,19 +124,34 @@ def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
         stop_after=args.to_ring,
         emergency_reason=args.reason if args.emergency else None,
         **({"screen": screen} if screen else {}),
+        change_ticket=args.change_ticket,
+        notifier=notifier,
     )
     with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         rollout = conductor.start_or_continue(args.ref)
-        output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status})")
+        ticket = f", change ticket {rollout.change_ticket}" if rollout.change_ticket else ""
+        output.note(f"rollout {rollout.id} of {rollout.commit[:12]} ({rollout.status}{ticket})")
         state, message, rings = conductor.drive(rollout)
         history = _history(conductor, rollout.id)
-    return _finish(args, output, recorder, chosen, conductor, state, message, rings, history)
+    return _finish(
+        args, output, recorder, chosen, conductor, state, message, rings, history, notifier
+    )
+
+
+def _notifier(chosen: Any, output: Output) -> Any:
+    """The inventory's webhooks, their URLs read now and masked in every output from here on."""
+    from orchestrator.notify.webhook import Notifier
+
+    notifier = Notifier(chosen.project.inventory.notifications, os.environ, output.mask)
+    output.protect(notifier.secrets)
+    return notifier
 
 
 def cmd_control(args: argparse.Namespace, output: Output) -> int:
     recorder = Recorder.start(args.repo, "rollout", output, action=args.verb)
     chosen = select(args.repo, args.inventory, None, None, output)
-    conductor = _conductor(args, output)
+    notifier = _notifier(chosen, output)
+    conductor = _conductor(args, output, notifier=notifier)
     with conductor.ledger, _record_if_ledger_lost(args, output, recorder, chosen, conductor):
         active = conductor.ledger.active_rollout(conductor.inventory_key)
         if active is None:
@@ -152,7 +179,9 @@ def cmd_control(args: argparse.Namespace, output: Output) -> int:
                 raise UserInputError(str(error), hint="abort the rollout instead") from error
             rings = []
         history = _history(conductor, active.id)
-    return _finish(args, output, recorder, chosen, conductor, state, message, rings, history)
+    return _finish(
+        args, output, recorder, chosen, conductor, state, message, rings, history, notifier
+    )
 
 
 def _history(conductor: Any, rollout_id: str) -> Any:
@@ -178,6 +207,7 @@ def _finish(
     message: str,
     rings: list[Any],
     history: Any,
+    notifier: Any,
 ) -> int:
     """Record the rollout as its ledger holds it (not only what this process did); the exit
     code is this invocation's."""
@@ -193,7 +223,15 @@ def _finish(
         at=commit,
         project=conductor.project(commit),
         rollout=history.log,
+        change_ticket=history.log.change_ticket,
+        notifications=notifier.deliveries,
     )
+    for failed in (d for d in notifier.deliveries if d.status == "failed"):
+        output.error(  # stderr even under --json: CI logs should show it
+            f"patchring: warning: notification {failed.event} to webhook {failed.webhook} "
+            f"failed after {counted(failed.attempts, 'attempt')}: {failed.error} "
+            "(the rollout goes on)"
+        )
     if output.json_mode:
         output.document(record.model_dump(mode="json", by_alias=True))
     else:
@@ -208,6 +246,8 @@ def _finish(
             history.verify,
             history.log.restarts,
         )
+        if history.log.change_ticket:
+            lines.insert(1, f"  change ticket {history.log.change_ticket}")
         where = ", ".join(str(p) for p in files.values())
         output.text(
             "\n".join(lines) + f"\n\nThis command's run record: {record.id} (reports: {where})\n"
@@ -322,6 +362,7 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
         lines.append(
             f"  {r.id}  {r.status}{driver}{wait}  commit {r.commit[:12]}{at}"
             f"  by {r.started_by}"
+            + (f"  ticket {r.change_ticket}" if r.change_ticket else "")
             + (f"  EMERGENCY: {r.emergency_reason}" if r.emergency_reason else "")
         )
         for gate in gates.get(r.id, []):

@@ -17,6 +17,7 @@ from orchestrator import __version__
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import Selection, select
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
+from orchestrator.model.notification import NotificationDelivery
 from orchestrator.model.record import (
     PatchingSection,
     RingOutcome,
@@ -92,6 +93,8 @@ class Recorder:
         project: Any = None,
         rollout: RolloutLog | None = None,
         patching: PatchingSection | None = None,
+        change_ticket: str | None = None,
+        notifications: Sequence[NotificationDelivery] = (),
     ) -> tuple[RunRecord, dict[str, Path]]:
         """`at` is the commit the run read (a rollout's), `project` what was loaded from it:
         source and input hashes then describe that commit, not the working tree."""
@@ -115,8 +118,10 @@ class Recorder:
             verify=tuple(verify),
             rings=tuple(rings),
             emergency_reason=emergency_reason,
+            change_ticket=change_ticket,
             rollout=rollout,
             patching=patching,
+            notifications=tuple(notifications),
         )
         mask = self.output.masker  # every secret of every project this command loaded
         record = mask.value(record)  # secrets never reach the history or a report
@@ -225,6 +230,7 @@ def _rollout_record(args: argparse.Namespace) -> RunRecord:
         verify=history.verify,
         rings=history.rings,
         emergency_reason=rollout.emergency_reason,
+        change_ticket=rollout.change_ticket,
         rollout=history.log,
     )
 

@@ -29,6 +29,7 @@ from orchestrator.model.inventory import (
     InventoryRing,
     RingEntry,
     SshSettings,
+    Webhook,
     password_source,
 )
 from orchestrator.model.jump import SshConfigEntry
@@ -143,6 +144,8 @@ class _Merger:
         self.exception_rules: tuple[ExceptionRules, SourceLocation] | None = None
         self.security_data: tuple[str, SourceLocation] | None = None
         self.password_sources: dict[str, SourceLocation] = {}
+        self.notifications: dict[str, Webhook] = {}
+        self.notification_where: dict[str, SourceLocation] = {}
 
     def duplicate(self, where: SourceLocation, what: str, first: SourceLocation) -> None:
         self.problems.append(Diagnostic(where, f"duplicate {what} (first defined at {first})"))
@@ -181,6 +184,14 @@ class _Merger:
                 located,
             )
         self._add_patching(doc, located)
+        for index, hook in enumerate(doc.notifications):
+            where = located.value_location(("notifications", index, "name"))
+            if hook.name in self.notifications:
+                self.duplicate(where, f"webhook '{hook.name}'", self.notification_where[hook.name])
+                continue
+            url_file = _ssh_path(hook.url_file, posixpath.dirname(path), files.reader.root_dir)
+            self.notifications[hook.name] = hook.model_copy(update={"url_file": url_file})
+            self.notification_where[hook.name] = where
 
     def _add_patching(self, doc: InventoryDocument, located: LocatedYaml) -> None:
         """`patching:` and `security_data:` are set once across all files."""
@@ -376,6 +387,7 @@ def collect_inventory(
         security_data=merger.security_data[0] if merger.security_data else None,
         security_data_location=merger.security_data[1] if merger.security_data else None,
         sudo_passwords=passwords,
+        notifications=tuple(merger.notifications.values()),
     ), merger.problems
 
 

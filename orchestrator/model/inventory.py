@@ -17,6 +17,7 @@ from orchestrator.model.desired import VarValue
 from orchestrator.model.exceptions import ExceptionRules
 from orchestrator.model.grammar import Address, Label, LocalPath, Login, Port
 from orchestrator.model.jump import JumpHosts, SshConfigEntry
+from orchestrator.model.notification import ROLLOUT_EVENT_KINDS, RolloutEventKind, WebhookFormat
 from orchestrator.model.patching import PatchingSettings
 from orchestrator.model.ring import RingSettings
 from orchestrator.source import SourceLocation
@@ -95,6 +96,38 @@ class SshSettings(Frozen):
     )
 
 
+class Webhook(Frozen):
+    """A notification webhook: Slack or Microsoft Teams incoming webhooks in their own message
+    formats, or a generic JSON receiver. The URL is a secret: read at send time from an
+    environment variable or a file, masked in every output, never written in the inventory."""
+
+    name: Label
+    format: WebhookFormat = Field(description="slack, teams or json (a generic JSON body).")
+    url_env: EnvName | None = Field(None, description="Environment variable holding the URL.")
+    url_file: LocalPath | None = Field(
+        None, description="File holding the URL; relative to the inventory file."
+    )
+    events: tuple[RolloutEventKind, ...] = Field(
+        ROLLOUT_EVENT_KINDS, description="The rollout events to send (default: all)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_clear_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise ValueError(
+                "a webhook URL is a secret and is never written in the inventory; name where "
+                "it is read from with url_env (an environment variable) or url_file"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_url_source(self) -> Webhook:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError("give url_env or url_file (exactly one)")
+        return self
+
+
 class HostEntry(Frozen):
     address: Address = Field(description="IP address or DNS name.")
     port: Port | None = None
@@ -131,6 +164,9 @@ class InventoryDocument(Frozen):
     )
     exceptions: ExceptionRules | None = Field(
         None, description="How exceptions (exceptions/*.yml) are governed."
+    )
+    notifications: tuple[Webhook, ...] = Field(
+        (), description="Webhooks told about rollout events (started, ring passed, ...)."
     )
 
 
@@ -191,6 +227,8 @@ class Inventory(Frozen):
     security_data_location: SourceLocation | None = None
     sudo_passwords: dict[str, SecretStr] = {}
     """Sudo passwords read at load time, keyed by `password_source(settings)`."""
+    notifications: tuple[Webhook, ...] = ()
+    """Every file's webhooks, in file order (`url_file` made absolute where possible)."""
 
     def host_ssh(self, host: InventoryHost) -> SshSettings:
         """The ssh settings of a host: the top-level `ssh:` < its groups' (the host's order,

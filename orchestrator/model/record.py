@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from orchestrator.model.base import Frozen
+from orchestrator.model.notification import NotificationDelivery
 from orchestrator.model.patching import Classification, Urgency
 from orchestrator.model.results import HostResult
 from orchestrator.model.verification import HostVerification
@@ -113,6 +114,7 @@ class RolloutLog(Frozen):
     started_at: datetime
     updated_at: datetime
     emergency_reason: str | None = None
+    change_ticket: str | None = None
     gates: tuple[GateEntry, ...] = ()
     approvals: tuple[ApprovalEntry, ...] = ()
     events: tuple[HostEvent, ...] = ()
@@ -196,8 +198,10 @@ class RunRecord(Frozen):
     operator: Operator
     selection: dict[str, str | None] = {}
     emergency_reason: str | None = None
+    change_ticket: str | None = None  # a rollout's `--change-ticket`
     apply: tuple[HostResult, ...] = ()
     verify: tuple[HostVerification, ...] = ()
     rings: tuple[RingOutcome, ...] = ()
     rollout: RolloutLog | None = None  # a rollout's record: the whole rollout, from its ledger
     patching: PatchingSection | None = None  # an assess record's findings
+    notifications: tuple[NotificationDelivery, ...] = ()  # webhooks told about rollout events

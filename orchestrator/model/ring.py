@@ -1,8 +1,9 @@
 """Ring settings as inventories declare them, and the verdicts the rollout decisions return.
 
 A ring's `batches`, `failure_budget`, `gate` (pass rate, regressions, health checks), `soak`,
-`approval`, `auto_rollback` and maintenance `windows`. Every default keeps a plain rollout: one
-batch of the whole ring, no failure allowed, every host compliant, no waiting, no approval.
+`approval`, `auto_rollback`, maintenance `windows` and change tickets. Every default keeps a
+plain rollout: one batch of the whole ring, no failure allowed, every host compliant, no
+waiting, no approval.
 Durations are written `90s`, `30m`, `2h`, `1d` (or combined: `1h30m`). Validators raise
 `ValueError` with plain words, so the inventory loader reports them at `file:line:col`.
 Imports pydantic, the standard library and `model.base`/`model.policy` only; the one read is
@@ -320,6 +321,25 @@ class RingSettings(Frozen):
     def _some_timeout(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("a timeout must be longer than 0s")
+        return value
+
+    require_change_ticket: bool = Field(
+        False, description="A rollout reaching this ring needs `rollout --change-ticket ID`."
+    )
+    change_ticket_pattern: str | None = Field(
+        None,
+        description="Regular expression a change ticket id must match whole "
+        r"(ServiceNow: `CHG\d+`, Jira: `[A-Z]+-\d+`).",
+    )
+
+    @field_validator("change_ticket_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a valid regular expression: {error}") from None
         return value
 
     @field_validator("batches")

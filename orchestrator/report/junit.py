@@ -68,6 +68,7 @@ def _suite(view: RunView, row: HostRow) -> ET.Element:
         ("state", row.state),
         ("run_id", r.id),
         ("commit", r.source.commit or ""),
+        *([("change_ticket", r.change_ticket)] if r.change_ticket else []),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _text(value)})
     cases = _apply_cases(row) + _check_cases(row)

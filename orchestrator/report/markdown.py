@@ -126,6 +126,8 @@ def _summary(view: RunView) -> str:
         facts.append(f"**{counted(c.apply_failures, 'apply failure')}**")
     lines += ["", " · ".join(facts), ""]
     lines += [f"- **Commit** {_commit(r)}", f"- **Run** {_run(r)}"]
+    if r.change_ticket:
+        lines.append(f"- **Change ticket** `{_cell(r.change_ticket, 100)}`")
     if r.source.dirty:
         lines += ["", "> ⚠️ The policies had uncommitted changes when this run started."]
     if r.emergency_reason:

@@ -71,6 +71,7 @@ def rollout_history(
         started_at=rollout.started_at,
         updated_at=rollout.updated_at,
         emergency_reason=rollout.emergency_reason,
+        change_ticket=rollout.change_ticket,
         gates=tuple(
             GateEntry(ring=g.ring, outcome=g.outcome, reasons=g.reasons, at=g.at) for g in gates
         ),

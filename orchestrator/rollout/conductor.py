@@ -30,6 +30,7 @@ from orchestrator.engine import apply_hosts, run_on_hosts
 from orchestrator.errors import EXIT_HOSTS_FAILED, PatchringError
 from orchestrator.gitops.commits import CommitSource, move_ring_ref, resolve_ref, ring_refs
 from orchestrator.model.desired import DesiredState
+from orchestrator.model.notification import RolloutEvent, RolloutEventKind
 from orchestrator.model.outcome_detail import apply_detail, read_apply, verify_detail
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostApplyStatus, HostResult, ResourceOutcome
@@ -54,6 +55,7 @@ from orchestrator.rollout.lease import (
 )
 from orchestrator.rollout.planner import ring_waves
 from orchestrator.rollout.reboots import RestartDriver
+from orchestrator.rollout.tickets import ChangeTicketError, check_change_ticket
 from orchestrator.rollout.windows import next_window_start, window_open
 from orchestrator.store.ledger import (
     ACTIVE_STATUSES,
@@ -101,6 +103,9 @@ class Conductor:
     screen: Callable[[dict[str, DesiredState]], dict[str, HostResult]] = lambda fleet: {}
     """Hosts of a batch not to apply, with their (failed) results: `rollout --plan` refuses
     hosts that drifted since the saved plan."""
+    change_ticket: str | None = None
+    on_event: Callable[[RolloutEvent], None] = lambda event: None
+    """Told each rollout event (notifications); it must not raise."""
     applied: list[HostResult] = field(default_factory=list)
     verified: list[HostVerification] = field(default_factory=list)
     lease_ttl: timedelta = LEASE_TTL
@@ -121,9 +126,16 @@ class Conductor:
         if active is not None:
             if ref is not None and resolve_ref(self.repo, ref) != active.commit:
                 raise ActiveRolloutError(active)
+            if self.change_ticket not in {None, active.change_ticket}:
+                raise ChangeTicketError(
+                    f"rollout {active.id} runs under change ticket "
+                    f"{active.change_ticket or '(none)'}, not {self.change_ticket}; "
+                    "nothing was done"
+                )
             return active
         sha = resolve_ref(self.repo, ref or "HEAD")
         project = self.project(sha)
+        check_change_ticket(self.change_ticket, project.inventory.rings)
         hosts = {name: state.host.ring for name, state in project.desired.items()}
         rings = tuple(r.name for r in project.inventory.rings)
         plan = RolloutPlan(
@@ -138,20 +150,38 @@ class Conductor:
             )
         )
         try:
-            return self.ledger.start_rollout(
+            started = self.ledger.start_rollout(
                 NewRollout(
                     inventory_key=self.inventory_key,
                     commit=sha,
                     started_by=self.operator,
                     plan=plan,
                     emergency_reason=self.emergency_reason,
+                    change_ticket=self.change_ticket,
                 )
             )
+            self._event(started, "started", None, f"{counted(len(hosts), 'host')}")
+            return started
         except ActiveRolloutError:  # another process started it a moment ago: its lease decides
             raced = self.ledger.active_rollout(self.inventory_key)
             if raced is None or raced.commit != sha:
                 raise
             return raced
+
+    def _event(
+        self, rollout: Rollout, kind: RolloutEventKind, ring: str | None, message: str
+    ) -> None:
+        self.on_event(
+            RolloutEvent(
+                kind=kind,
+                rollout_id=rollout.id,
+                commit=rollout.commit,
+                ring=ring,
+                message=self.mask(message),
+                change_ticket=rollout.change_ticket,
+                operator=rollout.started_by,
+            )
+        )
 
     def project(self, sha: str) -> Project:
         with CommitSource(self.repo, sha) as source:
@@ -337,6 +367,7 @@ class Conductor:
         self.ledger.update_rollout(
             rollout.id, status="completed", wait_reason=None, wait_until=None, expect=DRIVING
         )
+        self._event(rollout, "completed", None, "every ring passed its gate")
         return "completed", "every ring passed its gate", outcomes
 
     def _window_wait(
@@ -612,6 +643,7 @@ class Conductor:
             self.note(
                 f"ring {ring}: gate passed; refs/patchring/rings/{ring} -> {rollout.commit[:12]}"
             )
+            self._event(rollout, "ring-passed", ring, f"{counted(len(hosts), 'host')} passed")
             return None
         # Hosts the gate could not observe are not failed hosts: their checks did not run.
         failed = tuple(
@@ -662,7 +694,9 @@ class Conductor:
                 wait_until=None,
                 expect=DRIVING,
             )
-            return f"ring {ring}: waiting for approval (`patchring approve {ring} --reason ...`)"
+            message = f"ring {ring}: waiting for approval (`patchring approve {ring} --reason ...`)"
+            self._event(rollout, "waiting-for-approval", ring, message)
+            return message
         passed_at = self._gate_passed(rollout.id, ring) or self.now()
         until = soak_until(passed_at, settings.soak)
         while self.now() < until:
@@ -690,6 +724,8 @@ class Conductor:
         self, rollout: Rollout, settings: RingSettings, message: str
     ) -> tuple[State, str]:
         """A ring with `auto_rollback` undoes this rollout's changes as soon as it halts."""
+        ring = rollout.plan.rings[min(rollout.position.ring, len(rollout.plan.rings) - 1)].name
+        self._event(rollout, "halted", ring, message)
         if not settings.auto_rollback:
             return "halted", message
         self.note(f"{message}; rolling back automatically (auto_rollback)")
@@ -760,8 +796,11 @@ class Conductor:
             expect=ACTIVE_STATUSES,
         )
         if bad:
-            return "halted", f"rollback finished with {len(bad)} host(s) still failing"
-        return "rolled-back", f"rolled back {counted(sum(map(len, changed.values())), 'host')}"
+            message = f"rollback finished with {len(bad)} host(s) still failing"
+        else:
+            message = f"rolled back {counted(sum(map(len, changed.values())), 'host')}"
+        self._event(rollout, "rolled-back", None, message)
+        return ("halted" if bad else "rolled-back"), message
 
     def _retire(self, rollout: Rollout, fleet: dict[str, DesiredState]) -> dict[str, str]:
         """Remove from each host what only the rolled-back commit declared (its apt sources,

@@ -24,8 +24,9 @@ from pydantic import AfterValidator, Field
 from orchestrator.errors import UserInputError
 from orchestrator.model.base import Frozen
 
-SCHEMA_VERSION = 2
-"""1: rollouts, batches, events, ring deployments. 2: adds `leases` (one driver per rollout)."""
+SCHEMA_VERSION = 3
+"""1: rollouts, batches, events, ring deployments. 2: adds `leases` (one driver per rollout).
+3: adds the rollout's `change_ticket`."""
 
 RolloutStatus = Literal[
     "running", "waiting", "paused", "halted", "completed", "aborted", "rolled-back"
@@ -181,6 +182,7 @@ class NewRollout(Frozen):
     started_by: Text
     plan: RolloutPlan
     emergency_reason: str | None = None
+    change_ticket: str | None = None
 
 
 class Rollout(Frozen):
@@ -191,6 +193,7 @@ class Rollout(Frozen):
     wait_reason: WaitReason | None = None
     wait_until: UtcTime | None = None
     emergency_reason: str | None = None
+    change_ticket: str | None = None
     started_by: Text
     started_at: UtcTime
     updated_at: UtcTime
@@ -430,6 +433,7 @@ def rollout_row(rollout: Rollout) -> dict[str, object]:
         "wait_reason": rollout.wait_reason,
         "wait_until": rollout.wait_until,
         "emergency_reason": rollout.emergency_reason,
+        "change_ticket": rollout.change_ticket,
         "started_by": rollout.started_by,
         "started_at": rollout.started_at,
         "updated_at": rollout.updated_at,

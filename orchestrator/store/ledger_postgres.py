@@ -105,6 +105,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
             taken_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
             expires_at timestamptz NOT NULL)""",
     ),
+    3: ("ALTER TABLE patchring.rollouts ADD COLUMN change_ticket text",),
 }
 """Statements that bring a ledger of version n-1 to version n; a new ledger runs them all."""
 _TAKE_LEASE = """

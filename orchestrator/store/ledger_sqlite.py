@@ -94,6 +94,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
             operator TEXT NOT NULL, hostname TEXT NOT NULL, pid INTEGER NOT NULL, scope TEXT,
             taken_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, expires_at TEXT NOT NULL)""",
     ),
+    3: ("ALTER TABLE rollouts ADD COLUMN change_ticket TEXT",),
 }
 """Statements that bring a ledger of version n-1 to version n; a new ledger runs them all."""
 _SELECT_ROLLOUT = "SELECT * FROM rollouts"

@@ -555,6 +555,7 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rollouts(backend: Backend)
         rollout = ledger.start_rollout(new_rollout())
         ledger.record_host(rollout.id, "canary", 0, "web-1", "apply", "changed")
     backend.execute("DROP TABLE {patchring}.leases")  # what a version-1 ledger looks like
+    backend.execute("ALTER TABLE {patchring}.rollouts DROP COLUMN change_ticket")
     backend.set_schema_version(1)
     with open_ledger(backend.location) as upgraded:
         assert upgraded.get_rollout(rollout.id) == rollout
@@ -564,18 +565,38 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rollouts(backend: Backend)
         assert reopened.lease(rollout.id) is not None
     if backend.name == "sqlite":
         with sqlite3.connect(backend.location) as db:
-            assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+            assert db.execute("SELECT version FROM schema_version").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
         db.close()
     else:
         with psycopg.connect(backend.location) as pg:
             found = pg.execute("SELECT version FROM patchring.schema_version").fetchall()
-            assert found == [(2,)]
+            assert found == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_2_ledger_gains_the_change_ticket_and_keeps_its_rollouts(
+    backend: Backend,
+) -> None:
+    with open_ledger(backend.location) as ledger:
+        old = ledger.start_rollout(new_rollout())
+    backend.execute("ALTER TABLE {patchring}.rollouts DROP COLUMN change_ticket")
+    backend.set_schema_version(2)
+    with open_ledger(backend.location) as upgraded:
+        assert upgraded.get_rollout(old.id).change_ticket is None
+        upgraded.update_rollout(old.id, status="aborted")
+        ticketed = upgraded.start_rollout(
+            new_rollout().model_copy(update={"change_ticket": "CHG0042"})
+        )
+    with open_ledger(backend.location) as reopened:
+        assert reopened.get_rollout(ticketed.id).change_ticket == "CHG0042"
 
 
 def test_a_version_1_ledger_opened_by_racing_processes_is_upgraded_once(backend: Backend) -> None:
     with open_ledger(backend.location) as ledger:
         ledger.start_rollout(new_rollout())
     backend.execute("DROP TABLE {patchring}.leases")
+    backend.execute("ALTER TABLE {patchring}.rollouts DROP COLUMN change_ticket")
     backend.set_schema_version(1)
     racers = [_python(RACER, backend.location, f"racer-{n}@host") for n in range(3)]
     _say(racers, "open\n")
