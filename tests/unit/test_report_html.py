@@ -414,3 +414,84 @@ def test_the_failure_count_says_how_many_hosts_it_spans() -> None:
     html = render_html(failed_rollout())
     assert '<h2>Failures <span class="count">8 on 2 hosts</span></h2>' in html
     assert "1 apply failure · 3 failed checks" in html
+
+
+_READ_BACK = """<script>
+const message = [...document.querySelectorAll('p.message')]
+  .find(m => m.textContent.includes("assert 'a'"));
+const height = message.getBoundingClientRect().height;
+const line = parseFloat(getComputedStyle(message).lineHeight);
+const kpi = [...document.querySelectorAll('.kpi')].find(k => /hosts compliant/.test(k.innerText));
+const evidence = Math.max(...[...document.querySelectorAll('.evidence pre')]
+  .map(p => p.innerText.split('\\n').length), 0);
+document.title = 'SEEN ' + JSON.stringify({
+  lines: Math.round(height / line),
+  kpi: kpi.innerText.replace(/\\s+/g, ' ').trim(),
+  failures: document.querySelector('h2 .count').innerText,
+  evidence: evidence,
+});
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh does)")
+def test_the_report_a_reader_sees_in_chromium(tmp_path: Path) -> None:
+    """The HTML stumbles as a browser lays them out: a multi-line failure text keeps its lines,
+    hosts the rollout never reached are not counted as non-compliant, the failure count spans
+    its hosts, and a failing check's evidence is clipped rather than a whole file."""
+    record = _with_multiline_message(failed_rollout())
+    verify = record.verify[0]
+    flooded = verify.results[1].model_copy(
+        update={
+            "evidence": (
+                verify.results[1]
+                .evidence[0]
+                .model_copy(update={"stdout": "".join(f"line {n}\n" for n in range(400))}),
+            )
+            if verify.results[1].evidence
+            else ()
+        }
+    )
+    record = record.model_copy(
+        update={
+            "verify": (
+                verify.model_copy(
+                    update={"results": (verify.results[0], flooded, *verify.results[2:])}
+                ),
+                *record.verify[1:],
+            )
+        }
+    )
+    page = tmp_path / "report.html"
+    page.write_text(render_html(record).replace("</body>", _READ_BACK + "</body>"), "utf-8")
+    assert CHROMIUM is not None
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1400,1800",
+            "--dump-dom",
+            f"file://{page}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    import html as html_text
+    import re
+
+    found = re.search(r"<title>SEEN (.*?)</title>", done.stdout)
+    assert found, done.stdout[:500]
+    seen = json.loads(html_text.unescape(found.group(1)))
+    assert seen["lines"] >= 3  # "assert 'a' == 'b'", "- b", "+ a": not one paragraph
+    assert seen["kpi"].startswith("Reached hosts compliant 0/ 2")  # as rendered: "0" "/ 2"
+    assert "4 not reached (not counted)" in seen["kpi"]
+    assert seen["failures"] == "8 on 2 hosts"
+    assert 0 < seen["evidence"] <= 42  # 40 lines kept and a line saying how many were cut
