@@ -30,13 +30,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_explain)
     p = sub.add_parser("schema", help="print the JSON Schema of policy files (for editors)")
     p.add_argument(
+        "--for",
+        dest="schema_for",
+        choices=("policies", "inventory", "exceptions"),
+        default="policies",
+        help="which files: policies (default), inventory, or exceptions",
+    )
+    p.add_argument(
         "--write",
         nargs="?",
         const=SCHEMA_FILE,
         type=Path,
         metavar="PATH",
-        help=f"write it to PATH (default: {SCHEMA_FILE}), where a "
-        "`# yaml-language-server: $schema=...` line in policy files points editors",
+        help=f"write it to PATH (default: {SCHEMA_FILE}, or <kind>.schema.json beside it), "
+        "where a `# yaml-language-server: $schema=...` line in the files points editors",
     )
     p.set_defaults(handler=cmd_schema)
     for name, handler, text in (
@@ -133,15 +140,18 @@ def cmd_explain(args: argparse.Namespace, output: Output) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, output: Output) -> int:
-    from orchestrator.policy import policy_json_schema
+    from orchestrator.policy.schema import SCHEMAS
 
+    schema = SCHEMAS[args.schema_for]()
     if args.write is None:
-        output.document(policy_json_schema())
+        output.document(schema)
         return EXIT_OK
     from orchestrator.store.atomic import write_atomic
 
-    text = json.dumps(policy_json_schema(), indent=2) + "\n"
+    text = json.dumps(schema, indent=2) + "\n"
     path: Path = args.write
+    if path == SCHEMA_FILE and args.schema_for != "policies":
+        path = SCHEMA_FILE.with_name(f"{args.schema_for}.schema.json")
     current = path.read_text() if path.is_file() else None
     if current != text:
         try:

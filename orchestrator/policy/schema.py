@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.model.exceptions import ExceptionsDocument
 from orchestrator.model.inventory import InventoryDocument
 from orchestrator.model.policy import PolicyDocument
 
@@ -25,3 +26,18 @@ def inventory_json_schema() -> dict[str, Any]:
     schema = InventoryDocument.model_json_schema()
     schema["title"] = "patchring inventory"
     return {"$schema": DRAFT_2020_12, **schema}
+
+
+def exceptions_json_schema() -> dict[str, Any]:
+    """The JSON Schema of an exceptions file, `exceptions/*.yml` (draft 2020-12)."""
+    schema = ExceptionsDocument.model_json_schema()
+    schema["title"] = "patchring exceptions"
+    return {"$schema": DRAFT_2020_12, **schema}
+
+
+SCHEMAS = {
+    "policies": policy_json_schema,
+    "inventory": inventory_json_schema,
+    "exceptions": exceptions_json_schema,
+}
+"""Each kind of file `patchring schema --for KIND` describes."""

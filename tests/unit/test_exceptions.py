@@ -387,3 +387,20 @@ def test_an_approver_who_authored_the_exception_is_refused(tmp_path: Path) -> No
         "exceptions/q4.yml:29:18: error: exception 'self-approved' is approved by "
         "lee@example.com, who authored the commit that added it ("
     )
+
+
+def test_the_editor_schema_of_exceptions_files_accepts_the_example_and_rejects_typos() -> None:
+    import jsonschema
+    import yaml
+
+    from orchestrator.policy.schema import SCHEMAS
+
+    schema = SCHEMAS["exceptions"]()
+    assert schema["title"] == "patchring exceptions"
+    document = yaml.safe_load(EXCEPTIONS)
+    for entry in document["exceptions"]:
+        entry["expires"] = str(entry["expires"])  # YAML dates, as an editor sees the text
+    jsonschema.validate(document, schema)
+    document["exceptions"][0]["owener"] = "typo"
+    with pytest.raises(jsonschema.ValidationError, match="owener"):
+        jsonschema.validate(document, schema)
