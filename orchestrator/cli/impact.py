@@ -17,7 +17,7 @@ from orchestrator.policy import Project, load_project
 
 
 def cmd_impact(args: argparse.Namespace, output: Output) -> int:
-    from orchestrator.drift.impact import compare_fleets
+    from orchestrator.drift.impact import compare_exceptions, compare_fleets
     from orchestrator.report.impact import (
         has_changes,
         impact_document,
@@ -34,6 +34,14 @@ def cmd_impact(args: argparse.Namespace, output: Output) -> int:
     base_fleet = {n: base.desired[n] for n in names if n in base.desired}
     head_fleet = {n: head.desired[n] for n in names if n in head.desired}
     impacts = output.masked(compare_fleets(base_fleet, head_fleet))
+    exceptions = output.masked(
+        compare_exceptions(
+            [x.entry for x in base.exceptions],
+            [x.entry for x in head.exceptions],
+            base_fleet,
+            head_fleet,
+        )
+    )
     rings = tuple(r.name for r in head.inventory.rings)
     refs = ({"ref": args.base, "commit": base_sha}, {"ref": head_ref, "commit": head_sha})
     if args.head is None and _dirty(args):
@@ -42,17 +50,19 @@ def cmd_impact(args: argparse.Namespace, output: Output) -> int:
         _live(head_fleet, rings, output) if args.live else (None, "", False)
     )
     if output.json_mode:
-        output.document(impact_document(impacts, rings, *refs, live=live))
+        output.document(impact_document(impacts, rings, *refs, live=live, exceptions=exceptions))
     elif args.format == "markdown":
-        output.text(render_impact_markdown(impacts, rings, *refs))
+        output.text(render_impact_markdown(impacts, rings, *refs, exceptions=exceptions))
     else:
-        output.text(render_impact_text(impacts, rings, *refs, full=args.full))
+        output.text(
+            render_impact_text(impacts, rings, *refs, full=args.full, exceptions=exceptions)
+        )
         if live is not None:
             output.text("\nLive (the hosts today against the head):\n" + live_text)
     if live_failed:
         return EXIT_HOSTS_FAILED
     live_changes = bool(live and live["summary"]["changes"])
-    if args.detailed_exitcode and (has_changes(impacts) or live_changes):
+    if args.detailed_exitcode and (has_changes(impacts, exceptions) or live_changes):
         return EXIT_CHANGES_PRESENT
     return EXIT_OK
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from debian.debian_support import version_compare
@@ -20,6 +20,7 @@ from orchestrator.drift.changes import Action, ResourceChange
 from orchestrator.drift.expected import ExpectedFile, expected_files, text_of
 from orchestrator.model.base import Frozen
 from orchestrator.model.desired import DesiredState, Resource
+from orchestrator.model.exceptions import ExceptionEntry
 from orchestrator.model.policy import Package, Patch
 from orchestrator.secrets import looks_secret
 
@@ -258,3 +259,75 @@ def _text_diff(path: str, before: str, after: str) -> str:
         tofile=f"{path} (head)",
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+ExceptionChangeKind = Literal["added", "removed", "extended", "shortened", "changed"]
+
+
+class ExceptionChange(Frozen):
+    """An exception (exceptions/*.yml) the change adds, removes, extends or otherwise edits."""
+
+    id: str
+    change: ExceptionChangeKind
+    kind: str
+    what: str
+    owner: str
+    expires: str
+    was_expires: str | None = None
+    hosts: tuple[str, ...] = ()
+    """The hosts it applies to (at the head; at the base for a removed one)."""
+
+
+def compare_exceptions(
+    base: Sequence[ExceptionEntry],
+    head: Sequence[ExceptionEntry],
+    base_fleet: Mapping[str, DesiredState],
+    head_fleet: Mapping[str, DesiredState],
+) -> tuple[ExceptionChange, ...]:
+    """The exceptions added, removed or edited between the two refs, in head order."""
+    before = {entry.id: entry for entry in base}
+    after = {entry.id: entry for entry in head}
+    found: list[ExceptionChange] = []
+    for entry in head:
+        was = before.get(entry.id)
+        if was == entry:
+            continue
+        change: ExceptionChangeKind = "added"
+        if was is not None:
+            change = (
+                "extended"
+                if entry.expires > was.expires
+                else "shortened"
+                if entry.expires < was.expires
+                else "changed"
+            )
+        found.append(_exception_change(entry, change, head_fleet, was))
+    found += [
+        _exception_change(entry, "removed", base_fleet) for entry in base if entry.id not in after
+    ]
+    return tuple(found)
+
+
+def _exception_change(
+    entry: ExceptionEntry,
+    change: ExceptionChangeKind,
+    fleet: Mapping[str, DesiredState],
+    was: ExceptionEntry | None = None,
+) -> ExceptionChange:
+    what = (
+        f"{entry.hold.package} held at {entry.hold.version}"
+        if entry.hold
+        else ", ".join(entry.accept or entry.waive)
+    )
+    return ExceptionChange(
+        id=entry.id,
+        change=change,
+        kind=entry.kind,
+        what=what,
+        owner=entry.owner,
+        expires=str(entry.expires),
+        was_expires=str(was.expires) if was is not None else None,
+        hosts=tuple(
+            name for name, state in fleet.items() if any(x.id == entry.id for x in state.exceptions)
+        ),
+    )

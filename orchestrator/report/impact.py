@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.drift.impact import Advisory, HostImpact
+from orchestrator.drift.impact import Advisory, ExceptionChange, HostImpact
 from orchestrator.report.grouping import (
     ChangeGroup,
     ShapeGroup,
@@ -39,6 +39,7 @@ def impact_document(
     base: Mapping[str, Any],
     head: Mapping[str, Any],
     live: Mapping[str, Any] | None = None,
+    exceptions: Sequence[ExceptionChange] = (),
 ) -> dict[str, Any]:
     touched = [i for i in impacts.values() if i.status != "unchanged"]
     groups = group_changes((i.host, i.changes) for i in impacts.values())
@@ -55,18 +56,43 @@ def impact_document(
             "rings_changed": _rings_changed(impacts, rings),
             "advisories_fixed": len(fixed),
             "advisories_reopened": len(reopened),
+            "exceptions_changed": len(exceptions),
         },
         "rings": _ring_rows(impacts, rings),
         "hosts": [_host_row(i) for i in impacts.values()],
         "changes": [_group_row(g) for g in groups],
         "advisories": {"fixed": fixed, "reopened": reopened},
+        "exceptions": [e.model_dump(mode="json") for e in exceptions],
         "reboot": {"assessed": False, "note": REBOOT_NOTE},
         **({"live": dict(live)} if live is not None else {}),
     }
 
 
-def has_changes(impacts: Mapping[str, HostImpact]) -> bool:
-    return any(i.status != "unchanged" for i in impacts.values())
+def has_changes(
+    impacts: Mapping[str, HostImpact], exceptions: Sequence[ExceptionChange] = ()
+) -> bool:
+    return bool(exceptions) or any(i.status != "unchanged" for i in impacts.values())
+
+
+def exception_words(change: ExceptionChange) -> str:
+    """`+ hold-agent (hold: acme-agent held at 1.0-1) until 2027-01-31, owner dana, on 1 host:
+    web-02`; an extension says from when to when."""
+    mark = {"added": "+", "removed": "-"}.get(change.change, "~")
+    until = (
+        f"expiry {change.was_expires} -> {change.expires}"
+        if change.change in {"extended", "shortened"}
+        else f"until {change.expires}"
+    )
+    hosts = (
+        f"on {counted(len(change.hosts), 'host')}: {host_list(change.hosts)}"
+        if change.hosts
+        else "on no host today"
+    )
+    word = "" if change.change in {"added", "removed"} else f" {change.change}:"
+    return (
+        f"{mark} {change.id}{word} ({change.kind}: {change.what}) {until}, "
+        f"owner {change.owner}, {hosts}"
+    )
 
 
 def _ring_names(impacts: Mapping[str, HostImpact], rings: Sequence[str]) -> list[str]:
@@ -125,8 +151,9 @@ def render_impact_text(
     base: Mapping[str, Any],
     head: Mapping[str, Any],
     full: bool = False,
+    exceptions: Sequence[ExceptionChange] = (),
 ) -> str:
-    doc = impact_document(impacts, rings, base, head)
+    doc = impact_document(impacts, rings, base, head, exceptions=exceptions)
     s = doc["summary"]
     out = [
         f"Impact of {_ref_words(base)} -> {_ref_words(head)}: {s['hosts_changed']} of "
@@ -155,7 +182,10 @@ def render_impact_text(
         if rows:
             out += ["", f"{title}:"]
             out += [f"  {_advisory_words(row)}" for row in rows]
-    if not has_changes(impacts):
+    if exceptions:
+        out += ["", "Exceptions:"]
+        out += [f"  {exception_words(change)}" for change in exceptions]
+    if not has_changes(impacts, exceptions):
         out += ["", "No changes: every host's desired state is the same at both refs."]
     out += ["", f"Reboots: {REBOOT_NOTE}."]
     return "\n".join(out) + "\n"
@@ -183,8 +213,9 @@ def render_impact_markdown(
     rings: Sequence[str],
     base: Mapping[str, Any],
     head: Mapping[str, Any],
+    exceptions: Sequence[ExceptionChange] = (),
 ) -> str:
-    doc = impact_document(impacts, rings, base, head)
+    doc = impact_document(impacts, rings, base, head, exceptions=exceptions)
     s = doc["summary"]
     head_line = (
         f"### patchring: {s['hosts_changed']} of {counted(s['hosts'], 'host')} change\n\n"
@@ -192,15 +223,20 @@ def render_impact_markdown(
         f"({str(head['commit'])[:12]}): {counted(s['changes'], 'resource change')}"
         + (f" in rings {', '.join(s['rings_changed'])}" if s["rings_changed"] else "")
         + f"; {s['added']} hosts added, {s['removed']} removed; "
-        f"{s['advisories_fixed']} advisories fixed, {s['advisories_reopened']} re-opened.\n"
+        f"{s['advisories_fixed']} advisories fixed, {s['advisories_reopened']} re-opened"
+        + (f"; {counted(len(exceptions), 'exception')} changed" if exceptions else "")
+        + ".\n"
     )
     table = ["", "| ring | hosts | changing |", "|---|---:|---:|"]
     table += [f"| {r['ring']} | {r['hosts']} | {r['changed']} |" for r in doc["rings"]]
     out = [head_line, *table, ""]
-    if not has_changes(impacts):
+    if not has_changes(impacts, exceptions):
         out.append("No changes: every host's desired state is the same at both refs.\n")
         return "\n".join(out)
     details: list[str] = []
+    if exceptions:  # first: what reviewers of an exception must see without unfolding
+        out += ["**Exceptions**", ""]
+        out += [f"- {_escape(exception_words(change))}" for change in exceptions] + [""]
     shapes = group_shapes(group_changes((i.host, i.changes) for i in impacts.values()))
     for shape in shapes:
         details += _markdown_change(shape)

@@ -107,6 +107,7 @@ def test_impact_names_exact_hosts_rings_transitions_and_diffs(
         "rings_changed": ["canary", "pilot"],
         "advisories_fixed": 0,
         "advisories_reopened": 0,
+        "exceptions_changed": 0,
     }
     assert [(r["ring"], r["hosts"], r["changed"]) for r in doc["rings"]] == [
         ("canary", 1, 1),
@@ -240,3 +241,69 @@ def test_field_changes_and_advisories_fixed_or_reopened() -> None:
     gone = compare_fleets({"web-01": head}, {})
     assert gone["web-01"].status == "removed"
     assert {c.actions for c in gone["web-01"].changes} == {("unmanage",)}
+
+
+EXCEPTIONS = """\
+exceptions:
+  - id: hold-agent-pilot
+    hold: {package: acme-agent, version: "1.0-2"}
+    select: {rings: [pilot]}
+    owner: dana@example.com
+    reason: vendor sign-off pending
+    approved_by: lee@example.com
+    expires: 2099-01-31
+  - id: waive-banner
+    waive: ["hardening/*"]
+    select: {hosts: [lab-04]}
+    owner: sec
+    reason: legal review
+    approved_by: lee@example.com
+    expires: 2099-03-01
+"""
+
+
+def test_exceptions_added_removed_or_extended_are_part_of_the_impact(
+    repo: Path, no_connections: list[object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hold added for pilot undoes pilot's upgrade; a waiver extended and one removed are
+    listed with their hosts; a change of exceptions alone is a change (exit 2)."""
+    (repo / "exceptions").mkdir()
+    waiver = EXCEPTIONS[EXCEPTIONS.index("  - id: waive-banner") :]
+    accepted = (
+        "  - id: accept-old\n    accept: [CVE-2026-10001]\n    select: {all: true}\n"
+        "    owner: sec\n    reason: r\n    approved_by: lee@example.com\n"
+        "    expires: 2099-01-01\n"
+    )
+    base = "exceptions:\n" + waiver.replace("2099-03-01", "2099-02-01") + accepted
+    (repo / "exceptions" / "q1.yml").write_text(base)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "a waiver and an accepted risk")
+    (repo / "exceptions" / "q1.yml").write_text(EXCEPTIONS)
+    _git(repo, "commit", "-qam", "hold pilot; extend the waiver; drop the accepted risk")
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    changes = {e["id"]: e for e in doc["exceptions"]}
+    assert {k: (v["change"], v["hosts"]) for k, v in changes.items()} == {
+        "hold-agent-pilot": ("added", ["lab-02", "lab-03"]),
+        "waive-banner": ("extended", ["lab-04"]),
+        "accept-old": ("removed", ["lab-01", "lab-02", "lab-03", "lab-04"]),
+    }
+    assert (changes["waive-banner"]["was_expires"], changes["waive-banner"]["expires"]) == (
+        "2099-02-01",
+        "2099-03-01",
+    )
+    pilot = {h["host"]: h["changes"] for h in doc["hosts"]}["lab-02"]
+    assert [c["summary"] for c in pilot if c["resource_id"] == "package:acme-agent"] == [
+        "acme-agent 1.0-3 -> 1.0-2"
+    ]
+    assert doc["summary"]["exceptions_changed"] == 3
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "  + hold-agent-pilot (hold: acme-agent held at 1.0-2) until 2099-01-31, owner "
+        "dana@example.com, on 2 hosts: lab-02, lab-03" in text
+    )
+    assert "  ~ waive-banner extended: (waive: hardening/*) expiry 2099-02-01 -> 2099-03-01" in text
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--format", "markdown"]) == 0
+    assert "**Exceptions**" in capsys.readouterr().out
+    assert no_connections == []
