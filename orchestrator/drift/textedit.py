@@ -80,17 +80,16 @@ def _insert_at(bodies: list[str], after: str | None, before: str | None) -> int:
 def edit_line(text: str, spec: LineEdit) -> str:
     lines = split_lines(text)
     bodies = line_bodies(text)
+    pattern = re.compile(spec.match) if spec.match is not None else None
     if spec.state == "absent":
 
         def doomed(body: str) -> bool:
-            return (
-                bool(re.search(spec.match, body)) if spec.match is not None else body == spec.line
-            )
+            return bool(pattern.search(body)) if pattern is not None else body == spec.line
 
         return "".join(line for line, body in zip(lines, bodies, strict=True) if not doomed(body))
     assert spec.line is not None
-    if spec.match is not None:
-        found = [i for i, body in enumerate(bodies) if re.search(spec.match, body)]
+    if pattern is not None:
+        found = [i for i, body in enumerate(bodies) if pattern.search(body)]
         if found:
             for i in found:
                 lines[i] = spec.line + lines[i][len(bodies[i]) :]
