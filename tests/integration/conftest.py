@@ -21,6 +21,7 @@ LAB_NAME = os.environ.get("PATCHRING_TEST_LAB", "it")
 LAB_SUBNET = os.environ.get("PATCHRING_TEST_SUBNET", "10.213.8.0/24")
 # bookworm, trixie or mixed (Debian 12 and 13 hosts alternating): the Debian of the lab hosts.
 LAB_RELEASE = os.environ.get("PATCHRING_TEST_RELEASE", "bookworm")
+RESET_SYSCTL = "net.ipv4.conf.all.send_redirects=1"
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,17 @@ class Lab:
         return str(proc.stdout)
 
     def reset(self, names: list[str] | None = None) -> None:
+        chosen = names or self.hosts
         with ThreadPoolExecutor(max_workers=10) as pool:
             list(
                 pool.map(
                     lambda n: faults.reset_host(LAB_NAME, n, state_dir=self.status.state_dir),
-                    names or self.hosts,
+                    chosen,
                 )
             )
+            # A reset host keeps its network namespace, and with it the net.* sysctls an
+            # earlier test applied: put back the default of the one the example sets.
+            list(pool.map(lambda n: self.exec(n, "sysctl", "-qw", RESET_SYSCTL), chosen))
 
 
 @pytest.fixture(scope="session")
