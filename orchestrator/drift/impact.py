@@ -314,16 +314,11 @@ def _exception_change(
     fleet: Mapping[str, DesiredState],
     was: ExceptionEntry | None = None,
 ) -> ExceptionChange:
-    what = (
-        f"{entry.hold.package} held at {entry.hold.version}"
-        if entry.hold
-        else ", ".join(entry.accept or entry.waive)
-    )
     return ExceptionChange(
         id=entry.id,
         change=change,
         kind=entry.kind,
-        what=what,
+        what=entry.what,
         owner=entry.owner,
         expires=str(entry.expires),
         was_expires=str(was.expires) if was is not None else None,

@@ -58,6 +58,11 @@ class Hold(Frozen):
     )
 
 
+def excepted_text(hold: Hold | None, accept: tuple[str, ...], waive: tuple[str, ...]) -> str:
+    """What an exception excepts, in words: `acme-agent held at 1.0-1`, or its ids."""
+    return f"{hold.package} held at {hold.version}" if hold else ", ".join(accept or waive)
+
+
 class ExceptionEntry(Frozen):
     """One exception: what is excepted (exactly one of hold, accept, waive), for which hosts,
     who owns it, why, who approved it, and until when."""
@@ -84,6 +89,10 @@ class ExceptionEntry(Frozen):
     @property
     def kind(self) -> ExceptionKind:
         return "hold" if self.hold else "accept" if self.accept else "waive"
+
+    @property
+    def what(self) -> str:
+        return excepted_text(self.hold, self.accept, self.waive)
 
 
 class ExceptionsDocument(Frozen):
@@ -119,6 +128,10 @@ class ActiveException(Frozen):
     accept: tuple[str, ...] = ()
     waive: tuple[str, ...] = ()
     location: SourceLocation | None = None
+
+    @property
+    def what(self) -> str:
+        return excepted_text(self.hold, self.accept, self.waive)
 
     def waives(self, check_id: str) -> bool:
         return any(fnmatch.fnmatchcase(check_id, pattern) for pattern in self.waive)

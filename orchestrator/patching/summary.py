@@ -177,6 +177,7 @@ def accepted_risks(desired: DesiredState) -> frozenset[str]:
 def host_advisories(desired: DesiredState) -> tuple[Advisory, ...]:
     """The hand-written advisories (`patches:` entries) of the policies selecting a host; an
     advisory an exception accepts is not open."""
+    accepted = accepted_risks(desired)
     return tuple(
         Advisory(
             id=str(r.spec.advisory),
@@ -185,5 +186,5 @@ def host_advisories(desired: DesiredState) -> tuple[Advisory, ...]:
             fixed=r.spec.fixed,
         )
         for r in (*desired.resources, *desired.held)
-        if isinstance(r.spec, Patch) and str(r.spec.advisory) not in accepted_risks(desired)
+        if isinstance(r.spec, Patch) and str(r.spec.advisory) not in accepted
     )

@@ -107,11 +107,7 @@ def explain_state(state: DesiredState) -> Explanation:
             ExceptionRow(
                 id=x.id,
                 kind=x.kind,
-                what=(
-                    f"{x.hold.package} held at {x.hold.version}"
-                    if x.hold
-                    else ", ".join(x.accept or x.waive)
-                ),
+                what=x.what,
                 note=x.note,
                 location=x.location,
             )

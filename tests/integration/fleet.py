@@ -4,6 +4,7 @@ and testinfra hosts reached with the lab's key and known_hosts (host keys checke
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,10 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-def patchring(repo: Path, *args: str, timeout: float = 600) -> CliResult:
+def patchring(
+    repo: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> CliResult:
+    """The CLI as a real process; `env` adds to (or overrides) this process's environment."""
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         cwd=repo,
@@ -35,6 +39,7 @@ def patchring(repo: Path, *args: str, timeout: float = 600) -> CliResult:
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 

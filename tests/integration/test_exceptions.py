@@ -5,9 +5,6 @@ date) the check fails again; and the exception-debt ceiling halts a gate."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Lab
-from tests.integration.fleet import CliResult, commit, host, make_repo, write_yaml
+from tests.integration.fleet import CliResult, commit, host, make_repo, patchring, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +22,9 @@ def test_audit_sign_off_is_on_the_host(host):
 """
 
 
-def run(repo: Path, *args: str, today: str | None = None) -> CliResult:
-    env = {**os.environ, **({"PATCHRING_TODAY": today} if today else {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+def run(repo: Path, *args: str, today: str) -> CliResult:
+    """The CLI with exceptions evaluated as of `today`."""
+    return patchring(repo, *args, env={"PATCHRING_TODAY": today})
 
 
 def _exception(id_: str, hosts: list[str], expires: str, **what: object) -> dict[str, object]:

@@ -360,6 +360,32 @@ def _screenshot(page: Path, png: Path, profile: Path) -> None:
     )
 
 
+def dump_dom(page: Path, profile: Path) -> str:
+    """The DOM headless Chromium ends with after loading `page` at 1400 px (its scripts run)."""
+    assert CHROMIUM is not None
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1800",
+            "--dump-dom",
+            f"file://{page}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return done.stdout
+
+
 def _png_size(png: Path) -> tuple[int, int, float]:
     """Width, height, and the share of non-zero bytes in the (filtered) pixel data."""
     data = png.read_bytes()
@@ -463,32 +489,12 @@ def test_the_report_a_reader_sees_in_chromium(tmp_path: Path) -> None:
     )
     page = tmp_path / "report.html"
     page.write_text(render_html(record).replace("</body>", _READ_BACK + "</body>"), "utf-8")
-    assert CHROMIUM is not None
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1400,1800",
-            "--dump-dom",
-            f"file://{page}",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    dom = dump_dom(page, tmp_path / "profile")
     import html as html_text
     import re
 
-    found = re.search(r"<title>SEEN (.*?)</title>", done.stdout)
-    assert found, done.stdout[:500]
+    found = re.search(r"<title>SEEN (.*?)</title>", dom)
+    assert found, dom[:500]
     seen = json.loads(html_text.unescape(found.group(1)))
     assert seen["lines"] >= 3  # "assert 'a' == 'b'", "- b", "+ a": not one paragraph
     assert seen["kpi"].startswith("Reached hosts compliant 0/ 2")  # as rendered: "0" "/ 2"

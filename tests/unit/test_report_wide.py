@@ -7,7 +7,6 @@ matrix alone, forced on, does: the measurement can fail)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from orchestrator.report import html as html_report
 from orchestrator.report.compliance import build_compliance
 from orchestrator.report.compliance_render import render_compliance_html
 from orchestrator.report.html import render_html
-from tests.unit.test_report_html import CHROMIUM
+from tests.unit.test_report_html import CHROMIUM, dump_dom
 
 STARTED = datetime(2026, 11, 20, 9, tzinfo=UTC)
 HOSTS, CHECKS = 300, 200
@@ -148,31 +147,11 @@ document.title = 'LAYOUT ' + document.documentElement.scrollWidth + ' ' + window
 def _layout(page_html: str, tmp_path: Path) -> tuple[int, int, int]:
     """Chromium's layout of the page at 1400 px: the page's scroll width, the viewport width,
     and how many elements scroll sideways."""
-    assert CHROMIUM is not None
     page = tmp_path / "page.html"
     page.write_text(page_html.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1400,1800",
-            "--dump-dom",
-            f"file://{page}",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    found = re.search(r"<title>LAYOUT (\d+) (\d+) (\d+)</title>", done.stdout)
-    assert found, done.stdout[:500]
+    dom = dump_dom(page, tmp_path / "profile")
+    found = re.search(r"<title>LAYOUT (\d+) (\d+) (\d+)</title>", dom)
+    assert found, dom[:500]
     body, viewport, scrollers = (int(g) for g in found.groups())
     return body, viewport, scrollers
 
