@@ -336,9 +336,10 @@ def test_write_reports_to_an_unwritable_folder_is_a_store_error(tmp_path: Path) 
 CHROMIUM = shutil.which("chromium")
 
 
-def _screenshot(page: Path, png: Path, profile: Path) -> None:
+def _chromium(page: Path, profile: Path, action: str, timeout: float) -> str:
+    """Headless Chromium at 1400 x 1800 with no network of its own, doing `action` on `page`."""
     assert CHROMIUM is not None
-    subprocess.run(
+    done = subprocess.run(
         [
             CHROMIUM,
             "--headless",
@@ -351,39 +352,24 @@ def _screenshot(page: Path, png: Path, profile: Path) -> None:
             "--disable-sync",
             f"--user-data-dir={profile}",
             "--window-size=1400,1800",
-            f"--screenshot={png}",
-            f"file://{page}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-def dump_dom(page: Path, profile: Path) -> str:
-    """The DOM headless Chromium ends with after loading `page` at 1400 px (its scripts run)."""
-    assert CHROMIUM is not None
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--window-size=1400,1800",
-            "--dump-dom",
+            action,
             f"file://{page}",
         ],
         check=True,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
     return done.stdout
+
+
+def _screenshot(page: Path, png: Path, profile: Path) -> None:
+    _chromium(page, profile, f"--screenshot={png}", timeout=120)
+
+
+def dump_dom(page: Path, profile: Path) -> str:
+    """The DOM headless Chromium ends with after loading `page` (its scripts run)."""
+    return _chromium(page, profile, "--dump-dom", timeout=180)
 
 
 def _png_size(png: Path) -> tuple[int, int, float]:
