@@ -97,9 +97,11 @@ def compile_sysctl(r: Resource) -> Iterator[OpSpec]:
     assert isinstance(r.spec, Sysctl)
     s = r.spec
     yield _op(r, "server.sysctl", f"sysctl {s.key} = {s.value}", key=s.key, value=s.value)
-    yield _op(
+    persist = _op(
         r,
         "server.shell",
         f"sysctl {s.key}: persist in {sysctl_persist_file(s)}",
         commands=[sysctl_persist_command(s)],
     )
+    # the file (and its folder, made if missing) and a sibling temp file, renamed over it
+    yield persist.model_copy(update={"effect": (sysctl_persist_file(s),)})

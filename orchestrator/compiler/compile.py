@@ -263,6 +263,7 @@ def _record_restarts(restarts: list[tuple[str, OpSpec]]) -> list[OpSpec]:
         OpSpec(
             operation="server.shell",
             args={"commands": [" && ".join(steps)]},
+            effect=(PENDING_RESTART_DIR,),
             resource_ids=tuple(restart_id(u) for u in units),
             policy=first.policy,
             location=first.location,

@@ -39,6 +39,7 @@ def edit_operations(
             OpSpec(
                 operation="server.shell",
                 args={"commands": [guarded_write_command(planned)]},
+                effect=(path,),  # and a sibling temp file, renamed over it
                 resource_ids=tuple(r.id for r in edits),
                 policy=first.policy,
                 location=first.location,

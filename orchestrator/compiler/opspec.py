@@ -34,6 +34,11 @@ class OpSpec(Frozen):
     module_source: str | None = Field(
         None, description="For a deploy from the policy repository: its module's source."
     )
+    effect: tuple[str, ...] | None = Field(
+        None,
+        description="For patchring's own shell steps: the only absolute paths they change "
+        "(the engine keeps facts about anything else). None: anything may change.",
+    )
     resource_ids: tuple[str, ...]
     policy: str
     location: SourceLocation
@@ -51,9 +56,10 @@ class OpSpec(Frozen):
 
     @model_serializer(mode="wrap")
     def _without_unset_fetch(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave the fetch fields out unless set: only a fetched apt key has them."""
+        """Leave the fetch fields out unless set (only a fetched apt key has them), and the
+        effect unless declared."""
         data: dict[str, Any] = handler(self)
-        for name in ("fetch_url", "fingerprint"):
+        for name in ("fetch_url", "fingerprint", "effect"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data

@@ -11,9 +11,10 @@ is read once, through pyinfra, and cached too.
 
 Facts must stay true after an operation changes the host: when an operation runs a command or
 uploads a file, the facts it may have touched are dropped (`effect_of`: a file operation touches
-its path, its parents and children; a sysctl its key and persist file; a package install or a
-shell command anything), and the next miss reads all dropped facts the host's operations read
-so far again, in one command. Facts read with privilege escalation or another shell bypass the
+its path, its parents and children; a sysctl its key and persist file; patchring's own shell
+steps the paths they declare; a package install or any other shell command anything), and the
+next miss reads, in one command, every dropped fact that the host's operations read so far or
+will read (`FactCache.expect`). Facts read with privilege escalation or another shell bypass the
 cache. Only the engine imports this module (it imports pyinfra).
 """
 
@@ -38,7 +39,6 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations.util.files import adjust_regex
 
 from orchestrator.compiler.opspec import OpSpec
-from orchestrator.drift.expected import PENDING_RESTART_DIR, RESTART_ID_PREFIX
 
 FactKey = tuple[str, tuple[tuple[str, str], ...]]
 FactRequest = tuple[type[FactBase[Any]], dict[str, Any]]
@@ -178,20 +178,10 @@ def effect_of(spec: OpSpec) -> Subjects:
         return (*ACCOUNT_FILES, *USERADD_FILES, *_path(args, "home"))
     if spec.operation == "apt.update":
         return ("/var/lib/apt", "/var/cache/apt")
-    if spec.operation == "server.shell" and _records_restarts(spec):
-        return (PENDING_RESTART_DIR,)
+    declared = spec.effect
+    if spec.operation == "server.shell" and declared and all(p.startswith("/") for p in declared):
+        return tuple(posixpath.normpath(path) for path in declared)
     return None
-
-
-def _records_restarts(spec: OpSpec) -> bool:
-    """patchring's own step that writes pending-restart markers, and nothing else."""
-    commands = spec.args.get("commands")
-    return (
-        bool(spec.resource_ids)
-        and all(rid.startswith(RESTART_ID_PREFIX) for rid in spec.resource_ids)
-        and isinstance(commands, list)
-        and all(str(c).startswith(f"mkdir -p {PENDING_RESTART_DIR} ") for c in commands)
-    )
 
 
 def touches(effect: Subjects, subjects: Subjects) -> bool:
@@ -317,6 +307,14 @@ class FactCache:
         if key not in self.values:
             self.values[key] = self._read_one(cls, args, kwargs)
         return copy.deepcopy(self.values[key])  # operations may change what they are given
+
+    def expect(self, spec: OpSpec, op_hashes: Iterable[str]) -> None:
+        """The facts a spec's operations will read when they run, noted as if they had read
+        them while prepared (pyinfra does not run them then: see `check_for_changes`), so a
+        batch after a change reads them ahead."""
+        hashes = set(op_hashes)
+        for cls, kwargs in predicted_facts([spec]):
+            self.readers.setdefault(fact_key(cls, (), kwargs), set()).update(hashes)
 
     def _note_reader(self, key: FactKey) -> None:
         if not self.host.state.is_executing:

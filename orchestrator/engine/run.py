@@ -96,6 +96,10 @@ def apply_hosts(
         for name, plan in plans.items():
             if name not in work:
                 finish(_host_result(session.links[name], plan, [], None, None, None, started))
+        # Our probe already knows what changes: pyinfra need not run every operation once
+        # more to find out while it is added. Each runs once, when executed, so preparing
+        # is cheap and the work overlaps other hosts' remote commands.
+        session.state.check_for_changes = False
         added, failures = _add_operations(session, fleet, work)
         for name, failure in failures.items():
             link = session.links[name]
@@ -261,7 +265,9 @@ def _add_operations(
             specs = compile_host(fleet[name], only=only, observed=work[name].observed)
             link.facts = link.facts or install_fact_cache(link.host, predicted_facts(specs))
             for spec in specs:
-                added[name].append((spec, add_spec(session.state, link.host, spec, timeout + 5)))
+                metas = add_spec(session.state, link.host, spec, timeout + 5)
+                link.facts.expect(spec, [m._hash for m in metas])
+                added[name].append((spec, metas))
 
         added[name] = []
         try:
@@ -299,6 +305,10 @@ def _execute_host(
                 ok = run_step(link, what, timeout, partial(_run_op, state, link.host, meta))
             except StepStopped as stop:
                 return Stopped(meta._hash, stop.message, stop.host_silent)
+            except EngineError:
+                raise
+            except Exception as error:  # an operation's facts or arguments refused at run time
+                return Stopped(meta._hash, f"{what} failed: {error}", host_silent=False)
             if not ok:
                 return None
     return None

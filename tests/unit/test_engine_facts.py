@@ -40,6 +40,16 @@ RECORD = (
 WHERE = SourceLocation(file="policies/x.yml", line=1, col=1)
 
 
+def _recorded() -> OpSpec:
+    spec = _spec("server.shell", ("restart:a.service",), commands=[RECORD])
+    return spec.model_copy(update={"effect": ("/var/lib/patchring/pending-restarts",)})
+
+
+def _edited(path: str) -> OpSpec:
+    spec = _spec("server.shell", (f"line:{path}",), commands=["..."])
+    return spec.model_copy(update={"effect": (path,)})
+
+
 def _spec(operation: str, resource_ids: tuple[str, ...] = ("file:/x",), **args: Any) -> OpSpec:
     return OpSpec(
         operation=operation,
@@ -160,12 +170,14 @@ def test_a_fact_key_binds_positional_and_keyword_arguments_alike() -> None:
         (_spec("apt.packages", packages=["a"]), (File, {"path": "/etc/a.conf"}), True),
         (_spec("apt.packages", packages=["a"]), (Os, {}), False),
         (_spec("server.shell", commands=["x"]), (Directory, {"path": "/"}), True),
-        (_spec("server.shell", ("restart:a.service",), commands=[RECORD]), (Users, {}), False),
-        (
-            _spec("server.shell", ("restart:a.service",), commands=[RECORD]),
-            (File, {"path": "/var/lib/patchring/pending-restarts/a.service"}),
-            True,
-        ),
+        (_recorded(), (Users, {}), False),
+        (_recorded(), (File, {"path": "/var/lib/patchring/pending-restarts/a.service"}), True),
+        # what a shell step changes is what it declares, never guessed from its text
+        (_spec("server.shell", ("restart:a.service",), commands=[RECORD]), (Users, {}), True),
+        (_edited("/etc/a.conf"), (File, {"path": "/etc/a.conf"}), True),
+        (_edited("/etc/a.conf"), (Directory, {"path": "/etc"}), True),
+        (_edited("/etc/a.conf"), (Sysctl, {"keys": ["a.b"]}), False),
+        (_edited("/etc/a.conf"), (SystemdStatus, {"services": ["a"]}), False),
         (  # the restart itself starts a program of the host: anything may change
             _spec("server.shell", ("restart:a.service",), commands=["systemctl restart a"]),
             (File, {"path": "/etc/x"}),
@@ -346,5 +358,9 @@ def test_after_a_change_only_facts_that_operations_still_to_run_read_are_read_ag
 def test_the_compilers_restart_record_is_known_narrow_and_its_restart_is_not() -> None:
     effects = {s.description.split(":")[0]: effect_of(s) for s in compile_host(reference_state())}
     assert effects["record pending restarts"] == ("/var/lib/patchring/pending-restarts",)
+    persist = [
+        effect_of(s) for s in compile_host(reference_state()) if "persist in" in s.description
+    ]
+    assert persist == [("/etc/sysctl.d/90-patchring.conf",)]
     assert effects["restart acme-agent.service (/etc/acme/agent.conf changed)"] is None
     assert effects["service acme-agent"] is None

@@ -294,6 +294,7 @@ def test_each_edit_shows_its_own_diff_and_one_write_makes_them_all() -> None:
             ("restart:ssh.service",),
         ),
     ]
+    assert [op.effect for op in ops][1:] == [("/etc/login.defs",), None]  # kept facts: the rest
     assert "server.shell" in OPERATIONS
     # Without the probe's view there is nothing to write (restarts compile as for files).
     assert all(op.description != "edit /etc/login.defs" for op in compile_host(STATE))
