@@ -266,7 +266,8 @@ def _add_operations(
             link.facts = link.facts or install_fact_cache(link.host, predicted_facts(specs))
             for spec in specs:
                 metas = add_spec(session.state, link.host, spec, timeout + 5)
-                link.facts.expect(spec, [m._hash for m in metas])
+                if link.facts is not None:
+                    link.facts.expect(spec, [m._hash for m in metas])
                 added[name].append((spec, metas))
 
         added[name] = []
