@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.console import Output
-from orchestrator.cli.project import load, select
+from orchestrator.cli.project import add_parallel_flag, load, parallel_for, select
 from orchestrator.errors import EXIT_CHANGES_PRESENT, EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
 from orchestrator.words import counted
 
@@ -56,6 +56,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             "--host", action="append", metavar="HOST", help="only this host (repeatable)"
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        add_parallel_flag(p)
         p.set_defaults(handler=handler)
     sub.choices["plan"].add_argument(
         "--detailed-exitcode",
@@ -175,7 +176,7 @@ def cmd_plan(args: argparse.Namespace, output: Output) -> int:
         return cmd_impact(args, output)
     selection = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Reading hosts", len(selection.fleet)) as progress:
-        plans = plan_hosts(selection.fleet, progress)
+        plans = plan_hosts(selection.fleet, progress, parallel_for(args, selection.project))
     if args.out:
         from orchestrator.cli.planfile import write_saved_plan
 
@@ -205,7 +206,8 @@ def cmd_apply(args: argparse.Namespace, output: Output) -> int:
     recorder = Recorder.start(args.repo, "apply", output, ring=args.ring, host=args.host)
     selection = select(args.repo, args.inventory, args.ring, args.host, output)
     with output.progress("Applying", len(selection.fleet) * 2) as progress:
-        results = apply_hosts(selection.fleet, progress)
+        parallel = parallel_for(args, selection.project)
+        results = apply_hosts(selection.fleet, progress, parallel=parallel)
     failed = any(r.status in {"failed", "unreachable"} for r in results.values())
     record, _ = recorder.finish(
         selection, "failed" if failed else "succeeded", apply=list(results.values())

@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import __version__
 from orchestrator.cli.console import Output
-from orchestrator.cli.project import Selection
+from orchestrator.cli.project import Selection, parallel_for
 from orchestrator.errors import UserInputError
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.results import HostPlan, HostResult
@@ -181,13 +181,14 @@ def cmd_apply_plan(args: Any, output: Output) -> int:
         compute_inputs(args.repo, chosen.project),
     )
     with output.progress("Reading hosts", len(chosen.fleet)) as progress:
-        probed = plan_hosts(chosen.fleet, progress)
+        probed = plan_hosts(chosen.fleet, progress, parallel_for(args, chosen.project))
     refused = refusals(saved, chosen.fleet, probed)
     for name, reason in refused.items():
         output.error(f"patchring: {name}: refused: {reason}")
     todo = {n: d for n, d in chosen.fleet.items() if n not in refused}
     with output.progress("Applying", len(todo) * 2) as progress:
-        applied = apply_hosts(todo, progress) if todo else {}
+        parallel = parallel_for(args, chosen.project)
+        applied = apply_hosts(todo, progress, parallel=parallel) if todo else {}
     results = {
         n: applied.get(n) or refused_result(n, chosen.fleet[n].host.ring, refused[n])
         for n in chosen.fleet

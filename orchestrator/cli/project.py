@@ -6,6 +6,7 @@ prints or writes afterwards goes through `Output`, which masks them.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,32 @@ class Selection:
     project: Project
     fleet: dict[str, DesiredState]
     rings: tuple[str, ...]
+
+
+def add_parallel_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--parallel",
+        type=_parallel_count,
+        metavar="N",
+        help="hosts worked on at once, so at most N SSH connections are open "
+        "(default: the inventory's settings: parallel, else 50)",
+    )
+
+
+def _parallel_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return count
+
+
+def parallel_for(args: argparse.Namespace, project: Project) -> int:
+    """Hosts at once: `--parallel`, else the inventory's `settings: parallel`."""
+    flag: int | None = getattr(args, "parallel", None)
+    return flag or project.inventory.settings.parallel
 
 
 def load(repo: Path, inventory: str, output: Output) -> Project:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.console import Output
-from orchestrator.cli.project import select
+from orchestrator.cli.project import add_parallel_flag, select
 from orchestrator.cli.runs import Recorder, _user
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, PatchringError, UserInputError
 from orchestrator.model.record import RunStatus
@@ -61,6 +61,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "report; rings may require one; default: $PATCHRING_CHANGE_TICKET)",
     )
     p.add_argument("--json", action="store_true", help="print the run record")
+    add_parallel_flag(p)
     p.set_defaults(handler=cmd_rollout)
     p = sub.add_parser("status", parents=[common, ledger], help="active and recent rollouts")
     p.add_argument("--json", action="store_true")
@@ -78,6 +79,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p = sub.add_parser(verb, parents=[common, ledger], help=text)
         p.add_argument("--reason", help="why (recorded in the run record)")
         p.add_argument("--json", action="store_true", help="print the run record")
+        if verb in {"resume", "rollback"}:
+            add_parallel_flag(p)
         p.set_defaults(handler=cmd_control, verb=verb)
 
 
@@ -97,6 +100,7 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
         note=output.note,
         mask=output.mask,
         on_project=lambda project: output.protect(project.secrets),
+        parallel=getattr(args, "parallel", None),
         **extra,
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.cli.console import Output
-from orchestrator.cli.project import Selection, select
+from orchestrator.cli.project import Selection, add_parallel_flag, parallel_for, select
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, UserInputError
 from orchestrator.model.notification import NotificationDelivery
 from orchestrator.model.record import (
@@ -36,6 +36,7 @@ RUNS_FOLDER = Path(".patchring") / "runs"
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common], help="check every host against its policies")
     _selection_flags(p)
+    add_parallel_flag(p)
     p.set_defaults(handler=cmd_verify)
     p = sub.add_parser(
         "report", parents=[common], help="render a recorded run (default: the latest)"
@@ -150,7 +151,8 @@ def cmd_verify(args: argparse.Namespace, output: Output) -> int:
     chosen = select(args.repo, args.inventory, args.ring, args.host, output)
     patching = _patch_check_data(args.repo, chosen)
     with output.progress("Verifying", len(chosen.fleet)) as progress:
-        results = verify_hosts(chosen.fleet, progress, output.mask, patching)
+        parallel = parallel_for(args, chosen.project)
+        results = verify_hosts(chosen.fleet, progress, output.mask, patching, parallel)
     failed = any(v.status != "passed" for v in results.values())
     record, files = recorder.finish(
         chosen, "failed" if failed else "succeeded", verify=list(results.values())

@@ -41,7 +41,9 @@ from orchestrator.engine.session import (
     run_step,
 )
 from orchestrator.errors import EngineError
+from orchestrator.fanout import in_windows
 from orchestrator.model.desired import DesiredState, HostTarget
+from orchestrator.model.inventory import DEFAULT_PARALLEL
 from orchestrator.model.results import (
     HostApplyStatus,
     HostPlan,
@@ -55,9 +57,18 @@ PROBE_TIMEOUT = 60.0
 
 
 def plan_hosts(
-    fleet: Mapping[str, DesiredState], progress: ProgressFn | None = None
+    fleet: Mapping[str, DesiredState],
+    progress: ProgressFn | None = None,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> dict[str, HostPlan]:
-    """What converging each host would change, from one probe per host."""
+    """What converging each host would change, from one probe per host; at most `parallel`
+    hosts connected at once (see `orchestrator.fanout`)."""
+    return in_windows(fleet, parallel, partial(_plan_window, progress=progress))
+
+
+def _plan_window(
+    fleet: Mapping[str, DesiredState], progress: ProgressFn | None
+) -> dict[str, HostPlan]:
     with open_session([d.host for d in fleet.values()], progress) as session:
         plans = _probe_all(session, fleet, progress)
         return _settle_deploys(session, fleet, plans)
@@ -79,9 +90,19 @@ def apply_hosts(
     fleet: Mapping[str, DesiredState],
     progress: ProgressFn | None = None,
     on_result: ResultFn | None = None,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> dict[str, HostResult]:
     """Converge every host; the others carry on when one fails or hangs. `on_result` gets
-    each host's result as soon as that host is done."""
+    each host's result as soon as that host is done. At most `parallel` hosts are connected
+    at once (see `orchestrator.fanout`)."""
+    return in_windows(
+        fleet, parallel, partial(_apply_window, progress=progress, on_result=on_result)
+    )
+
+
+def _apply_window(
+    fleet: Mapping[str, DesiredState], progress: ProgressFn | None, on_result: ResultFn | None
+) -> dict[str, HostResult]:
     started = time.monotonic()
     results: dict[str, HostResult] = {}
 
@@ -480,10 +501,23 @@ def _tail(text: str, lines: int = 12) -> str:
 
 
 def run_on_hosts(
-    targets: Sequence[HostTarget], command: str, timeout: float, full_output: bool = False
+    targets: Sequence[HostTarget],
+    command: str,
+    timeout: float,
+    full_output: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> dict[str, tuple[bool, str]]:
-    """Run one shell command on every host in parallel: (exit 0?, output or reason) per host;
-    the output's last lines, or with `full_output` its whole stdout (for a parser)."""
+    """Run one shell command on every host in parallel (at most `parallel` at once): (exit 0?,
+    output or reason) per host; the output's last lines, or with `full_output` its whole stdout
+    (for a parser)."""
+    window = partial(_run_window, command=command, timeout=timeout, full_output=full_output)
+    return in_windows({t.name: t for t in targets}, parallel, window)
+
+
+def _run_window(
+    window: Mapping[str, HostTarget], command: str, timeout: float, full_output: bool
+) -> dict[str, tuple[bool, str]]:
+    targets = list(window.values())
 
     def one(session: FleetSession, link: HostLink) -> tuple[bool, str]:
         if link.error is not None:

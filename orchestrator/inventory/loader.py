@@ -28,6 +28,7 @@ from orchestrator.model.inventory import (
     InventoryHost,
     InventoryRing,
     RingEntry,
+    RunSettings,
     SshSettings,
     Webhook,
     password_source,
@@ -143,6 +144,7 @@ class _Merger:
         self.patching: tuple[PatchingSettings, SourceLocation] | None = None
         self.exception_rules: tuple[ExceptionRules, SourceLocation] | None = None
         self.security_data: tuple[str, SourceLocation] | None = None
+        self.settings: tuple[RunSettings, SourceLocation] | None = None
         self.password_sources: dict[str, SourceLocation] = {}
         self.notifications: dict[str, Webhook] = {}
         self.notification_where: dict[str, SourceLocation] = {}
@@ -194,7 +196,8 @@ class _Merger:
             self.notification_where[hook.name] = where
 
     def _add_patching(self, doc: InventoryDocument, located: LocatedYaml) -> None:
-        """`patching:` and `security_data:` are set once across all files."""
+        """`patching:`, `exceptions:`, `settings:` and `security_data:` are set once across all
+        files."""
         if doc.patching is not None:
             where = located.key_location(("patching",))
             if self.patching is not None:
@@ -207,6 +210,12 @@ class _Merger:
                 self.duplicate(where, "exceptions section", self.exception_rules[1])
             else:
                 self.exception_rules = doc.exceptions, where
+        if doc.settings is not None:
+            where = located.key_location(("settings",))
+            if self.settings is not None:
+                self.duplicate(where, "settings section", self.settings[1])
+            else:
+                self.settings = doc.settings, where
         if doc.security_data is not None:
             where = located.value_location(("security_data",))
             if self.security_data is not None:
@@ -388,6 +397,7 @@ def collect_inventory(
         security_data_location=merger.security_data[1] if merger.security_data else None,
         sudo_passwords=passwords,
         notifications=tuple(merger.notifications.values()),
+        settings=merger.settings[0] if merger.settings else RunSettings(),
     ), merger.problems
 
 

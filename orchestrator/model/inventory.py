@@ -128,6 +128,22 @@ class Webhook(Frozen):
         return self
 
 
+DEFAULT_PARALLEL = 50
+"""Hosts worked on at once (SSH connections open) when neither the inventory nor a flag says."""
+
+
+class RunSettings(Frozen):
+    """How a command works over the fleet (`settings:`, set once across the inventory's files)."""
+
+    parallel: int = Field(
+        DEFAULT_PARALLEL,
+        ge=1,
+        le=10000,
+        description="Hosts worked on at once: at most this many SSH connections are open "
+        "(`--parallel N` overrides it).",
+    )
+
+
 class HostEntry(Frozen):
     address: Address = Field(description="IP address or DNS name.")
     port: Port | None = None
@@ -168,6 +184,7 @@ class InventoryDocument(Frozen):
     notifications: tuple[Webhook, ...] = Field(
         (), description="Webhooks told about rollout events (started, ring passed, ...)."
     )
+    settings: RunSettings | None = None
 
 
 # --- The merged inventory, as loaders hand it to resolution and rollout -------------------------
@@ -229,6 +246,7 @@ class Inventory(Frozen):
     """Sudo passwords read at load time, keyed by `password_source(settings)`."""
     notifications: tuple[Webhook, ...] = ()
     """Every file's webhooks, in file order (`url_file` made absolute where possible)."""
+    settings: RunSettings = RunSettings()
 
     def host_ssh(self, host: InventoryHost) -> SshSettings:
         """The ssh settings of a host: the top-level `ssh:` < its groups' (the host's order,

@@ -106,6 +106,8 @@ class Conductor:
     change_ticket: str | None = None
     on_event: Callable[[RolloutEvent], None] = lambda event: None
     """Told each rollout event (notifications); it must not raise."""
+    parallel: int | None = None
+    """Hosts worked on at once (None: the inventory's `settings: parallel`)."""
     applied: list[HostResult] = field(default_factory=list)
     verified: list[HostVerification] = field(default_factory=list)
     lease_ttl: timedelta = LEASE_TTL
@@ -182,6 +184,9 @@ class Conductor:
                 operator=rollout.started_by,
             )
         )
+
+    def fan_out(self, project: Project) -> int:
+        return self.parallel or project.inventory.settings.parallel
 
     def project(self, sha: str) -> Project:
         with CommitSource(self.repo, sha) as source:
@@ -437,7 +442,14 @@ class Conductor:
                 record(result)
             fleet = {h: d for h, d in fleet.items() if h not in refused}
             self.hosts_touched = True
-            applied = {**refused, **(apply_hosts(fleet, on_result=record) if fleet else {})}
+            applied = {
+                **refused,
+                **(
+                    apply_hosts(fleet, on_result=record, parallel=self.fan_out(project))
+                    if fleet
+                    else {}
+                ),
+            }
             after = RestartDriver(
                 self.ledger,
                 rollout.id,
@@ -460,7 +472,9 @@ class Conductor:
                 )
                 return after.waiting
             back = {h: state for h, state in fleet.items() if h not in after.lost}
-            verified = verify_hosts(back, None, self.mask) if back else {}
+            verified = (
+                verify_hosts(back, None, self.mask, parallel=self.fan_out(project)) if back else {}
+            )
             self._record_verified(rollout.id, ring, {h: b for h in batch}, verified)
             self.applied += applied.values()
             self.verified += verified.values()
@@ -548,7 +562,8 @@ class Conductor:
         """The ring's checks before the rollout touches it, for `no_new_failures`."""
         if not settings.gate.no_new_failures:
             return
-        before = verify_hosts({h: project.desired[h] for h in hosts}, None, self.mask)
+        fleet = {h: project.desired[h] for h in hosts}
+        before = verify_hosts(fleet, None, self.mask, parallel=self.fan_out(project))
         for host, check in before.items():
             passed = [r.check_id for r in check.results if r.status in CHECK_OK]
             self.ledger.record_host(
@@ -604,7 +619,8 @@ class Conductor:
         if self._gate_passed(rollout.id, ring):
             return None
         fleet = {h: project.desired[h] for h in hosts}
-        verified = verify_hosts(fleet, None, self.mask)  # the whole ring, as it is now
+        # the whole ring, as it is now
+        verified = verify_hosts(fleet, None, self.mask, parallel=self.fan_out(project))
         batch_of = {
             h: b
             for planned in rollout.plan.rings
@@ -762,8 +778,8 @@ class Conductor:
             self._checkpoint_rollback(rollout.id)
             self.hosts_touched = True
             unremoved = self._retire(rollout, fleet)
-            applied = apply_hosts(fleet)
-            verified = verify_hosts(fleet, None, self.mask)
+            applied = apply_hosts(fleet, parallel=self.fan_out(project))
+            verified = verify_hosts(fleet, None, self.mask, parallel=self.fan_out(project))
             for host in fleet:
                 status = (
                     "passed"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from orchestrator.model.desired import DesiredState
+from orchestrator.model.inventory import DEFAULT_PARALLEL
 from orchestrator.model.verification import HostVerification
 from orchestrator.verify.checks import PlannedCheck, checks_for, plan_checks
 from orchestrator.verify.export import render_pytest_module
@@ -27,15 +28,17 @@ def verify_hosts(
     progress: Callable[[str, str], None] | None = None,
     mask: Callable[[str], str] = _no_mask,
     patching: PatchCheckData | None = None,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> dict[str, HostVerification]:
     """Check every host against its desired state and its policies' own testinfra files, in
     parallel; see `orchestrator.verify.runner`. Unreachable hosts are results, never raised.
     `progress(host, status)` is called once per host; every text in the results goes through
     `mask` (secrets). `patching` (the run's baselines, lock dates and security data) adds the
-    patch baseline's checks on the hosts a baseline governs."""
+    patch baseline's checks on the hosts a baseline governs. At most `parallel` hosts are
+    reached at once."""
     from orchestrator.verify.runner import verify_hosts as run
 
-    return run(fleet, progress, mask, patching)
+    return run(fleet, progress, mask, patching, parallel)
 
 
 __all__ = [

@@ -321,7 +321,9 @@ _MATCH_BLOCK = re.compile(r"^\s*Match\s", re.IGNORECASE)
 
 def split_lines(text: str) -> list[str]:
     """The lines of `text`, each with its newline (the last may lack one); only `\n` splits."""
-    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+    parts = text.split("\n")  # str.split, not a regular expression: this runs per edit, per host
+    lines = [part + "\n" for part in parts[:-1]]
+    return [*lines, parts[-1]] if parts[-1] else lines
 
 
 def setting_parts(body: str, fmt: str) -> tuple[str, str, str, str] | None:
@@ -343,7 +345,10 @@ def setting_scope(bodies: list[str], fmt: str, section: str | None) -> list[rang
     before the first header when no section is named); `space`, the lines before sshd's first
     `Match` block (keys inside one are conditional, never edited); `equals`, the whole file."""
     if fmt == "space":
-        end = next((i for i, b in enumerate(bodies) if _MATCH_BLOCK.match(b)), len(bodies))
+        end = next(
+            (i for i, b in enumerate(bodies) if b.lstrip()[:1] in "mM" and _MATCH_BLOCK.match(b)),
+            len(bodies),
+        )
         return [range(0, end)]
     if fmt != "ini":
         return [range(0, len(bodies))]
@@ -361,7 +366,9 @@ def setting_scope(bodies: list[str], fmt: str, section: str | None) -> list[rang
 
 
 def line_bodies(text: str) -> list[str]:
-    return [line.rstrip("\n") for line in split_lines(text)]
+    """The lines of `text` without their newlines (as `split_lines` cuts them)."""
+    parts = text.split("\n")
+    return parts if parts[-1] else parts[:-1]
 
 
 def find_setting(
@@ -369,9 +376,16 @@ def find_setting(
 ) -> list[tuple[int, str]]:
     """(line index, value) of every active line setting `key` in `section`."""
     found = []
+    # A line sets `key` only if it contains it (in any case, for sshd's keywords): testing that
+    # first skips the regular expressions on nearly every line (a no-change plan runs this for
+    # each setting of each host, over the whole file).
+    wanted = key.lower() if fmt == "space" else key
     for scope in setting_scope(bodies, fmt, section):
         for index in scope:
-            parts = setting_parts(bodies[index], fmt)
+            body = bodies[index]
+            if wanted not in (body.lower() if fmt == "space" else body):
+                continue
+            parts = setting_parts(body, fmt)
             if parts is not None and same_key(parts[1], key, fmt):
                 found.append((index, parts[3]))
     return found

@@ -36,8 +36,10 @@ from typing import Any, Protocol
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
+from orchestrator.fanout import in_windows
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.exceptions import ActiveException
+from orchestrator.model.inventory import DEFAULT_PARALLEL
 from orchestrator.model.verification import CheckResult, Evidence, HostVerification
 from orchestrator.verify.batch import Answer
 from orchestrator.verify.checks import PlannedCheck, plan_checks
@@ -50,7 +52,6 @@ from orchestrator.verify.waivers import host_status, waive
 ProgressFn = Callable[[str, str], None]
 MaskFn = Callable[[str], str]
 MAX_BATCHES = 3
-MAX_WORKERS = 32
 
 # Answers assumed during discovery only, for what testinfra asks to choose its module classes.
 # They steer which commands go into the first batch; results always come from the host.
@@ -77,18 +78,31 @@ def verify_hosts(
     progress: ProgressFn | None = None,
     mask: MaskFn = _no_mask,
     patching: PatchCheckData | None = None,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> dict[str, HostVerification]:
     """Check every host against its desired state (and its policies' own testinfra files).
     Never raises for a host problem: unreachable hosts come back with status `unreachable`.
     `progress(host, status)` is called once per host, as soon as its results are complete.
-    With `patching`, hosts a patch baseline governs also get the baseline's checks."""
-    if not fleet:
-        return {}
+    With `patching`, hosts a patch baseline governs also get the baseline's checks. At most
+    `parallel` hosts have an ssh master open at once (see `orchestrator.fanout`)."""
+
+    def window(chosen: dict[str, DesiredState]) -> dict[str, HostVerification]:
+        return _verify_window(chosen, progress, mask, patching)
+
+    return in_windows(fleet, parallel, window) if fleet else {}
+
+
+def _verify_window(
+    fleet: Mapping[str, DesiredState],
+    progress: ProgressFn | None,
+    mask: MaskFn,
+    patching: PatchCheckData | None,
+) -> dict[str, HostVerification]:
     folder = Path(tempfile.mkdtemp(prefix="patchring-verify-"))
     config = SshConfig.write([state.host for state in fleet.values()], folder)
     found: dict[str, HostVerification] = {}
     try:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(fleet))) as pool:
+        with ThreadPoolExecutor(max_workers=len(fleet)) as pool:
             jobs = {
                 pool.submit(_verify_host, state, config, mask, patching): name
                 for name, state in fleet.items()
