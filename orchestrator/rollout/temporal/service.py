@@ -24,14 +24,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from orchestrator.errors import PatchringError
+from orchestrator.errors import UserInputError
 from orchestrator.model.inventory import TemporalSettings
 from orchestrator.rollout.temporal.activities import CENTRAL_ACTIVITIES, SITE_ACTIVITIES
 from orchestrator.rollout.temporal.messages import (
     ROLLOUT_QUEUE,
     Approval,
     RolloutInput,
-    Verdict,
     WorkflowStatus,
     site_queue,
     workflow_id,
@@ -42,11 +41,11 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 T = TypeVar("T")
 
 
-class TemporalUnavailableError(PatchringError):
+class TemporalUnavailableError(UserInputError):
     """The Temporal service did not answer (nothing was done)."""
 
 
-class NoWorkflowError(PatchringError):
+class NoWorkflowError(UserInputError):
     """No rollout workflow for this inventory on the Temporal service."""
 
 

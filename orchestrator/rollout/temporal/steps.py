@@ -177,12 +177,31 @@ def apply_site_batch(
             missing = [h for h in ring_hosts if h not in have]
             if missing and not any(o.phase == "apply" for o in outcomes if o.host in ring_hosts):
                 conductor._record_baseline(rollout, ring, missing, project, settings)
-        latest = {o.host: o.status for o in outcomes if o.phase == "apply"}
-        counts: Counter[str] = Counter(skipped=sum(latest.get(h) in FINAL_APPLY for h in hosts))
-        for host in (h for h in hosts if latest.get(h) not in FINAL_APPLY):
-            counts.update(_apply_one(conductor, rollout, ring, batch, settings, project, host))
+        latest: dict[str, str] = {}
+        for o in outcomes:  # the host's last apply, and whether a verify followed it
+            if o.phase == "apply":
+                latest[o.host] = o.status
+            elif o.phase == "verify" and o.status != "baseline" and o.host in latest:
+                latest[o.host] = "verified"
+        counts: Counter[str] = Counter()
+        for host in hosts:
+            if latest.get(host) == "verified":
+                counts["skipped"] += 1
+                continue
+            if latest.get(host) in FINAL_APPLY:  # applied before a kill, not yet verified
+                counts.update(_verify_one(conductor, rollout.id, ring, batch, project, host))
+            else:
+                counts.update(_apply_one(conductor, rollout, ring, batch, settings, project, host))
             on_host(host)
         return dict(counts)
+
+
+def _verify_one(
+    conductor: Conductor, rollout_id: str, ring: str, batch: int, project: Project, host: str
+) -> list[str]:
+    verified = verify_hosts({host: project.desired[host]}, None, conductor.mask)
+    conductor._record_verified(rollout_id, ring, {host: batch}, verified)
+    return [f"verify-{v.status}" for v in verified.values()]
 
 
 def _apply_one(
