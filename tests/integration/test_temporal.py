@@ -130,6 +130,10 @@ def shape(ledger_path: Path, key: str) -> dict[str, Any]:
         }
 
 
+def rings_of(record: dict[str, Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(r["ring"], r["status"], tuple(sorted(r["hosts"]))) for r in record["rings"]]
+
+
 def test_rollout_on_temporal_over_two_sites(
     tmp_path: Path, lab: Lab, server: TemporalServer
 ) -> None:
@@ -168,13 +172,13 @@ def test_rollout_on_temporal_over_two_sites(
 
         workers.start("a", "--site", "a")  # the retried activity runs here
 
-        def waiting() -> dict[str, Any] | None:
-            result = patchring(repo, "status", *temporal, "--json")
-            found = result.json()["temporal"]["workflow"]
-            return found if found["state"] == "waiting-approval" else None
-
-        found = poll("canary waits for approval", waiting)
-        assert found["batches_done"] == 1
+        # `rollout` again joins the running workflow and follows it until it waits, like the
+        # embedded `rollout` returns at an approval: exit 0 and the run record of the ledger
+        followed = patchring(repo, "rollout", *temporal, "--json")
+        assert followed.code == 0, followed.stderr
+        temporal_record = followed.json()
+        found = patchring(repo, "status", *temporal, "--json").json()["temporal"]["workflow"]
+        assert (found["state"], found["batches_done"]) == ("waiting-approval", 1)
         broad = [o for o in outcomes(ledger_path) if o.host == hosts[3]]
         assert broad == [], "broad started before its approval"
 
@@ -210,8 +214,13 @@ def test_rollout_on_temporal_over_two_sites(
     lab.reset(hosts)
     embedded_ledger = tmp_path / "embedded" / ".patchring" / "ledger.db"
     embedded = ["--ledger", str(embedded_ledger)]
-    first = patchring(repo, "rollout", *embedded)
+    first = patchring(repo, "rollout", *embedded, "--json")
     assert first.code == 0, first.stderr
+    assert rings_of(first.json()) == rings_of(temporal_record)
+    assert rings_of(temporal_record) == [
+        ("canary", "passed", tuple(hosts[:3])),
+        ("broad", "not-started", (hosts[3],)),
+    ]
     assert patchring(repo, "approve", "canary", "--reason", "canary healthy", *embedded).code == 0
     second = patchring(repo, "rollout", *embedded, "--json")
     assert second.code == 0, second.stderr
