@@ -179,6 +179,10 @@ def test_rollout_on_temporal_over_two_sites(
         temporal_record = followed.json()
         found = patchring(repo, "status", *temporal, "--json").json()["temporal"]["workflow"]
         assert (found["state"], found["batches_done"]) == ("waiting-approval", 1)
+        # the workflow drives the rollout while it waits: an embedded driver is refused
+        refused = patchring(repo, "rollout", "--engine", "embedded")
+        assert refused.code == 1
+        assert "is being driven by temporal:" in refused.stderr
         broad = [o for o in outcomes(ledger_path) if o.host == hosts[3]]
         assert broad == [], "broad started before its approval"
 

@@ -132,6 +132,10 @@ class Script:
     async def set_status(self, job: RolloutInput, rollout_id: str, status: str) -> None:
         self.log.append(("status", status))
 
+    @activity.defn(name="patchring.release")
+    async def release(self, job: RolloutInput, rollout_id: str) -> None:
+        self.log.append(("release", rollout_id))
+
     @activity.defn(name="patchring.halted_reason")
     async def halted_reason(self, job: RolloutInput, rollout_id: str) -> str:
         return "halted"
@@ -147,6 +151,7 @@ class Script:
             self.complete,
             self.approve,
             self.set_status,
+            self.release,
             self.halted_reason,
         ]
 
@@ -213,6 +218,7 @@ def test_batches_run_per_site_and_the_next_ring_waits_for_an_approval_signal() -
         assert script.log.index(("approve", "canary", "ops")) < script.log.index(applied(script)[2])
         done = await handle.query(Rollout.status)
         assert (done.state, done.batches_done, done.approved) == ("completed", 3, ["canary"])
+        assert script.log[-1] == ("release", "r1")  # the lease is given up at the end
 
     run_rollout(Script(approved=set()), scenario)
 
@@ -245,7 +251,7 @@ def test_abort_ends_a_soak_at_once_and_is_written_to_the_ledger() -> None:
         await handle.signal(Rollout.abort)
         verdict = await handle.result()
         assert verdict.state == "aborted"
-        assert ("status", "aborted") in script.log
+        assert script.log[-2:] == [("status", "aborted"), ("release", "r1")]
         assert [e for e in applied(script) if "h3" in e[2]] == []  # broad never started
 
     run_rollout(script, scenario)

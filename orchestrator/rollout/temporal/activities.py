@@ -129,6 +129,11 @@ async def set_status(job: RolloutInput, rollout_id: str, status: str) -> None:
     await _run(steps.set_status, job, rollout_id, status)
 
 
+@activity.defn(name="patchring.release")
+async def release(job: RolloutInput, rollout_id: str) -> None:
+    await _run(steps.release, job, rollout_id)
+
+
 @activity.defn(name="patchring.halted_reason")
 async def halted_reason(job: RolloutInput, rollout_id: str) -> str:
     return await _run(steps.halted_reason, job, rollout_id)
@@ -144,6 +149,7 @@ CENTRAL_ACTIVITIES: list[Callable[..., Any]] = [
     complete,
     approve,
     set_status,
+    release,
     halted_reason,
 ]
 """Steps run by the workflow worker: ledger writes, and the gate over the whole ring."""

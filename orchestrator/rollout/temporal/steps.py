@@ -5,7 +5,8 @@ Temporal activities (`activities`) call these plain functions. Each opens the le
 `Conductor` and calls the conductor's recorder, gate, windows, promotion and budget code, so a
 rollout on Temporal writes the same ledger entries (and so the same run records and reports) as
 one on the embedded conductor, and takes every decision from the same `decisions` module. The
-lease is not taken here: Temporal's workflow id is the rollout's one driver. Imports no
+workflow holds the rollout's lease (`workflow_holder`), so an embedded `rollout` is refused
+while it drives. Imports no
 temporalio (the steps run, and are tested, without it).
 """
 
@@ -15,6 +16,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.engine import apply_hosts
@@ -26,8 +28,20 @@ from orchestrator.rollout.decisions import budget_state
 from orchestrator.rollout.reboots import RestartDriver
 from orchestrator.rollout.temporal.messages import Begun, RingPlan, RolloutInput, Verdict
 from orchestrator.secrets import Masker
-from orchestrator.store.ledger import Position, Rollout, RolloutChangedError, open_ledger
+from orchestrator.store.ledger import (
+    LeaseHolder,
+    Position,
+    Rollout,
+    RolloutChangedError,
+    open_ledger,
+)
 from orchestrator.verify import verify_hosts
+
+LEASE_TTL = timedelta(minutes=30)
+"""How long the workflow's lease outlives its last step (or host): a workflow nobody runs any
+more (its workers all gone) lets an embedded `rollout` take the rollout over after this."""
+WAITING_LEASE_TTL = timedelta(days=7)
+"""While the workflow waits (soak, approval, window), it still drives the rollout."""
 
 FINAL_APPLY = frozenset({"changed", "unchanged", "failed", "unreachable"})
 """An apply outcome that ends a host's attempt; `started` alone means an attempt was cut off."""
@@ -71,11 +85,26 @@ def conducting(job: RolloutInput) -> Iterator[Conductor]:
         )
 
 
-def _driving(conductor: Conductor, rollout_id: str) -> Rollout:
-    """The rollout, if nobody paused, halted or aborted it from outside (RolloutChangedError)."""
+def workflow_holder(job: RolloutInput, rollout_id: str) -> LeaseHolder:
+    """The lease holder a rollout's workflow is, whichever worker runs its step: no process
+    (no pid, no scope), so its lease is never taken over before it expires."""
+    return LeaseHolder(
+        token=f"temporal-{rollout_id}",
+        operator=f"temporal:{job.operator}",
+        hostname="temporal",
+        pid=0,
+    )
+
+
+def _driving(
+    conductor: Conductor, job: RolloutInput, rollout_id: str, ttl: timedelta = LEASE_TTL
+) -> Rollout:
+    """The rollout, if nobody paused, halted or aborted it from outside (RolloutChangedError)
+    and the workflow still holds its lease (LeaseLostError), which is renewed for `ttl`."""
     rollout = conductor.ledger.get_rollout(rollout_id)
     if rollout.status not in DRIVING:
         raise RolloutChangedError(rollout)
+    conductor.ledger.renew_lease(rollout_id, workflow_holder(job, rollout_id).token, ttl)
     return rollout
 
 
@@ -83,6 +112,8 @@ def begin(job: RolloutInput) -> Begun:
     """Start the rollout in the ledger (or continue the active one), with its batches by site."""
     with conducting(job) as conductor:
         rollout = conductor.start_or_continue(job.ref)
+        # one driver: LeaseHeldError while a live embedded `rollout` drives it
+        conductor.ledger.take_lease(rollout.id, workflow_holder(job, rollout.id), LEASE_TTL)
         inventory = conductor.project(rollout.commit).inventory
         rings = []
         for planned in rollout.plan.rings:
@@ -108,17 +139,21 @@ def begin(job: RolloutInput) -> Begun:
 def window(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
     """Whether the ring may be applied now; if not, how long until its next window opens."""
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         ring = rollout.plan.rings[index].name
         settings = conductor.project(rollout.commit).inventory.ring_settings(ring)
         emergency = rollout.emergency_reason or job.emergency_reason
         message = conductor._window_wait(rollout, index, settings, emergency)
-        return _waiting(conductor, rollout_id, message)
+        return _waiting(conductor, job, rollout_id, message)
 
 
-def _waiting(conductor: Conductor, rollout_id: str, message: str | None) -> Verdict:
+def _waiting(
+    conductor: Conductor, job: RolloutInput, rollout_id: str, message: str | None
+) -> Verdict:
     if message is None:
         return Verdict(state="running")
+    # the workflow keeps driving while it waits: its lease lasts the wait
+    _driving(conductor, job, rollout_id, WAITING_LEASE_TTL)
     rollout = conductor.ledger.get_rollout(rollout_id)
     seconds = None
     if rollout.wait_until is not None:
@@ -131,7 +166,7 @@ def _waiting(conductor: Conductor, rollout_id: str, message: str | None) -> Verd
 def open_batch(job: RolloutInput, rollout_id: str, index: int, batch: int) -> None:
     """The ledger says where the rollout is and that the batch started (as the conductor)."""
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         conductor.ledger.update_rollout(
             rollout_id,
             status="running",
@@ -157,7 +192,7 @@ def apply_site_batch(
     holds (an earlier attempt, killed after it) is skipped, so a retried attempt never applies
     a host twice nor out of order. The ring's baseline (first batch) is taken here too."""
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         project = conductor.project(rollout.commit)
         inventory = project.inventory
         ring = rollout.plan.rings[index].name
@@ -193,6 +228,9 @@ def apply_site_batch(
             else:
                 counts.update(_apply_one(conductor, rollout, ring, batch, settings, project, host))
             on_host(host)
+            conductor.ledger.renew_lease(
+                rollout_id, workflow_holder(job, rollout_id).token, LEASE_TTL
+            )
         return dict(counts)
 
 
@@ -237,7 +275,7 @@ def _apply_one(
 def close_batch(job: RolloutInput, rollout_id: str, index: int, batch: int) -> Verdict:
     """Every site is done with the batch: mark it completed and hold the ring to its budget."""
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         planned = rollout.plan.rings[index]
         settings = conductor.project(rollout.commit).inventory.ring_settings(planned.name)
         conductor.ledger.mark_batch(rollout_id, planned.name, batch, "completed")
@@ -250,11 +288,15 @@ def close_batch(job: RolloutInput, rollout_id: str, index: int, batch: int) -> V
         conductor.ledger.record_gate(rollout_id, planned.name, "failed", [verdict.reason])
         conductor.ledger.update_rollout(rollout_id, status="halted", expect=DRIVING)
         message = f"ring {planned.name} halted: {verdict.reason}"
-        return _after_halt(conductor, rollout_id, planned.name, message)
+        return _after_halt(conductor, job, rollout_id, planned.name, message)
 
 
-def _after_halt(conductor: Conductor, rollout_id: str, ring: str, message: str) -> Verdict:
-    """The conductor's own halt: an event, and an automatic rollback where the ring asks."""
+def _after_halt(
+    conductor: Conductor, job: RolloutInput, rollout_id: str, ring: str, message: str
+) -> Verdict:
+    """The conductor's own halt: an event, and an automatic rollback where the ring asks (the
+    rollback takes the lease itself: the workflow gives it up first, as it stops here)."""
+    release(job, rollout_id)
     rollout = conductor.ledger.get_rollout(rollout_id)
     settings = conductor.project(rollout.commit).inventory.ring_settings(ring)
     state, said = conductor._after_halt(rollout, settings, message)
@@ -265,7 +307,7 @@ def gate(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
     """The ring's gate, exactly as the conductor takes it (verify the ring, health checks,
     `evaluate_gate`, the ring ref moved when it passes)."""
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         planned = rollout.plan.rings[index]
         project = conductor.project(rollout.commit)
         settings = project.inventory.ring_settings(planned.name)
@@ -275,7 +317,7 @@ def gate(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
             return Verdict(state="running")
         state, message, _ = result
         if state == "halted":
-            return _after_halt(conductor, rollout_id, planned.name, message)
+            return _after_halt(conductor, job, rollout_id, planned.name, message)
         return Verdict(state=state, message=message)
 
 
@@ -283,13 +325,13 @@ def promotion(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
     """Approval and soak between a passed gate and the next ring (the conductor's rules and
     `soak_until`); when nothing holds it back, the rollout moves to the next ring."""
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         planned = rollout.plan.rings[index]
         settings = conductor.project(rollout.commit).inventory.ring_settings(planned.name)
         emergency = rollout.emergency_reason or job.emergency_reason
         message = conductor._promotion_wait(rollout, index, planned.name, settings, emergency)
         if message is not None:
-            return _waiting(conductor, rollout_id, message)
+            return _waiting(conductor, job, rollout_id, message)
         if index + 1 < len(rollout.plan.rings):
             conductor.ledger.update_rollout(
                 rollout_id,
@@ -304,7 +346,7 @@ def promotion(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
 
 def complete(job: RolloutInput, rollout_id: str) -> Verdict:
     with conducting(job) as conductor:
-        rollout = _driving(conductor, rollout_id)
+        rollout = _driving(conductor, job, rollout_id)
         conductor.ledger.update_rollout(
             rollout_id, status="completed", wait_reason=None, wait_until=None, expect=DRIVING
         )
@@ -335,6 +377,12 @@ def set_status(job: RolloutInput, rollout_id: str, status: str) -> None:
             )
         else:
             raise ValueError(f"not a status a signal sets: {status!r}")
+
+
+def release(job: RolloutInput, rollout_id: str) -> None:
+    """The workflow ends: its lease is given up (`rollback`, a new rollout may take it)."""
+    with open_ledger(job.ledger) as ledger:
+        ledger.release_lease(rollout_id, workflow_holder(job, rollout_id).token)
 
 
 def halted_reason(job: RolloutInput, rollout_id: str) -> str:

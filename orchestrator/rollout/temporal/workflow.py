@@ -109,6 +109,9 @@ class Rollout:
             cause = error.cause
             kind = cause.type if isinstance(cause, ApplicationError) else None
             verdict = Verdict(state="failed", message=f"{kind or 'error'}: {cause or error}")
+        if self._rollout_id is not None:  # it drives no more: `rollback` or a new one may
+            with _expected(ActivityError):
+                await self._step("patchring.release", job, self._rollout_id)
         self._state, self._message = verdict.state, verdict.message
         return verdict
 
