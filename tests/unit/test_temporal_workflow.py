@@ -35,6 +35,7 @@ from orchestrator.rollout.temporal.messages import (  # noqa: E402
     Approval,
     BatchDone,
     Begun,
+    GateObserved,
     RingPlan,
     RolloutInput,
     Verdict,
@@ -106,9 +107,18 @@ class Script:
     ) -> Verdict:
         return Verdict(state="running")
 
+    @activity.defn(name="patchring.observe_gate_site")
+    async def observe_gate_site(
+        self, job: RolloutInput, rollout_id: str, index: int, site: str, hosts: list[str]
+    ) -> GateObserved:
+        self.log.append(("observe", activity.info().task_queue, index, tuple(hosts)))
+        return GateObserved(ref="r", counts={}, health=[f"health@{h}" for h in hosts])
+
     @activity.defn(name="patchring.gate")
-    async def gate(self, job: RolloutInput, rollout_id: str, index: int) -> Verdict:
-        self.log.append(("gate", index))
+    async def gate(
+        self, job: RolloutInput, rollout_id: str, index: int, health: list[str]
+    ) -> Verdict:
+        self.log.append(("gate", index, tuple(sorted(health))))
         return Verdict(state="running")
 
     @activity.defn(name="patchring.promotion")
@@ -173,7 +183,9 @@ def run_rollout(script: Script, scenario: Scenario) -> None:
                 ),
                 *(
                     Worker(
-                        env.client, task_queue=site_queue(s), activities=[script.apply_site_batch]
+                        env.client,
+                        task_queue=site_queue(s),
+                        activities=[script.apply_site_batch, script.observe_gate_site],
                     )
                     for s in ("a", "b")
                 ),
@@ -208,6 +220,12 @@ def test_batches_run_per_site_and_the_next_ring_waits_for_an_approval_signal() -
             ("apply", "patchring-site-a", ("h1",)),
             ("apply", "patchring-site-b", ("h2",)),
         ]
+        # each site checked its own hosts for the gate, judged on what both saw
+        assert sorted(e for e in script.log if e[0] == "observe") == [
+            ("observe", "patchring-site-a", 0, ("h1",)),
+            ("observe", "patchring-site-b", 0, ("h2",)),
+        ]
+        assert ("gate", 0, ("health@h1", "health@h2")) in script.log
         await handle.signal(Rollout.approve, Approval(ring="canary", who="ops", reason="ok"))
         verdict = await handle.result()
         assert verdict == Verdict(state="completed", message="every ring passed its gate")
@@ -289,6 +307,6 @@ def test_a_transient_failure_is_retried_and_a_permanent_one_stops_the_rollout() 
         verdict = await handle.result()
         assert verdict.state == "failed"
         assert "ValidationError" in verdict.message and "bad policy" in verdict.message
-        assert ("gate", 0) not in script.log
+        assert [e for e in script.log if e[0] == "gate"] == []
 
     run_rollout(script, stopped)

@@ -24,6 +24,7 @@ from orchestrator.rollout.temporal.messages import (
     Approval,
     BatchDone,
     Begun,
+    GateObserved,
     RolloutInput,
     Verdict,
 )
@@ -104,9 +105,18 @@ async def close_batch(job: RolloutInput, rollout_id: str, index: int, batch: int
     return await _run(steps.close_batch, job, rollout_id, index, batch)
 
 
+@activity.defn(name="patchring.observe_gate_site")
+async def observe_gate_site(
+    job: RolloutInput, rollout_id: str, index: int, site: str, hosts: list[str]
+) -> GateObserved:
+    """One site's ring hosts checked for the gate, on that site's worker."""
+    counts, health = await _run(steps.observe_gate_site, job, rollout_id, index, site, hosts)
+    return GateObserved(ref=f"{rollout_id}/{index}/gate/{site}", counts=counts, health=health)
+
+
 @activity.defn(name="patchring.gate")
-async def gate(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
-    return await _run(steps.gate, job, rollout_id, index)
+async def gate(job: RolloutInput, rollout_id: str, index: int, health: list[str]) -> Verdict:
+    return await _run(steps.gate, job, rollout_id, index, health)
 
 
 @activity.defn(name="patchring.promotion")
@@ -152,6 +162,7 @@ CENTRAL_ACTIVITIES: list[Callable[..., Any]] = [
     release,
     halted_reason,
 ]
-"""Steps run by the workflow worker: ledger writes, and the gate over the whole ring."""
-SITE_ACTIVITIES: list[Callable[..., Any]] = [apply_site_batch]
+"""Steps run by the workflow worker: ledger writes, and judging the gate (no host
+reached, but by an automatic rollback)."""
+SITE_ACTIVITIES: list[Callable[..., Any]] = [apply_site_batch, observe_gate_site]
 """Steps run by a site's worker, on hosts of that site only."""

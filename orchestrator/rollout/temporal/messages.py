@@ -75,6 +75,16 @@ class BatchDone:
 
 
 @dataclass(frozen=True)
+class GateObserved:
+    """One site's part of a gate: its ring hosts verified (in the ledger) and the gate's health
+    checks on them (`HealthResult` JSON, for the central gate step to judge)."""
+
+    ref: str
+    counts: dict[str, int]
+    health: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Approval:
     ring: str
     who: str

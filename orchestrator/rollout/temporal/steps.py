@@ -18,10 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from orchestrator.engine import apply_hosts
 from orchestrator.errors import PatchringError
-from orchestrator.model.ring import RingSettings
+from orchestrator.model.outcome_detail import read_verify
+from orchestrator.model.ring import HealthResult, RingSettings
+from orchestrator.model.verification import HostVerifyStatus
 from orchestrator.policy import Project
 from orchestrator.rollout.conductor import DRIVING, Conductor, RolloutHaltedError
 from orchestrator.rollout.decisions import budget_state
@@ -196,9 +199,7 @@ def apply_site_batch(
         project = conductor.project(rollout.commit)
         inventory = project.inventory
         ring = rollout.plan.rings[index].name
-        stranger = [h for h in hosts if inventory.host_site(inventory.hosts[h]) != site]
-        if stranger:
-            raise SiteMismatchError(f"hosts {', '.join(stranger)} are not of site {site}")
+        _check_site(project, site, hosts)
         settings = inventory.ring_settings(ring)
         outcomes = [o for o in conductor.ledger.host_outcomes(rollout_id) if o.ring == ring]
         if batch == 0 and settings.gate.no_new_failures:
@@ -232,6 +233,14 @@ def apply_site_batch(
                 rollout_id, workflow_holder(job, rollout_id).token, LEASE_TTL
             )
         return dict(counts)
+
+
+def _check_site(project: Project, site: str, hosts: list[str]) -> None:
+    """A site's worker reaches its own site's hosts only."""
+    inventory = project.inventory
+    stranger = [h for h in hosts if inventory.host_site(inventory.hosts[h]) != site]
+    if stranger:
+        raise SiteMismatchError(f"hosts {', '.join(stranger)} are not of site {site}")
 
 
 def _verify_one(
@@ -303,16 +312,46 @@ def _after_halt(
     return Verdict(state=state, message=said)
 
 
-def gate(job: RolloutInput, rollout_id: str, index: int) -> Verdict:
-    """The ring's gate, exactly as the conductor takes it (verify the ring, health checks,
-    `evaluate_gate`, the ring ref moved when it passes)."""
+def observe_gate_site(
+    job: RolloutInput, rollout_id: str, index: int, site: str, hosts: list[str]
+) -> tuple[dict[str, int], list[str]]:
+    """A site's ring hosts verified (recorded, as the conductor's gate records them) and the
+    gate's health checks on them, run by the site's worker: counts, and health results."""
+    with conducting(job) as conductor:
+        rollout = _driving(conductor, job, rollout_id)
+        project = conductor.project(rollout.commit)
+        _check_site(project, site, hosts)
+        ring = rollout.plan.rings[index].name
+        if conductor._gate_passed(rollout_id, ring):
+            return {"skipped": len(hosts)}, []
+        settings = project.inventory.ring_settings(ring)
+        verified, health = conductor.observe_ring(rollout, ring, hosts, settings, project)
+        counts = Counter(f"verify-{v.status}" for v in verified.values())
+        counts.update(f"health-{h.status}" for h in health.values())
+        return dict(counts), [h.model_dump_json() for h in health.values()]
+
+
+def gate(job: RolloutInput, rollout_id: str, index: int, health: list[str]) -> Verdict:
+    """The ring's gate as the conductor takes it (`evaluate_gate`, the ring ref moved when it
+    passes), on what the sites observed: the ring's latest checks in the ledger and `health`."""
     with conducting(job) as conductor:
         rollout = _driving(conductor, job, rollout_id)
         planned = rollout.plan.rings[index]
         project = conductor.project(rollout.commit)
         settings = project.inventory.ring_settings(planned.name)
         hosts = tuple(h for b in planned.batches for h in b)
-        result = conductor._gate(rollout, planned.name, hosts, settings, project)
+        latest = {
+            o.host: o
+            for o in conductor.ledger.host_outcomes(rollout_id)
+            if o.ring == planned.name and o.phase == "verify" and o.status != "baseline"
+        }
+        verified = {
+            h: read_verify(h, planned.name, cast(HostVerifyStatus, o.status), o.detail)
+            for h, o in latest.items()
+        }
+        results = (HealthResult.model_validate_json(text) for text in health)
+        observed = (verified, {f"{r.name}@{r.host}": r for r in results})
+        result = conductor._gate(rollout, planned.name, hosts, settings, project, observed)
         if result is None:
             return Verdict(state="running")
         state, message, _ = result

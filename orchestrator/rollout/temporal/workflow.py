@@ -1,5 +1,6 @@
-"""The `Rollout` workflow: rings -> batches (one activity per site) -> budget -> gate ->
-approval and soak -> next ring, every step one activity of `activities`.
+"""The `Rollout` workflow: rings -> batches (one activity per site) -> budget -> gate (each
+site checks its hosts, then it is judged) -> approval and soak -> next ring, every step one
+activity of `activities`.
 
 The workflow only sequences and waits: what to do and whether to go on is decided by the
 embedded conductor's code inside the activities, which write the ledger. Soak and maintenance
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Approval,
         BatchDone,
         Begun,
+        GateObserved,
         RingPlan,
         RolloutInput,
         Verdict,
@@ -133,7 +135,7 @@ class Rollout:
                     continue
                 await self._control()
                 await self._run_batch(index, ring, batch, sites)
-            await self._gate(index)
+            await self._gate(index, ring)
             await self._hold("patchring.promotion", index, ring)
         return await self._step("patchring.complete", job, self._rollout_id, result_type=Verdict)
 
@@ -165,12 +167,32 @@ class Rollout:
         if verdict.state != "running":
             raise _Stop(verdict)
 
-    async def _gate(self, index: int) -> None:
-        """An inconclusive gate pauses the rollout; `resume` takes the gate again."""
+    async def _gate(self, index: int, ring: RingPlan) -> None:
+        """Each site checks its ring hosts, then the gate is judged on what they saw. An
+        inconclusive gate pauses the rollout; `resume` takes the gate again."""
+        sites: dict[str, list[str]] = {}
+        for batch in ring.batches:
+            for site, hosts in batch.items():
+                sites.setdefault(site, []).extend(hosts)
         while True:
             self._state, self._batch = "gate", None
+            observed = await asyncio.gather(
+                *(
+                    workflow.execute_activity(
+                        "patchring.observe_gate_site",
+                        args=[self._job, self._rollout_id, index, site, hosts],
+                        result_type=GateObserved,
+                        task_queue=site_queue(site),
+                        start_to_close_timeout=BATCH_TIMEOUT,
+                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                        retry_policy=RETRY,
+                    )
+                    for site, hosts in sites.items()
+                )
+            )
+            health = [result for part in observed for result in part.health]
             verdict = await self._step(
-                "patchring.gate", self._job, self._rollout_id, index, result_type=Verdict
+                "patchring.gate", self._job, self._rollout_id, index, health, result_type=Verdict
             )
             if verdict.state == "running":
                 return
