@@ -100,7 +100,9 @@ def rollout(args: argparse.Namespace, output: Output, target: Any) -> int:
             f"{target.address}; the workers drive it. `patchring status` follows it.\n"
         )
         return EXIT_OK
-    state, message, rollout_id = follow_rollout(target, conductor.inventory_key, args.wait)
+    state, message, rollout_id = follow_rollout(
+        target, conductor.inventory_key, args.wait, output.note
+    )
     if rollout_id is None:
         raise UserInputError(f"the rollout workflow ended before it started: {message}")
     with conductor.ledger:

@@ -228,7 +228,9 @@ def test_batches_run_per_site_and_the_next_ring_waits_for_an_approval_signal() -
         assert ("gate", 0, ("health@h1", "health@h2")) in script.log
         await handle.signal(Rollout.approve, Approval(ring="canary", who="ops", reason="ok"))
         verdict = await handle.result()
-        assert verdict == Verdict(state="completed", message="every ring passed its gate")
+        assert verdict == Verdict(
+            state="completed", message="every ring passed its gate", rollout_id="r1"
+        )
         assert applied(script)[2:] == [
             ("apply", "patchring-site-a", ("h3",)),
             ("apply", "patchring-site-b", ("h4",)),

@@ -64,6 +64,8 @@ class Verdict:
     message: str = ""
     wait_reason: str | None = None
     wait_seconds: float | None = None
+    rollout_id: str | None = None
+    """In the workflow's result: the ledger's rollout it drove."""
 
 
 @dataclass(frozen=True)

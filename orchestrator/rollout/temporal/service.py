@@ -125,8 +125,16 @@ ENDED_AS = {"failed": "halted"}
 """Workflow verdicts in the conductor's words (a step that failed for good halts it)."""
 
 
+UNPICKED_AFTER = 15.0
+"""Seconds after which a workflow no worker has begun is worth a note."""
+
+
 def follow_rollout(
-    target: TemporalTarget, inventory_key: str, to_the_end: bool, every: float = 0.5
+    target: TemporalTarget,
+    inventory_key: str,
+    to_the_end: bool,
+    note: Callable[[str], None] = lambda text: None,
+    every: float = 0.5,
 ) -> tuple[str, str, str | None]:
     """Follow the workflow until it ends, or (unless `to_the_end`) waits for a soak, an
     approval, a window or a resume: (state, message, rollout id)."""
@@ -134,27 +142,30 @@ def follow_rollout(
     async def work() -> tuple[str, str, str | None]:
         client = await _connect(target)
         handle = client.get_workflow_handle_for(Rollout.run, workflow_id(inventory_key))
+        began = asyncio.get_running_loop().time()
+        noted = False
         while True:
             described = await handle.describe()
-            status = await handle.query(Rollout.status)
             if described.status != WorkflowExecutionStatus.RUNNING:
                 try:
                     verdict = await handle.result()
                 except WorkflowFailureError as error:
-                    return "halted", str(error.cause or error), status.rollout_id
-                return (
-                    ENDED_AS.get(verdict.state, verdict.state),
-                    verdict.message,
-                    (status.rollout_id),
-                )
+                    return "halted", str(error.cause or error), None
+                state = ENDED_AS.get(verdict.state, verdict.state)
+                return state, verdict.message, verdict.rollout_id
+            status = await _status(handle)
             if not to_the_end and status.state.startswith("waiting"):
                 return "waiting", status.message, status.rollout_id
             if not to_the_end and status.state == "paused":
-                return (
-                    "paused",
-                    status.message or "`patchring resume` continues it",
-                    (status.rollout_id),
+                message = status.message or "`patchring resume` continues it"
+                return "paused", message, status.rollout_id
+            late = asyncio.get_running_loop().time() - began > UNPICKED_AFTER
+            if status.state == "starting" and late and not noted:
+                note(
+                    f"no worker has begun workflow {handle.id} yet: is `patchring worker "
+                    f"--workflows --address {target.address}` running?"
                 )
+                noted = True
             await asyncio.sleep(every)
 
     return _run(work)
@@ -167,6 +178,17 @@ class WorkflowView:
     execution: str
     """RUNNING, COMPLETED, FAILED, TERMINATED, ..."""
     status: WorkflowStatus
+
+
+QUERY_TIMEOUT = 5.0
+
+
+async def _status(handle: WorkflowHandle[Any, Any]) -> WorkflowStatus:
+    """The workflow's `status` query; a query needs a workflow worker to answer it."""
+    try:
+        return await asyncio.wait_for(handle.query(Rollout.status), QUERY_TIMEOUT)
+    except (TimeoutError, RPCError):
+        return WorkflowStatus(rollout_id=None, state="starting", message="no worker answers")
 
 
 def _execution_name(status: WorkflowExecutionStatus | None) -> str:
@@ -185,7 +207,7 @@ def describe_rollout(target: TemporalTarget, inventory_key: str) -> WorkflowView
             if "not found" in str(error).lower():
                 return None
             raise
-        status = await handle.query(Rollout.status)
+        status = await _status(handle)
         return WorkflowView(handle.id, described.run_id, _execution_name(described.status), status)
 
     return _run(work)

@@ -191,9 +191,10 @@ def apply_site_batch(
     on_host: Callable[[str], None] = lambda host: None,
 ) -> dict[str, int]:
     """Apply and verify one site's hosts of a batch, one host after another, recording each
-    as the conductor does; counts of outcomes. Idempotent: a host whose apply the ledger already
-    holds (an earlier attempt, killed after it) is skipped, so a retried attempt never applies
-    a host twice nor out of order. The ring's baseline (first batch) is taken here too."""
+        as the conductor does; counts of outcomes. Idempotent: a host whose apply the ledger already
+        holds (an earlier attempt, killed after it) is skipped, so a retried attempt never applies
+        a host twice nor out of order. The baseline of the site's ring hosts (`no_new_failures`) is
+    taken here too, before the first of them is applied."""
     with conducting(job) as conductor:
         rollout = _driving(conductor, job, rollout_id)
         project = conductor.project(rollout.commit)
@@ -202,7 +203,7 @@ def apply_site_batch(
         _check_site(project, site, hosts)
         settings = inventory.ring_settings(ring)
         outcomes = [o for o in conductor.ledger.host_outcomes(rollout_id) if o.ring == ring]
-        if batch == 0 and settings.gate.no_new_failures:
+        if settings.gate.no_new_failures:  # before the site's first batch of the ring
             ring_hosts = [
                 h
                 for planned in rollout.plan.rings[index].batches

@@ -13,6 +13,7 @@ and names activities by their registered names.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -115,7 +116,7 @@ class Rollout:
             with _expected(ActivityError):
                 await self._step("patchring.release", job, self._rollout_id)
         self._state, self._message = verdict.state, verdict.message
-        return verdict
+        return dataclasses.replace(verdict, rollout_id=self._rollout_id)
 
     async def _drive(self, job: RolloutInput) -> Verdict:
         begun: Begun = await self._step("patchring.begin", job, result_type=Begun)
