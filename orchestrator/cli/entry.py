@@ -6,9 +6,14 @@ reach no host and skip the patch, which alone costs a tenth of a second.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import NoReturn
+
+UNPATCHED = frozenset({"worker"})
+"""Commands that must not patch: a Temporal worker's SDK runs native threads and an asyncio
+loop (its host steps run in real threads, one host at a time)."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -16,11 +21,17 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def run() -> NoReturn:
-    if any(not arg.startswith("-") for arg in sys.argv[1:]):
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command is not None and command not in UNPATCHED:
         from gevent import monkey
 
         monkey.patch_all()
     signal.signal(signal.SIGTERM, _on_sigterm)
     from orchestrator.cli.main import main
 
-    sys.exit(main())
+    code = main()
+    if "temporalio" in sys.modules:  # its native runtime may crash at interpreter exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

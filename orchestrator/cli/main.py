@@ -57,9 +57,19 @@ COMMAND_MODULES: dict[str, str] = {
     "resume": "rollouts",
     "abort": "rollouts",
     "rollback": "rollouts",
+    "worker": "worker",
     "lab": "lab",
 }
-MODULE_ORDER = ("commands", "assess", "patches", "runs", "compliance", "rollouts", "lab")
+MODULE_ORDER = (
+    "commands",
+    "assess",
+    "patches",
+    "runs",
+    "compliance",
+    "rollouts",
+    "worker",
+    "lab",
+)
 
 
 def command_word(argv: Sequence[str]) -> str | None:

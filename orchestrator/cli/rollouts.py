@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.cli.console import Output
 from orchestrator.cli.project import add_parallel_flag, select
+from orchestrator.cli.rollouts_temporal import add_engine_flags, temporal_target
 from orchestrator.cli.runs import Recorder, _user
 from orchestrator.errors import EXIT_HOSTS_FAILED, EXIT_OK, PatchringError, UserInputError
 from orchestrator.model.record import RunStatus
@@ -35,12 +36,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="ledger location: a SQLite path or postgresql:// URL "
         "(default: <repo>/.patchring/ledger.db, or $PATCHRING_LEDGER)",
     )
+    add_engine_flags(ledger)
     p = sub.add_parser(
         "rollout", parents=[common, ledger], help="start or continue a ring-by-ring rollout"
     )
     p.add_argument("--ref", help="commit, tag or branch to roll out (default: HEAD)")
     p.add_argument("--to", dest="to_ring", metavar="RING", help="stop after this ring's gate")
     p.add_argument("--wait", action="store_true", help="block through soak and windows")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="with --engine temporal: start the workflow and exit (the workers drive it)",
+    )
     p.add_argument(
         "--emergency",
         action="store_true",
@@ -106,6 +113,11 @@ def _conductor(args: argparse.Namespace, output: Output, **extra: Any) -> Any:
 
 
 def cmd_rollout(args: argparse.Namespace, output: Output) -> int:
+    target = temporal_target(args)
+    if target is not None:
+        from orchestrator.cli import rollouts_temporal
+
+        return rollouts_temporal.rollout(args, output, target)
     if args.emergency and not args.reason:
         raise UserInputError("--emergency needs --reason TEXT: the reason is recorded and reported")
     screen = None
@@ -152,6 +164,11 @@ def _notifier(chosen: Any, output: Output) -> Any:
 
 
 def cmd_control(args: argparse.Namespace, output: Output) -> int:
+    target = temporal_target(args) if args.verb != "rollback" else None
+    if target is not None:
+        from orchestrator.cli import rollouts_temporal
+
+        return rollouts_temporal.signal(args, output, target, args.verb)
     recorder = Recorder.start(args.repo, "rollout", output, action=args.verb)
     chosen = select(args.repo, args.inventory, None, None, output)
     notifier = _notifier(chosen, output)
@@ -299,6 +316,11 @@ def _record_if_ledger_lost(
 
 
 def cmd_approve(args: argparse.Namespace, output: Output) -> int:
+    target = temporal_target(args)
+    if target is not None:
+        from orchestrator.cli import rollouts_temporal
+
+        return rollouts_temporal.signal(args, output, target, "approve")
     conductor = _conductor(args, output)
     with conductor.ledger:
         active = conductor.ledger.active_rollout(conductor.inventory_key)
@@ -329,10 +351,18 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
 
     # `running` is what the ledger says; whether a live process drives it is the lease's to say
     drivers = {r.id: describe_driver(leases[r.id]) for r in recent if r.status == "running"}
+    target = temporal_target(args)
+    temporal: tuple[list[str], dict[str, Any]] | None = None
+    if target is not None:
+        from orchestrator.cli.rollouts_temporal import status_lines
+
+        temporal = status_lines(args, target)
+        drivers = {r.id: "driven by its Temporal workflow" for r in recent if r.active}
     if output.json_mode:
         output.document(
             {
                 "schema": "patchring.status/v1",
+                **({"temporal": temporal[1]} if temporal else {}),
                 "rings": {k: v.model_dump(mode="json") for k, v in deployments.items()},
                 "rollouts": [
                     {
@@ -376,6 +406,7 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
             )
     if not recent:
         lines.append("  (none)")
+    lines += temporal[0] if temporal else []
     output.text("\n".join(lines) + "\n")
     return EXIT_OK
 

@@ -28,6 +28,7 @@ from orchestrator.model.inventory import (
     InventoryHost,
     InventoryRing,
     RingEntry,
+    RolloutEngineSettings,
     RunSettings,
     SshSettings,
     Webhook,
@@ -148,6 +149,7 @@ class _Merger:
         self.password_sources: dict[str, SourceLocation] = {}
         self.notifications: dict[str, Webhook] = {}
         self.notification_where: dict[str, SourceLocation] = {}
+        self.rollout: tuple[RolloutEngineSettings, SourceLocation] | None = None
 
     def duplicate(self, where: SourceLocation, what: str, first: SourceLocation) -> None:
         self.problems.append(Diagnostic(where, f"duplicate {what} (first defined at {first})"))
@@ -171,7 +173,9 @@ class _Merger:
                 continue
             group_vars = located_vars(located, ("groups", name, "vars"), group.vars)
             ssh = _ssh_with_paths(group.ssh, files, path)
-            self.groups[name] = InventoryGroup(name=name, vars=group_vars, ssh=ssh, location=where)
+            self.groups[name] = InventoryGroup(
+                name=name, vars=group_vars, ssh=ssh, site=group.site, location=where
+            )
             self._note_password(ssh, located, ("groups", name, "ssh"))
         for index, ring in enumerate(doc.rings):
             self._add_ring(
@@ -194,6 +198,12 @@ class _Merger:
             url_file = _ssh_path(hook.url_file, posixpath.dirname(path), files.reader.root_dir)
             self.notifications[hook.name] = hook.model_copy(update={"url_file": url_file})
             self.notification_where[hook.name] = where
+        if doc.rollout is not None:  # set once across all files
+            where = located.key_location(("rollout",))
+            if self.rollout is not None:
+                self.duplicate(where, "rollout settings", self.rollout[1])
+            else:
+                self.rollout = (doc.rollout, where)
 
     def _add_patching(self, doc: InventoryDocument, located: LocatedYaml) -> None:
         """`patching:`, `exceptions:`, `settings:` and `security_data:` are set once across all
@@ -312,6 +322,7 @@ class _Merger:
             groups=host.groups,
             vars=host_vars,
             ssh=host.ssh,
+            site=host.site,
             location=where,
         )
         self._note_password(host.ssh, located, ("hosts", name, "ssh"))
@@ -398,6 +409,7 @@ def collect_inventory(
         sudo_passwords=passwords,
         notifications=tuple(merger.notifications.values()),
         settings=merger.settings[0] if merger.settings else RunSettings(),
+        rollout=merger.rollout[0] if merger.rollout else RolloutEngineSettings(),
     ), merger.problems
 
 

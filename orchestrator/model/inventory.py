@@ -8,7 +8,7 @@ gate, soak, approval, windows) are `RingSettings` from `model.ring`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
@@ -151,11 +151,34 @@ class HostEntry(Frozen):
     groups: tuple[Label, ...] = ()
     vars: dict[str, Any] = {}
     ssh: SshSettings | None = None
+    site: Label | None = Field(
+        None, description="The site whose worker reaches this host (rollouts on Temporal)."
+    )
 
 
 class GroupEntry(Frozen):
     vars: dict[str, Any] = {}
     ssh: SshSettings | None = None
+    site: Label | None = Field(None, description="The site of the group's hosts (Temporal).")
+
+
+DEFAULT_SITE = "default"
+"""The site of hosts that name none (neither they nor any of their groups)."""
+
+
+class TemporalSettings(Frozen):
+    """Where the Temporal service is (environment TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and
+    the command line win)."""
+
+    address: str | None = Field(None, description="host:port of the Temporal frontend.")
+    namespace: Label | None = Field(None, description="Temporal namespace (default: default).")
+
+
+class RolloutEngineSettings(Frozen):
+    """Which engine drives rollouts: the embedded conductor (default) or Temporal."""
+
+    engine: Literal["embedded", "temporal"] = "embedded"
+    temporal: TemporalSettings = TemporalSettings()
 
 
 class RingEntry(RingSettings):
@@ -185,6 +208,9 @@ class InventoryDocument(Frozen):
         (), description="Webhooks told about rollout events (started, ring passed, ...)."
     )
     settings: RunSettings | None = None
+    rollout: RolloutEngineSettings | None = Field(
+        None, description="The rollout engine: embedded (default) or temporal, with its address."
+    )
 
 
 # --- The merged inventory, as loaders hand it to resolution and rollout -------------------------
@@ -196,6 +222,7 @@ class InventoryGroup(Frozen):
     name: str
     vars: dict[str, VarValue] = {}
     ssh: SshSettings | None = None
+    site: str | None = None
     location: SourceLocation
 
 
@@ -219,6 +246,7 @@ class InventoryHost(Frozen):
     groups: tuple[str, ...] = ()
     vars: dict[str, VarValue] = {}
     ssh: SshSettings | None = None
+    site: str | None = None
     location: SourceLocation
 
 
@@ -247,6 +275,14 @@ class Inventory(Frozen):
     notifications: tuple[Webhook, ...] = ()
     """Every file's webhooks, in file order (`url_file` made absolute where possible)."""
     settings: RunSettings = RunSettings()
+    rollout: RolloutEngineSettings = RolloutEngineSettings()
+
+    def host_site(self, host: InventoryHost) -> str:
+        """The host's own site, else its first group's (in the host's order) that names one,
+        else the default site."""
+        groups = (self.groups.get(name) for name in host.groups)
+        named = [group.site for group in groups if group is not None and group.site]
+        return host.site or next(iter(named), DEFAULT_SITE)
 
     def host_ssh(self, host: InventoryHost) -> SshSettings:
         """The ssh settings of a host: the top-level `ssh:` < its groups' (the host's order,

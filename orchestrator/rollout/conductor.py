@@ -34,7 +34,7 @@ from orchestrator.model.notification import RolloutEvent, RolloutEventKind
 from orchestrator.model.outcome_detail import apply_detail, read_apply, verify_detail
 from orchestrator.model.record import RingOutcome
 from orchestrator.model.results import HostApplyStatus, HostResult, ResourceOutcome
-from orchestrator.model.ring import RingSettings
+from orchestrator.model.ring import HealthResult, RingSettings
 from orchestrator.model.verification import CHECK_OK, CheckResult, HostVerification
 from orchestrator.policy import Project, load_project
 from orchestrator.report.masking import mask_result
@@ -79,6 +79,8 @@ def inventory_key(repo: Path, inventory: str) -> str:
     return hashlib.sha256(f"{repo.resolve()}::{inventory}".encode()).hexdigest()[:16]
 
 
+RingObservation = tuple[dict[str, HostVerification], dict[str, HealthResult]]
+"""A ring's hosts verified, and its gate's health checks (`<check>@<host>` -> result)."""
 State = Literal["completed", "waiting", "halted", "paused", "aborted", "rolled-back"]
 DRIVING = ("running", "waiting")
 """The statuses a driver may move on from; any other was written by someone else, and wins."""
@@ -614,24 +616,15 @@ class Conductor:
         hosts: tuple[str, ...],
         settings: RingSettings,
         project: Project,
+        observed: RingObservation | None = None,
     ) -> tuple[State, str, tuple[str, ...]] | None:
-        """None when the ring's gate has passed (now or before a restart)."""
+        """None when the ring's gate has passed (now or before a restart). `observed`: the
+        ring's checks and health checks, taken already (on Temporal, by each site's worker)."""
         if self._gate_passed(rollout.id, ring):
             return None
         fleet = {h: project.desired[h] for h in hosts}
-        # the whole ring, as it is now
-        verified = verify_hosts(fleet, None, self.mask, parallel=self.fan_out(project))
-        batch_of = {
-            h: b
-            for planned in rollout.plan.rings
-            if planned.name == ring
-            for b, batch in enumerate(planned.batches)
-            for h in batch
-        }
-        self._record_verified(rollout.id, ring, batch_of, verified)
+        verified, health = observed or self.observe_ring(rollout, ring, hosts, settings, project)
         applied = self._applied_map(rollout.id, ring)
-        targets = {h: state.host for h, state in fleet.items()}
-        health = run_health_checks(settings.gate.health_checks, targets, self.sleep)
         result = evaluate_gate(
             settings.gate,
             hosts,
@@ -679,6 +672,29 @@ class Conductor:
             return "paused", f"ring {ring}: gate inconclusive ({reason}); paused", failed
         self.ledger.update_rollout(rollout.id, status="halted", expect=DRIVING)
         return "halted", f"ring {ring}: gate failed: {reason}", failed
+
+    def observe_ring(
+        self,
+        rollout: Rollout,
+        ring: str,
+        hosts: Sequence[str],
+        settings: RingSettings,
+        project: Project,
+    ) -> RingObservation:
+        """What the gate judges: these ring hosts verified as they are now (recorded), and the
+        gate's health checks on them."""
+        fleet = {h: project.desired[h] for h in hosts}
+        verified = verify_hosts(fleet, None, self.mask, parallel=self.fan_out(project))
+        batch_of = {
+            h: b
+            for planned in rollout.plan.rings
+            if planned.name == ring
+            for b, batch in enumerate(planned.batches)
+            for h in batch
+        }
+        self._record_verified(rollout.id, ring, batch_of, verified)
+        targets = {h: state.host for h, state in fleet.items()}
+        return verified, run_health_checks(settings.gate.health_checks, targets, self.sleep)
 
     def _applied_map(self, rollout_id: str, ring: str) -> dict[str, HostResult]:
         latest: dict[str, str] = {}
