@@ -46,6 +46,13 @@ from orchestrator.policy.locked import LoadedLock, locked_resources
 from orchestrator.policy.ordering import after_locations, check_order
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
 from orchestrator.policy.secretvars import marked_texts
+from orchestrator.policy.sharing import (
+    EntryReads,
+    OrderMemo,
+    SharedResolution,
+    entry_reads,
+    variables_key,
+)
 from orchestrator.policy.validation import quote, suggest, validate_located
 from orchestrator.policy.verbatim import key_file_problems, template_flags
 from orchestrator.policy.yamlsource import YamlPath
@@ -143,20 +150,39 @@ def inventory_vars(inventory: Inventory, host: InventoryHost) -> dict[str, VarVa
     return layered
 
 
+def policy_defaults(policy: LoadedPolicy) -> dict[str, VarValue]:
+    """A policy's `vars:`, located."""
+    return {
+        name: VarValue(
+            value=value,
+            location=policy.yaml.value_location(("vars", name)),
+            secrets=marked_texts(policy.yaml, ("vars", name), value),
+        )
+        for name, value in policy.document.vars.items()
+    }
+
+
 def host_vars(
-    inventory: Inventory, host: InventoryHost, policies: Sequence[LoadedPolicy], reporter: Reporter
+    inventory: Inventory,
+    host: InventoryHost,
+    policies: Sequence[LoadedPolicy],
+    reporter: Reporter,
+    shared: SharedResolution | None = None,
+    layered: dict[str, VarValue] | None = None,
 ) -> dict[str, VarValue]:
-    """Every variable of a host, sorted by name: policy defaults under the inventory layers.
-    Two policies giving a variable different defaults is a conflict unless the inventory sets it."""
-    layered = inventory_vars(inventory, host)
+    """Every variable of a host, sorted by name: policy defaults under the inventory layers
+    (`layered`, when already known). Two policies giving a variable different defaults is a
+    conflict unless the inventory sets it."""
+    layered = inventory_vars(inventory, host) if layered is None else layered
     defaults: dict[str, VarValue] = {}
     for policy in policies:
-        for name, value in policy.document.vars.items():
-            here = VarValue(
-                value=value,
-                location=policy.yaml.value_location(("vars", name)),
-                secrets=marked_texts(policy.yaml, ("vars", name), value),
-            )
+        own = shared.defaults.get(id(policy)) if shared is not None else None
+        if own is None:
+            own = policy_defaults(policy)
+            if shared is not None:
+                shared.defaults[id(policy)] = own
+        for name, here in own.items():
+            value = here.value
             earlier = defaults.setdefault(name, here)
             if name not in layered and earlier is not here and earlier.value != value:
                 message = (
@@ -314,6 +340,16 @@ class _HostRender:
             return None
 
 
+def _entry_resource(
+    work: _HostRender, section: str, kind: ResourceKind, index: int, spec: Any
+) -> Resource | None:
+    resource = work.resource(section, kind, index, spec)
+    deploys = work.policy.deploys
+    if resource is not None and kind == "deploy" and index < len(deploys):
+        resource = resource.model_copy(update={"deploy_module": deploys[index]})
+    return resource
+
+
 def policy_resources(
     policy: LoadedPolicy,
     renderer: TemplateRenderer,
@@ -326,12 +362,95 @@ def policy_resources(
     for section, kind in SECTIONS:
         for index, spec in enumerate(getattr(policy.document, section)):
             work = _HostRender(policy, renderer, context, host, reporter)
-            resource = work.resource(section, kind, index, spec)
-            if resource is not None and kind == "deploy" and index < len(policy.deploys):
-                resource = resource.model_copy(update={"deploy_module": policy.deploys[index]})
+            resource = _entry_resource(work, section, kind, index, spec)
             if resource is not None:
                 found.append((kind, index, resource))
     return found
+
+
+def _entries(policy: LoadedPolicy, renderer: TemplateRenderer) -> list[EntryReads]:
+    return [
+        entry_reads(section, kind, index, spec, policy.yaml.data[section][index], renderer)
+        for section, kind in SECTIONS
+        for index, spec in enumerate(getattr(policy.document, section))
+    ]
+
+
+def shared_policy_resources(
+    policy: LoadedPolicy,
+    renderer: TemplateRenderer,
+    context: dict[str, Any],
+    variables: Mapping[str, VarValue],
+    host: str,
+    reporter: Reporter,
+    shared: SharedResolution,
+) -> list[tuple[ResourceKind, int, Resource, object]]:
+    """`policy_resources`, each entry built once per distinct set of the variables it reads
+    (see `policy.sharing`), with for each resource the object that stands for its structure:
+    itself, or the resource it copies with other content."""
+    entries = shared.reads.get(id(policy))
+    if entries is None:
+        entries = shared.reads[id(policy)] = _entries(policy, renderer)
+    names = frozenset(n for e in entries if not e.per_host for n in e.names or ())
+    key = (id(policy), variables_key(names, variables))
+    common = shared.rendered.get(key)
+    if common is None:
+        built = (
+            (e, _entry_resource(_HostRender(policy, renderer, context, host, reporter), *e.at))
+            for e in entries
+            if not e.per_host
+        )
+        common = shared.rendered[key] = [(e.kind, e.index, r) for e, r in built if r is not None]
+    found: list[tuple[ResourceKind, int, Resource, object]] = [(*item, item[2]) for item in common]
+    for entry in (e for e in entries if e.per_host):
+        work = _HostRender(policy, renderer, context, host, reporter)
+        where = (id(policy), entry.section, entry.index)
+        base = shared.bases.get(where) if entry.content_only else None
+        if base is None:
+            resource = _entry_resource(work, *entry.at)
+            if resource is not None and entry.content_only:
+                shared.bases[where] = resource
+            base = resource
+        else:
+            content = work.content(base.spec, (entry.section, entry.index))
+            resource = None if work.failed else base.model_copy(update={"content": content})
+        if resource is not None:
+            found.append((entry.kind, entry.index, resource, base))
+    return found
+
+
+KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+
+def _merged_in_order(
+    ordered: Sequence[tuple[int, int, int, Resource, object]],
+    matching: Sequence[LoadedPolicy],
+    name: str,
+    reporter: Reporter,
+    shared: SharedResolution | None,
+) -> list[Resource]:
+    """The host's resources merged, checked and in apply order; with `shared`, the outcome of
+    a list of the same structure (see `policy.sharing`) is reused."""
+    key = (*(id(p) for p in matching), 0, *(id(item[4]) for item in ordered))
+    memo = shared.orders.get(key) if shared is not None else None
+    if memo is None:
+        resources, conflicts = merge_resources(item[3] for item in ordered)
+        problems = conflicts + check_patch_pins(resources) + check_edited_files(resources)
+        order_problems = check_order(resources, _invalid_ids(matching))
+        resources = topological_order(resources)
+        if shared is not None and len(resources) == len(ordered) and not conflicts:
+            where = {id(item[3]): position for position, item in enumerate(ordered)}
+            kept = (*matching, *(item[4] for item in ordered))
+            memo = OrderMemo(
+                tuple(where[id(r)] for r in resources), tuple(problems), tuple(order_problems), kept
+            )
+            shared.orders[key] = memo
+        reporter.extend(problems)
+        reporter.extend(order_problems, name)
+        return resources
+    reporter.extend(memo.problems)
+    reporter.extend(memo.order_problems, name)
+    return [ordered[position][3] for position in memo.positions]
 
 
 def resolve_host(
@@ -341,29 +460,40 @@ def resolve_host(
     renderer: TemplateRenderer,
     reporter: Reporter,
     lock: LoadedLock | None = None,
+    shared: SharedResolution | None = None,
+    matching: list[LoadedPolicy] | None = None,
+    layered: dict[str, VarValue] | None = None,
 ) -> DesiredState:
     """The desired state of one host; problems go to `reporter`. With a lock, the host's
-    baseline adds its locked versions as patches (after the policies' own resources)."""
+    baseline adds its locked versions as patches (after the policies' own resources).
+    `shared` shares work between the hosts of one resolution; `matching` (the policies that
+    select the host) and `layered` (its inventory variables) are given when already known."""
     host = inventory.hosts[name]
-    matching = [policy for policy in policies if selector_matches(policy.document.select, host)]
-    variables = host_vars(inventory, host, matching, reporter)
-    context = template_context(host, variables)
-    ordered: list[tuple[int, int, int, Resource]] = []
+    if matching is None:
+        matching = [p for p in policies if selector_matches(p.document.select, host)]
+    variables = host_vars(inventory, host, matching, reporter, shared, layered)
+    context = renderer.bind(template_context(host, variables))
+    ordered: list[tuple[int, int, int, Resource, object]] = []
     for number, policy in enumerate(matching):
-        for kind, index, resource in policy_resources(policy, renderer, context, name, reporter):
-            ordered.append((KIND_ORDER.index(kind), number, index, resource))
+        items = (
+            shared_policy_resources(policy, renderer, context, variables, name, reporter, shared)
+            if shared is not None
+            else [
+                (*item, item[2])
+                for item in policy_resources(policy, renderer, context, name, reporter)
+            ]
+        )
+        for kind, index, resource, token in items:
+            ordered.append((KIND_RANK[kind], number, index, resource, token))
     reporter.extend(check_baselines(matching, name))
     baseline = next((p.name for p in matching if p.document.patch_baseline is not None), None)
     if lock is not None and baseline is not None:
         pins, problems = locked_resources(lock, baseline, name, variables)
         reporter.extend(problems)
-        kind_rank = KIND_ORDER.index("patch")
-        ordered += [(kind_rank, len(matching), index, pin) for index, pin in enumerate(pins)]
+        kind_rank = KIND_RANK["patch"]
+        ordered += [(kind_rank, len(matching), index, pin, pin) for index, pin in enumerate(pins)]
     ordered.sort(key=lambda item: item[:3])
-    resources, conflicts = merge_resources(item[3] for item in ordered)
-    reporter.extend(conflicts + check_patch_pins(resources) + check_edited_files(resources))
-    reporter.extend(check_order(resources, _invalid_ids(matching)), name)
-    resources = topological_order(resources)
+    resources = _merged_in_order(ordered, matching, name, reporter, shared)
     return DesiredState(
         host=host_target(inventory, host),
         resources=tuple(resources),
@@ -400,15 +530,28 @@ def resolve_hosts(
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
     layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
-    selects = {
-        policy.name: [
-            h for h in inventory.hosts.values() if selector_matches(policy.document.select, h)
-        ]
-        for policy in policies
-    }
+    matching: dict[str, list[LoadedPolicy]] = {name: [] for name in inventory.hosts}
+    selects: dict[str, list[InventoryHost]] = {}
+    for policy in policies:
+        hosts = selects.setdefault(policy.name, [])
+        for host in inventory.hosts.values():
+            if selector_matches(policy.document.select, host):
+                hosts.append(host)
+                matching[host.name].append(policy)
     reporter.extend(overridden_defaults(policies, layers, selects))
+    shared = SharedResolution()
     desired = {
-        name: resolve_host(policies, inventory, name, renderer, reporter, lock)
+        name: resolve_host(
+            policies,
+            inventory,
+            name,
+            renderer,
+            reporter,
+            lock,
+            shared,
+            matching[name],
+            layers[name],
+        )
         for name in inventory.hosts
     }
     return desired, reporter.diagnostics()
