@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,35 +151,32 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     def render_bounded(self, template: Template, context: Mapping[str, Any]) -> str:
         """Render `template` under the limits. Raises RenderLimitError (and Jinja2 errors).
-        A `BoundVars` context is used as it is; any other is merged with the globals first."""
+        A `BoundVars` context is used as it is (Jinja2 would copy every global and variable
+        into a new dict for each rendering); any other is merged with the globals first."""
         self._budget = _Budget(deadline=time.monotonic() + MAX_SECONDS)
+        bound = isinstance(context, BoundVars)
+        if isinstance(context, BoundVars):
+            # Read only (`set` writes frame.vars). No template globals of its own: every
+            # template of an environment sees just the environment's, which `bind` merged in.
+            frame = self.context_class(self, context, template.name, template.blocks)
+            chunks = template.root_render_func(frame)
+        else:
+            chunks = template.generate(context)
         try:
             parts: list[str] = []
             size = 0
-            for chunk in self._render_chunks(template, context):
+            for chunk in chunks:
                 size += len(chunk)
                 if size > MAX_OUTPUT:
                     raise _too_big("the rendered output")
                 parts.append(chunk)
             return "".join(parts)
+        except Exception:
+            if bound:  # as `generate` does: the traceback points into the template
+                self.handle_exception()
+            raise
         finally:
             self._budget = None
-
-    def _render_chunks(self, template: Template, context: Mapping[str, Any]) -> Iterator[str]:
-        """`template.generate(context)`, without merging a bound context with the globals again
-        (Jinja2 copies every global and variable into a new dict for each rendering)."""
-        if not isinstance(context, BoundVars):
-            return template.generate(context)
-        return self._render_bound(template, context)
-
-    def _render_bound(self, template: Template, context: BoundVars) -> Iterator[str]:
-        # Read only (`set` writes frame.vars). No template globals of its own: every template
-        # of an environment sees just the environment's, which `bind` merged in already.
-        frame = self.context_class(self, context, template.name, template.blocks)
-        try:
-            yield from template.root_render_func(frame)
-        except Exception:
-            yield self.handle_exception()
 
     def bind(self, context: Mapping[str, Any]) -> BoundVars:
         """`context` merged with the globals once, for many renderings (variables win, as in

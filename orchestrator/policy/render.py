@@ -115,6 +115,7 @@ class TemplateRenderer:
         self._envs: dict[TemplateFlags, BoundedEnvironment] = {}
         self._env = self._environment((False, False))
         self._compiled: dict[str, Template] = {}
+        self._files: dict[tuple[str, TemplateFlags], Template] = {}
         self._verbatim: dict[str, bytes] = {}
         self._reads: dict[tuple[str, str], frozenset[str] | None] = {}
 
@@ -184,4 +185,7 @@ class TemplateRenderer:
         options `flags` (trim_blocks, lstrip_blocks). Raises RenderError."""
         env = self._environment(flags)
         with _translated(path):
-            return env.render_bounded(env.get_template(path), context)
+            template = self._files.get((path, flags))
+            if template is None:  # (Jinja2's own cache costs more than a render at this size)
+                template = self._files[(path, flags)] = env.get_template(path)
+            return env.render_bounded(template, context)

@@ -49,6 +49,7 @@ from orchestrator.policy.secretvars import marked_texts
 from orchestrator.policy.sharing import (
     EntryReads,
     OrderMemo,
+    PolicyReads,
     SharedResolution,
     entry_reads,
     variables_key,
@@ -388,21 +389,20 @@ def shared_policy_resources(
     """`policy_resources`, each entry built once per distinct set of the variables it reads
     (see `policy.sharing`), with for each resource the object that stands for its structure:
     itself, or the resource it copies with other content."""
-    entries = shared.reads.get(id(policy))
-    if entries is None:
-        entries = shared.reads[id(policy)] = _entries(policy, renderer)
-    names = frozenset(n for e in entries if not e.per_host for n in e.names or ())
-    key = (id(policy), variables_key(names, variables))
+    reads = shared.reads.get(id(policy))
+    if reads is None:
+        reads = shared.reads[id(policy)] = PolicyReads.of(_entries(policy, renderer))
+    key = (id(policy), variables_key(reads.common_names, variables))
     common = shared.rendered.get(key)
     if common is None:
         built = (
             (e, _entry_resource(_HostRender(policy, renderer, context, host, reporter), *e.at))
-            for e in entries
-            if not e.per_host
+            for e in reads.common
         )
-        common = shared.rendered[key] = [(e.kind, e.index, r) for e, r in built if r is not None]
-    found: list[tuple[ResourceKind, int, Resource, object]] = [(*item, item[2]) for item in common]
-    for entry in (e for e in entries if e.per_host):
+        common = [(e.kind, e.index, r, r) for e, r in built if r is not None]
+        shared.rendered[key] = common
+    found: list[tuple[ResourceKind, int, Resource, object]] = list(common)
+    for entry in reads.per_host:
         work = _HostRender(policy, renderer, context, host, reporter)
         where = (id(policy), entry.section, entry.index)
         base = shared.bases.get(where) if entry.content_only else None
@@ -520,6 +520,24 @@ def _invalid_ids(policies: Sequence[LoadedPolicy]) -> set[str]:
     return found
 
 
+def _matching_policies(
+    policies: Sequence[LoadedPolicy], inventory: Inventory
+) -> dict[str, list[LoadedPolicy]]:
+    """The policies that select each host, in policy order; worked out once per distinct
+    ring, groups and naming selectors (hosts mostly share them)."""
+    naming = [p for p in policies if p.document.select.hosts]
+    known: dict[tuple[object, ...], list[LoadedPolicy]] = {}
+    matching: dict[str, list[LoadedPolicy]] = {}
+    for name, host in inventory.hosts.items():
+        shape = (host.ring, host.groups, *(name in p.document.select.hosts for p in naming))
+        found = known.get(shape)
+        if found is None:
+            found = [p for p in policies if selector_matches(p.document.select, host)]
+            known[shape] = found
+        matching[name] = found
+    return matching
+
+
 def resolve_hosts(
     policies: Sequence[LoadedPolicy],
     inventory: Inventory,
@@ -530,14 +548,11 @@ def resolve_hosts(
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
     layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
-    matching: dict[str, list[LoadedPolicy]] = {name: [] for name in inventory.hosts}
-    selects: dict[str, list[InventoryHost]] = {}
-    for policy in policies:
-        hosts = selects.setdefault(policy.name, [])
-        for host in inventory.hosts.values():
-            if selector_matches(policy.document.select, host):
-                hosts.append(host)
-                matching[host.name].append(policy)
+    matching = _matching_policies(policies, inventory)
+    selects: dict[str, list[InventoryHost]] = {policy.name: [] for policy in policies}
+    for name, host in inventory.hosts.items():
+        for policy in matching[name]:
+            selects[policy.name].append(host)
     reporter.extend(overridden_defaults(policies, layers, selects))
     shared = SharedResolution()
     desired = {

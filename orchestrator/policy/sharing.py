@@ -27,6 +27,8 @@ from orchestrator.model.desired import Resource, ResourceKind, VarValue
 from orchestrator.model.policy import Block, File
 from orchestrator.policy.render import TemplateRenderer, is_template
 
+PolicyItem = tuple[ResourceKind, int, Resource, object]
+"""(kind, position in its section, resource, the object standing for its structure)."""
 HOST_VAR = "host"
 """The built-in every template sees: reading it makes an entry's result differ per host."""
 
@@ -88,9 +90,25 @@ def entry_reads(
     return EntryReads(section, kind, index, spec, frozen, content_only=not texts)
 
 
-def variables_key(names: frozenset[str], variables: Mapping[str, VarValue]) -> tuple[int, ...]:
+@dataclass(frozen=True)
+class PolicyReads:
+    """A policy's entries: those shared by the hosts that see the same `common_names`, and
+    those rendered per host."""
+
+    common: tuple[EntryReads, ...]
+    common_names: tuple[str, ...]
+    per_host: tuple[EntryReads, ...]
+
+    @classmethod
+    def of(cls, entries: list[EntryReads]) -> PolicyReads:
+        common = tuple(e for e in entries if not e.per_host)
+        names = sorted({name for e in common for name in e.names or ()})
+        return cls(common, tuple(names), tuple(e for e in entries if e.per_host))
+
+
+def variables_key(names: tuple[str, ...], variables: Mapping[str, VarValue]) -> tuple[int, ...]:
     """Which values of `names` a host has, by identity (see the module docstring)."""
-    return tuple(id(variables.get(name)) for name in sorted(names))
+    return tuple([id(variables.get(name)) for name in names])
 
 
 @dataclass(frozen=True)
@@ -109,10 +127,8 @@ class OrderMemo:
 class SharedResolution:
     """Memos of one resolution of a fleet (one `resolve_hosts` call); never shared wider."""
 
-    reads: dict[int, list[EntryReads]] = field(default_factory=dict)
-    rendered: dict[tuple[int, tuple[int, ...]], list[tuple[ResourceKind, int, Resource]]] = field(
-        default_factory=dict
-    )
+    reads: dict[int, PolicyReads] = field(default_factory=dict)
+    rendered: dict[tuple[int, tuple[int, ...]], list[PolicyItem]] = field(default_factory=dict)
     bases: dict[tuple[int, str, int], Resource] = field(default_factory=dict)
     defaults: dict[int, dict[str, VarValue]] = field(default_factory=dict)
     orders: dict[tuple[int, ...], OrderMemo] = field(default_factory=dict)
