@@ -7,7 +7,7 @@ prints or writes afterwards goes through `Output`, which masks them.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,9 @@ from orchestrator.cli.console import Output
 from orchestrator.errors import ValidationError
 from orchestrator.inventory import select_hosts
 from orchestrator.model.desired import DesiredState
+from orchestrator.model.inventory import Inventory
 from orchestrator.policy import Project, WorktreeSource, load_project
+from orchestrator.policy.project import HostChoice
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,10 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def load(repo: Path, inventory: str, output: Output) -> Project:
+def load(repo: Path, inventory: str, output: Output, hosts: HostChoice | None = None) -> Project:
+    """The project at `repo`; with `hosts`, only the hosts it chooses are resolved."""
     with _collector_paused():
-        project = load_project(WorktreeSource(repo), inventory)
+        project = load_project(WorktreeSource(repo), inventory, hosts=hosts)
     output.protect(project.secrets)
     if project.exceptions and project.inventory.exception_rules.approver_not_author:
         from orchestrator.gitops import exception_approvers
@@ -63,8 +66,22 @@ def select(
     hosts: Sequence[str] | None,
     output: Output,
 ) -> Selection:
-    project = load(repo, inventory, output)
+    project = load(repo, inventory, output, _chosen(ring, hosts) if ring or hosts else None)
     names = select_hosts(project.inventory, ring=ring, hosts=hosts or ())
     fleet = {name: project.desired[name] for name in names}
     rings = tuple(r.name for r in project.inventory.rings)
     return Selection(project=project, fleet=fleet, rings=rings)
+
+
+def _chosen(ring: str | None, hosts: Sequence[str] | None) -> HostChoice:
+    """The hosts to resolve for a selection (unknown names are left to `select_hosts`)."""
+    wanted = frozenset(hosts or ())
+
+    def choose(inventory: Inventory) -> Collection[str]:
+        return [
+            name
+            for name, host in inventory.hosts.items()
+            if (ring is None or host.ring == ring) and (not wanted or name in wanted)
+        ]
+
+    return choose

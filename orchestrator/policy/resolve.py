@@ -11,7 +11,7 @@ repeats on every host is reported once, naming one host. Pure; imports jinja2 (t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
@@ -543,8 +543,10 @@ def resolve_hosts(
     inventory: Inventory,
     renderer: TemplateRenderer,
     lock: LoadedLock | None = None,
+    names: Collection[str] | None = None,
 ) -> tuple[dict[str, DesiredState], list[Diagnostic]]:
-    """The desired state of every host in inventory order, and every problem found (each once)."""
+    """The desired state of every host (or of those in `names`) in inventory order, and every
+    problem found (each once)."""
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
     layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
@@ -568,5 +570,6 @@ def resolve_hosts(
             layers[name],
         )
         for name in inventory.hosts
+        if names is None or name in names
     }
     return desired, reporter.diagnostics()
