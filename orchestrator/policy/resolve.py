@@ -392,16 +392,18 @@ def shared_policy_resources(
     reads = shared.reads.get(id(policy))
     if reads is None:
         reads = shared.reads[id(policy)] = PolicyReads.of(_entries(policy, renderer))
-    key = (id(policy), variables_key(reads.common_names, variables))
-    common = shared.rendered.get(key)
-    if common is None:
-        built = (
-            (e, _entry_resource(_HostRender(policy, renderer, context, host, reporter), *e.at))
-            for e in reads.common
-        )
-        common = [(e.kind, e.index, r, r) for e, r in built if r is not None]
-        shared.rendered[key] = common
-    found: list[tuple[ResourceKind, int, Resource, object]] = list(common)
+    found: list[tuple[ResourceKind, int, Resource, object]] = []
+    for number, (names, group) in enumerate(reads.common):
+        key = (id(policy), number, variables_key(names, variables))
+        common = shared.rendered.get(key)
+        if common is None:
+            built = (
+                (e, _entry_resource(_HostRender(policy, renderer, context, host, reporter), *e.at))
+                for e in group
+            )
+            common = [(e.kind, e.index, r, r) for e, r in built if r is not None]
+            shared.rendered[key] = common
+        found += common
     for entry in reads.per_host:
         work = _HostRender(policy, renderer, context, host, reporter)
         where = (id(policy), entry.section, entry.index)

@@ -92,18 +92,20 @@ def entry_reads(
 
 @dataclass(frozen=True)
 class PolicyReads:
-    """A policy's entries: those shared by the hosts that see the same `common_names`, and
-    those rendered per host."""
+    """A policy's entries: those shared by the hosts that see the same values of the names a
+    group reads (entries grouped by the names they read, so an entry that reads a ring
+    variable is not rebuilt for every group), and those rendered per host."""
 
-    common: tuple[EntryReads, ...]
-    common_names: tuple[str, ...]
+    common: tuple[tuple[tuple[str, ...], tuple[EntryReads, ...]], ...]
     per_host: tuple[EntryReads, ...]
 
     @classmethod
     def of(cls, entries: list[EntryReads]) -> PolicyReads:
-        common = tuple(e for e in entries if not e.per_host)
-        names = sorted({name for e in common for name in e.names or ()})
-        return cls(common, tuple(names), tuple(e for e in entries if e.per_host))
+        groups: dict[tuple[str, ...], list[EntryReads]] = {}
+        for entry in (e for e in entries if not e.per_host):
+            groups.setdefault(tuple(sorted(entry.names or ())), []).append(entry)
+        common = tuple((names, tuple(group)) for names, group in groups.items())
+        return cls(common, tuple(e for e in entries if e.per_host))
 
 
 def variables_key(names: tuple[str, ...], variables: Mapping[str, VarValue]) -> tuple[int, ...]:
@@ -128,7 +130,7 @@ class SharedResolution:
     """Memos of one resolution of a fleet (one `resolve_hosts` call); never shared wider."""
 
     reads: dict[int, PolicyReads] = field(default_factory=dict)
-    rendered: dict[tuple[int, tuple[int, ...]], list[PolicyItem]] = field(default_factory=dict)
+    rendered: dict[tuple[int, int, tuple[int, ...]], list[PolicyItem]] = field(default_factory=dict)
     bases: dict[tuple[int, str, int], Resource] = field(default_factory=dict)
     defaults: dict[int, dict[str, VarValue]] = field(default_factory=dict)
     orders: dict[tuple[int, ...], OrderMemo] = field(default_factory=dict)
