@@ -424,25 +424,36 @@ def shared_policy_resources(
 KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 
 
+PolicyItems = list[tuple[ResourceKind, int, Resource, object]]
+
+
 def _merged_in_order(
-    ordered: Sequence[tuple[int, int, int, Resource, object]],
+    found: Sequence[PolicyItems],
     matching: Sequence[LoadedPolicy],
     name: str,
     reporter: Reporter,
     shared: SharedResolution | None,
 ) -> list[Resource]:
-    """The host's resources merged, checked and in apply order; with `shared`, the outcome of
-    a list of the same structure (see `policy.sharing`) is reused."""
-    key = (*(id(p) for p in matching), 0, *(id(item[4]) for item in ordered))
+    """The host's resources (`found`: per matching policy, then its lock pins) in the default
+    order of kinds, merged, checked and in apply order; with `shared`, the outcome for a list
+    of the same structure (see `policy.sharing`) is reused, sorting included."""
+    flat = [item for items in found for item in items]
+    key = (*(id(p) for p in matching), 0, *(id(item[3]) for item in flat))
     memo = shared.orders.get(key) if shared is not None else None
     if memo is None:
-        resources, conflicts = merge_resources(item[3] for item in ordered)
+        ranked = sorted(
+            (KIND_RANK[item[0]], number, item[1], position)
+            for number, items in enumerate(found)
+            for position, item in enumerate(items, start=sum(len(i) for i in found[:number]))
+        )
+        ordered = [flat[rank[3]][2] for rank in ranked]
+        resources, conflicts = merge_resources(ordered)
         problems = conflicts + check_patch_pins(resources) + check_edited_files(resources)
         order_problems = check_order(resources, _invalid_ids(matching))
         resources = topological_order(resources)
-        if shared is not None and len(resources) == len(ordered) and not conflicts:
-            where = {id(item[3]): position for position, item in enumerate(ordered)}
-            kept = (*matching, *(item[4] for item in ordered))
+        if shared is not None and len(resources) == len(flat) and not conflicts:
+            where = {id(item[2]): position for position, item in enumerate(flat)}
+            kept = (*matching, *(item[3] for item in flat))
             memo = OrderMemo(
                 tuple(where[id(r)] for r in resources), tuple(problems), tuple(order_problems), kept
             )
@@ -452,7 +463,7 @@ def _merged_in_order(
         return resources
     reporter.extend(memo.problems)
     reporter.extend(memo.order_problems, name)
-    return [ordered[position][3] for position in memo.positions]
+    return [flat[position][2] for position in memo.positions]
 
 
 def resolve_host(
@@ -475,27 +486,21 @@ def resolve_host(
         matching = [p for p in policies if selector_matches(p.document.select, host)]
     variables = host_vars(inventory, host, matching, reporter, shared, layered)
     context = renderer.bind(template_context(host, variables))
-    ordered: list[tuple[int, int, int, Resource, object]] = []
-    for number, policy in enumerate(matching):
-        items = (
-            shared_policy_resources(policy, renderer, context, variables, name, reporter, shared)
-            if shared is not None
-            else [
-                (*item, item[2])
-                for item in policy_resources(policy, renderer, context, name, reporter)
-            ]
-        )
-        for kind, index, resource, token in items:
-            ordered.append((KIND_RANK[kind], number, index, resource, token))
+    found: list[PolicyItems] = [
+        shared_policy_resources(policy, renderer, context, variables, name, reporter, shared)
+        if shared is not None
+        else [
+            (*item, item[2]) for item in policy_resources(policy, renderer, context, name, reporter)
+        ]
+        for policy in matching
+    ]
     reporter.extend(check_baselines(matching, name))
     baseline = next((p.name for p in matching if p.document.patch_baseline is not None), None)
     if lock is not None and baseline is not None:
         pins, problems = locked_resources(lock, baseline, name, variables)
         reporter.extend(problems)
-        kind_rank = KIND_RANK["patch"]
-        ordered += [(kind_rank, len(matching), index, pin, pin) for index, pin in enumerate(pins)]
-    ordered.sort(key=lambda item: item[:3])
-    resources = _merged_in_order(ordered, matching, name, reporter, shared)
+        found.append([("patch", index, pin, pin) for index, pin in enumerate(pins)])
+    resources = _merged_in_order(found, matching, name, reporter, shared)
     return DesiredState(
         host=host_target(inventory, host),
         resources=tuple(resources),
