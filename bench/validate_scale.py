@@ -121,8 +121,11 @@ def write_project(folder: Path, hosts: int, policies: int) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
-    """(wall s, CPU s, peak RSS bytes, last output line) of one subprocess. Each command runs
+def run_measured(
+    command: list[str], env: dict[str, str], folder: Path
+) -> tuple[float, float, int, str]:
+    """(wall s, CPU s, peak RSS bytes, last output line) of one subprocess, run in `folder`
+    (not in this checkout, whose `orchestrator/` would shadow `--source`). Each command runs
     under a small parent of its own, so RUSAGE_CHILDREN's peak is this command's alone."""
     probe = (
         "import resource, subprocess, sys, time\n"
@@ -135,7 +138,12 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float,
         "print(tail[0][:160])\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe, *command], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", probe, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=folder,
+        check=True,
     )
     figures, tail = done.stdout.splitlines()[:2]
     wall, cpu, rss, code = figures.split()
@@ -170,10 +178,10 @@ def main() -> None:
     )
     patchring = [sys.executable, "-m", "orchestrator"]
     where = ["--repo", str(folder)]
-    validate = run_measured([*patchring, "validate", *where], env)
+    validate = run_measured([*patchring, "validate", *where], env, folder)
     report("validate", validate, GOAL_SECONDS, GOAL_BYTES)
     one = host_name(args.hosts // 2)
-    explain = run_measured([*patchring, "explain", one, *where], env)
+    explain = run_measured([*patchring, "explain", one, *where], env, folder)
     report(f"explain {one} (one host)", explain, GOAL_ONE_HOST_SECONDS, GOAL_BYTES)
     if not args.keep:
         subprocess.run(["rm", "-rf", str(folder)], check=True)
