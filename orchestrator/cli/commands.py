@@ -135,7 +135,7 @@ def cmd_explain(args: argparse.Namespace, output: Output) -> int:
     from orchestrator.policy import explain_host
     from orchestrator.report.explain import explain_document, render_explain_text
 
-    project = load(args.repo, args.inventory, output)
+    project = load(args.repo, args.inventory, output, hosts=lambda _: (args.host,))
     output.show(explain_host(project, args.host), render_explain_text, explain_document)
     return EXIT_OK
 

@@ -89,7 +89,8 @@ def explain_host(project: Project, host: str) -> Explanation:
     """Every resource field and variable of one host of a loaded project. Raises
     UnknownHostError (with a did-you-mean) for a host the inventory does not have."""
     if host not in project.desired:
-        raise UnknownHostError(f"unknown host '{host}'{suggest(host, project.desired)}")
+        known = project.inventory.hosts
+        raise UnknownHostError(f"unknown host '{host}'{suggest(host, known)}")
     return explain_state(project.desired[host])
 
 

@@ -1,6 +1,6 @@
 """A Jinja2 sandbox that also bounds what a template may cost: memory, steps and time.
 
-`BoundedEnvironment` is a `SandboxedEnvironment` whose renderings cannot exhaust the controller:
+`BoundedEnvironment` is an `ImmutableSandboxedEnvironment` whose renderings cannot exhaust the controller:
 the sizes that `*`, `**`, `+`, `%`, `~`, `str.format`/`%` widths, padding and `replace`/`join`
 would produce are computed before the work is done and refused above the limits; every loop
 iteration and every call is a step (a budget per rendering, and a deadline); the output, streamed
@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_OUTPUT = 1_000_000
 """Characters (or list items) any one value, and the whole output, may have."""
@@ -38,6 +38,11 @@ MAX_SECONDS = 10.0
 _STEP = "__patchring_step__"
 _FORMAT_NUMBER = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d*))?|\{[^{}]*?:([^{}]*)\}")
 _DIGITS = re.compile(r"\d+")
+
+
+class BoundVars(dict[str, Any]):
+    """A template context already merged with the environment's globals (`bind`): rendered as
+    it is, never changed by a rendering."""
 
 
 class RenderLimitError(Exception):
@@ -128,8 +133,10 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.write("))")
 
 
-class BoundedEnvironment(SandboxedEnvironment):
-    """The sandbox with limits; render with `render_bounded`."""
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox with limits; render with `render_bounded`. Immutable: a template cannot
+    change a variable's list or dict in place (`.append`, `.update`), since renderings share
+    the values (and their results) between hosts."""
 
     code_generator_class = _BoundedCodeGenerator
     intercepted_binops = frozenset({"*", "**", "+", "%"})
@@ -145,19 +152,38 @@ class BoundedEnvironment(SandboxedEnvironment):
     # --- the budget ------------------------------------------------------------------------
 
     def render_bounded(self, template: Template, context: Mapping[str, Any]) -> str:
-        """Render `template` under the limits. Raises RenderLimitError (and Jinja2 errors)."""
+        """Render `template` under the limits. Raises RenderLimitError (and Jinja2 errors).
+        A `BoundVars` context is used as it is (Jinja2 would copy every global and variable
+        into a new dict for each rendering); any other is merged with the globals first."""
         self._budget = _Budget(deadline=time.monotonic() + MAX_SECONDS)
+        bound = isinstance(context, BoundVars)
+        if isinstance(context, BoundVars):
+            # Read only (`set` writes frame.vars). No template globals of its own: every
+            # template of an environment sees just the environment's, which `bind` merged in.
+            frame = self.context_class(self, context, template.name, template.blocks)
+            chunks = template.root_render_func(frame)
+        else:
+            chunks = template.generate(context)
         try:
             parts: list[str] = []
             size = 0
-            for chunk in template.generate(context):
+            for chunk in chunks:
                 size += len(chunk)
                 if size > MAX_OUTPUT:
                     raise _too_big("the rendered output")
                 parts.append(chunk)
             return "".join(parts)
+        except Exception:
+            if bound:  # as `generate` does: the traceback points into the template
+                self.handle_exception()
+            raise
         finally:
             self._budget = None
+
+    def bind(self, context: Mapping[str, Any]) -> BoundVars:
+        """`context` merged with the globals once, for many renderings (variables win, as in
+        Jinja2)."""
+        return BoundVars({**self.globals, **context})
 
     def step(self) -> None:
         budget = self._budget

@@ -13,7 +13,7 @@ pyinfra or gitpython.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from orchestrator.errors import Diagnostic, UserInputError, ValidationError
@@ -43,7 +43,7 @@ lapses next month, and tests."""
 @dataclass(frozen=True)
 class Project:
     """A validated project: policies in file order, the inventory, and each host's desired state
-    (keys in inventory order)."""
+    (keys in inventory order; only the chosen hosts' when `load_project` was given a choice)."""
 
     policies: tuple[LoadedPolicy, ...]
     inventory: Inventory
@@ -61,12 +61,21 @@ class Project:
     """The date exceptions were evaluated as of."""
 
 
+HostChoice = Callable[[Inventory], Collection[str]]
+"""Given the loaded inventory, the names of the hosts a command needs resolved."""
+
+
 def load_project(
-    source: ProjectSource, inventory: str = INVENTORY_DEFAULT, today: dt.date | None = None
+    source: ProjectSource,
+    inventory: str = INVENTORY_DEFAULT,
+    today: dt.date | None = None,
+    hosts: HostChoice | None = None,
 ) -> Project:
     """Load and resolve everything; raises one ValidationError listing every problem found.
     `inventory` is a file or folder, absolute or relative to the project root. Exceptions are
-    applied as of `today` (default: $PATCHRING_TODAY, else today in UTC)."""
+    applied as of `today` (default: $PATCHRING_TODAY, else today in UTC). With `hosts`, only
+    the hosts it names are resolved (a command about a few hosts of a large fleet), so only
+    their problems of resolution are found; every file is still loaded and checked whole."""
     # Imported here, not at the top: the inventory loader builds on this package's YAML modules,
     # so a module-level import would make `import orchestrator.inventory` circular.
     from orchestrator.inventory.loader import collect_inventory
@@ -83,8 +92,9 @@ def load_project(
     secrets = project_secrets(policies, loaded_inventory)
     if loaded_inventory is not None:
         problems += unknown_secret_vars(policies, loaded_inventory)
+        chosen = hosts(loaded_inventory) if hosts is not None else None
         desired, resolve_problems = resolve_hosts(
-            policies, loaded_inventory, TemplateRenderer(source), lock
+            policies, loaded_inventory, TemplateRenderer(source), lock, chosen
         )
         problems += resolve_problems
         problems += unknown_targets(exceptions, loaded_inventory)

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, Template
+from jinja2 import BaseLoader, Environment, StrictUndefined, Template, meta, nodes
 from jinja2.exceptions import TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
-from orchestrator.policy.limits import BoundedEnvironment, RenderLimitError
+from orchestrator.policy.limits import BoundedEnvironment, BoundVars, RenderLimitError
 from orchestrator.policy.projectsource import PathOutsideRootError, ProjectSource
 from orchestrator.source import SourceLocation
 
@@ -115,7 +115,9 @@ class TemplateRenderer:
         self._envs: dict[TemplateFlags, BoundedEnvironment] = {}
         self._env = self._environment((False, False))
         self._compiled: dict[str, Template] = {}
+        self._files: dict[tuple[str, TemplateFlags], Template] = {}
         self._verbatim: dict[str, bytes] = {}
+        self._reads: dict[tuple[str, str], frozenset[str] | None] = {}
 
     def _environment(self, flags: TemplateFlags) -> BoundedEnvironment:
         env = self._envs.get(flags)
@@ -146,6 +148,28 @@ class TemplateRenderer:
                 raise RenderError(message, per_host=False) from None
         return self._verbatim[path]
 
+    def bind(self, context: Mapping[str, Any]) -> BoundVars:
+        """`context` prepared once for many renderings (one host's variables)."""
+        return self._env.bind(context)
+
+    def names_read(self, text: str | None = None, path: str | None = None) -> frozenset[str] | None:
+        """The variables a policy string (`text`) or template file (`path`) reads, or None when
+        that cannot be told (a syntax error, a file that cannot be read, or an include, import
+        or extends, whose template reads the caller's variables too)."""
+        key = ("text", text) if text is not None else ("file", path or "")
+        if key not in self._reads:
+            try:
+                source = text if text is not None else self._source.read_text(path or "")
+                tree = self._env.parse(source)
+            except (TemplateError, OSError, UnicodeDecodeError, PathOutsideRootError):
+                self._reads[key] = None
+            else:
+                outside = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+                shared = next(tree.find_all(outside), None)
+                found = meta.find_undeclared_variables(tree)
+                self._reads[key] = frozenset(found) if shared is None else None
+        return self._reads[key]
+
     def render_text(self, text: str, context: Mapping[str, Any]) -> str:
         """Render one policy string. Raises RenderError."""
         with _translated(None):
@@ -161,4 +185,7 @@ class TemplateRenderer:
         options `flags` (trim_blocks, lstrip_blocks). Raises RenderError."""
         env = self._environment(flags)
         with _translated(path):
-            return env.render_bounded(env.get_template(path), context)
+            template = self._files.get((path, flags))
+            if template is None:  # (Jinja2's own cache costs more than a render at this size)
+                template = self._files[(path, flags)] = env.get_template(path)
+            return env.render_bounded(template, context)

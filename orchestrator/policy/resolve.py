@@ -11,7 +11,7 @@ repeats on every host is reported once, naming one host. Pure; imports jinja2 (t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
@@ -46,6 +46,14 @@ from orchestrator.policy.locked import LoadedLock, locked_resources
 from orchestrator.policy.ordering import after_locations, check_order
 from orchestrator.policy.render import RenderError, TemplateRenderer, is_template
 from orchestrator.policy.secretvars import marked_texts
+from orchestrator.policy.sharing import (
+    EntryReads,
+    OrderMemo,
+    PolicyReads,
+    SharedResolution,
+    entry_reads,
+    variables_key,
+)
 from orchestrator.policy.validation import quote, suggest, validate_located
 from orchestrator.policy.verbatim import key_file_problems, template_flags
 from orchestrator.policy.yamlsource import YamlPath
@@ -143,20 +151,39 @@ def inventory_vars(inventory: Inventory, host: InventoryHost) -> dict[str, VarVa
     return layered
 
 
+def policy_defaults(policy: LoadedPolicy) -> dict[str, VarValue]:
+    """A policy's `vars:`, located."""
+    return {
+        name: VarValue(
+            value=value,
+            location=policy.yaml.value_location(("vars", name)),
+            secrets=marked_texts(policy.yaml, ("vars", name), value),
+        )
+        for name, value in policy.document.vars.items()
+    }
+
+
 def host_vars(
-    inventory: Inventory, host: InventoryHost, policies: Sequence[LoadedPolicy], reporter: Reporter
+    inventory: Inventory,
+    host: InventoryHost,
+    policies: Sequence[LoadedPolicy],
+    reporter: Reporter,
+    shared: SharedResolution | None = None,
+    layered: dict[str, VarValue] | None = None,
 ) -> dict[str, VarValue]:
-    """Every variable of a host, sorted by name: policy defaults under the inventory layers.
-    Two policies giving a variable different defaults is a conflict unless the inventory sets it."""
-    layered = inventory_vars(inventory, host)
+    """Every variable of a host, sorted by name: policy defaults under the inventory layers
+    (`layered`, when already known). Two policies giving a variable different defaults is a
+    conflict unless the inventory sets it."""
+    layered = inventory_vars(inventory, host) if layered is None else layered
     defaults: dict[str, VarValue] = {}
     for policy in policies:
-        for name, value in policy.document.vars.items():
-            here = VarValue(
-                value=value,
-                location=policy.yaml.value_location(("vars", name)),
-                secrets=marked_texts(policy.yaml, ("vars", name), value),
-            )
+        own = shared.defaults.get(id(policy)) if shared is not None else None
+        if own is None:
+            own = policy_defaults(policy)
+            if shared is not None:
+                shared.defaults[id(policy)] = own
+        for name, here in own.items():
+            value = here.value
             earlier = defaults.setdefault(name, here)
             if name not in layered and earlier is not here and earlier.value != value:
                 message = (
@@ -314,6 +341,16 @@ class _HostRender:
             return None
 
 
+def _entry_resource(
+    work: _HostRender, section: str, kind: ResourceKind, index: int, spec: Any
+) -> Resource | None:
+    resource = work.resource(section, kind, index, spec)
+    deploys = work.policy.deploys
+    if resource is not None and kind == "deploy" and index < len(deploys):
+        resource = resource.model_copy(update={"deploy_module": deploys[index]})
+    return resource
+
+
 def policy_resources(
     policy: LoadedPolicy,
     renderer: TemplateRenderer,
@@ -326,12 +363,107 @@ def policy_resources(
     for section, kind in SECTIONS:
         for index, spec in enumerate(getattr(policy.document, section)):
             work = _HostRender(policy, renderer, context, host, reporter)
-            resource = work.resource(section, kind, index, spec)
-            if resource is not None and kind == "deploy" and index < len(policy.deploys):
-                resource = resource.model_copy(update={"deploy_module": policy.deploys[index]})
+            resource = _entry_resource(work, section, kind, index, spec)
             if resource is not None:
                 found.append((kind, index, resource))
     return found
+
+
+def _entries(policy: LoadedPolicy, renderer: TemplateRenderer) -> list[EntryReads]:
+    return [
+        entry_reads(section, kind, index, spec, policy.yaml.data[section][index], renderer)
+        for section, kind in SECTIONS
+        for index, spec in enumerate(getattr(policy.document, section))
+    ]
+
+
+def shared_policy_resources(
+    policy: LoadedPolicy,
+    renderer: TemplateRenderer,
+    context: dict[str, Any],
+    variables: Mapping[str, VarValue],
+    host: str,
+    reporter: Reporter,
+    shared: SharedResolution,
+) -> list[tuple[ResourceKind, int, Resource, object]]:
+    """`policy_resources`, each entry built once per distinct set of the variables it reads
+    (see `policy.sharing`), with for each resource the object that stands for its structure:
+    itself, or the resource it copies with other content."""
+    reads = shared.reads.get(id(policy))
+    if reads is None:
+        reads = shared.reads[id(policy)] = PolicyReads.of(_entries(policy, renderer))
+    found: list[tuple[ResourceKind, int, Resource, object]] = []
+    for number, (names, group) in enumerate(reads.common):
+        key = (id(policy), number, variables_key(names, variables))
+        common = shared.rendered.get(key)
+        if common is None:
+            built = (
+                (e, _entry_resource(_HostRender(policy, renderer, context, host, reporter), *e.at))
+                for e in group
+            )
+            common = [(e.kind, e.index, r, r) for e, r in built if r is not None]
+            shared.rendered[key] = common
+        found += common
+    for entry in reads.per_host:
+        work = _HostRender(policy, renderer, context, host, reporter)
+        where = (id(policy), entry.section, entry.index)
+        base = shared.bases.get(where) if entry.content_only else None
+        if base is None:
+            resource = _entry_resource(work, *entry.at)
+            if resource is not None and entry.content_only:
+                shared.bases[where] = resource
+            base = resource
+        else:
+            content = work.content(base.spec, (entry.section, entry.index))
+            resource = None if work.failed else base.model_copy(update={"content": content})
+        if resource is not None:
+            found.append((entry.kind, entry.index, resource, base))
+    return found
+
+
+KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+
+PolicyItems = list[tuple[ResourceKind, int, Resource, object]]
+
+
+def _merged_in_order(
+    found: Sequence[PolicyItems],
+    matching: Sequence[LoadedPolicy],
+    name: str,
+    reporter: Reporter,
+    shared: SharedResolution | None,
+) -> list[Resource]:
+    """The host's resources (`found`: per matching policy, then its lock pins) in the default
+    order of kinds, merged, checked and in apply order; with `shared`, the outcome for a list
+    of the same structure (see `policy.sharing`) is reused, sorting included."""
+    flat = [item for items in found for item in items]
+    key = (*(id(p) for p in matching), 0, *(id(item[3]) for item in flat))
+    memo = shared.orders.get(key) if shared is not None else None
+    if memo is None:
+        ranked = sorted(
+            (KIND_RANK[item[0]], number, item[1], position)
+            for number, items in enumerate(found)
+            for position, item in enumerate(items, start=sum(len(i) for i in found[:number]))
+        )
+        ordered = [flat[rank[3]][2] for rank in ranked]
+        resources, conflicts = merge_resources(ordered)
+        problems = conflicts + check_patch_pins(resources) + check_edited_files(resources)
+        order_problems = check_order(resources, _invalid_ids(matching))
+        resources = topological_order(resources)
+        if shared is not None and len(resources) == len(flat) and not conflicts:
+            where = {id(item[2]): position for position, item in enumerate(flat)}
+            kept = (*matching, *(item[3] for item in flat))
+            memo = OrderMemo(
+                tuple(where[id(r)] for r in resources), tuple(problems), tuple(order_problems), kept
+            )
+            shared.orders[key] = memo
+        reporter.extend(problems)
+        reporter.extend(order_problems, name)
+        return resources
+    reporter.extend(memo.problems)
+    reporter.extend(memo.order_problems, name)
+    return [flat[position][2] for position in memo.positions]
 
 
 def resolve_host(
@@ -341,29 +473,34 @@ def resolve_host(
     renderer: TemplateRenderer,
     reporter: Reporter,
     lock: LoadedLock | None = None,
+    shared: SharedResolution | None = None,
+    matching: list[LoadedPolicy] | None = None,
+    layered: dict[str, VarValue] | None = None,
 ) -> DesiredState:
     """The desired state of one host; problems go to `reporter`. With a lock, the host's
-    baseline adds its locked versions as patches (after the policies' own resources)."""
+    baseline adds its locked versions as patches (after the policies' own resources).
+    `shared` shares work between the hosts of one resolution; `matching` (the policies that
+    select the host) and `layered` (its inventory variables) are given when already known."""
     host = inventory.hosts[name]
-    matching = [policy for policy in policies if selector_matches(policy.document.select, host)]
-    variables = host_vars(inventory, host, matching, reporter)
-    context = template_context(host, variables)
-    ordered: list[tuple[int, int, int, Resource]] = []
-    for number, policy in enumerate(matching):
-        for kind, index, resource in policy_resources(policy, renderer, context, name, reporter):
-            ordered.append((KIND_ORDER.index(kind), number, index, resource))
+    if matching is None:
+        matching = [p for p in policies if selector_matches(p.document.select, host)]
+    variables = host_vars(inventory, host, matching, reporter, shared, layered)
+    context = renderer.bind(template_context(host, variables))
+    found: list[PolicyItems] = [
+        shared_policy_resources(policy, renderer, context, variables, name, reporter, shared)
+        if shared is not None
+        else [
+            (*item, item[2]) for item in policy_resources(policy, renderer, context, name, reporter)
+        ]
+        for policy in matching
+    ]
     reporter.extend(check_baselines(matching, name))
     baseline = next((p.name for p in matching if p.document.patch_baseline is not None), None)
     if lock is not None and baseline is not None:
         pins, problems = locked_resources(lock, baseline, name, variables)
         reporter.extend(problems)
-        kind_rank = KIND_ORDER.index("patch")
-        ordered += [(kind_rank, len(matching), index, pin) for index, pin in enumerate(pins)]
-    ordered.sort(key=lambda item: item[:3])
-    resources, conflicts = merge_resources(item[3] for item in ordered)
-    reporter.extend(conflicts + check_patch_pins(resources) + check_edited_files(resources))
-    reporter.extend(check_order(resources, _invalid_ids(matching)), name)
-    resources = topological_order(resources)
+        found.append([("patch", index, pin, pin) for index, pin in enumerate(pins)])
+    resources = _merged_in_order(found, matching, name, reporter, shared)
     return DesiredState(
         host=host_target(inventory, host),
         resources=tuple(resources),
@@ -390,25 +527,56 @@ def _invalid_ids(policies: Sequence[LoadedPolicy]) -> set[str]:
     return found
 
 
+def _matching_policies(
+    policies: Sequence[LoadedPolicy], inventory: Inventory
+) -> dict[str, list[LoadedPolicy]]:
+    """The policies that select each host, in policy order; worked out once per distinct
+    ring, groups and naming selectors (hosts mostly share them)."""
+    naming = [p for p in policies if p.document.select.hosts]
+    known: dict[tuple[object, ...], list[LoadedPolicy]] = {}
+    matching: dict[str, list[LoadedPolicy]] = {}
+    for name, host in inventory.hosts.items():
+        shape = (host.ring, host.groups, *(name in p.document.select.hosts for p in naming))
+        found = known.get(shape)
+        if found is None:
+            found = [p for p in policies if selector_matches(p.document.select, host)]
+            known[shape] = found
+        matching[name] = found
+    return matching
+
+
 def resolve_hosts(
     policies: Sequence[LoadedPolicy],
     inventory: Inventory,
     renderer: TemplateRenderer,
     lock: LoadedLock | None = None,
+    names: Collection[str] | None = None,
 ) -> tuple[dict[str, DesiredState], list[Diagnostic]]:
-    """The desired state of every host in inventory order, and every problem found (each once)."""
+    """The desired state of every host (or of those in `names`) in inventory order, and every
+    problem found (each once)."""
     reporter = Reporter()
     reporter.extend(check_selectors(policies, inventory))
     layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
-    selects = {
-        policy.name: [
-            h for h in inventory.hosts.values() if selector_matches(policy.document.select, h)
-        ]
-        for policy in policies
-    }
+    matching = _matching_policies(policies, inventory)
+    selects: dict[str, list[InventoryHost]] = {policy.name: [] for policy in policies}
+    for name, host in inventory.hosts.items():
+        for policy in matching[name]:
+            selects[policy.name].append(host)
     reporter.extend(overridden_defaults(policies, layers, selects))
+    shared = SharedResolution()
     desired = {
-        name: resolve_host(policies, inventory, name, renderer, reporter, lock)
+        name: resolve_host(
+            policies,
+            inventory,
+            name,
+            renderer,
+            reporter,
+            lock,
+            shared,
+            matching[name],
+            layers[name],
+        )
         for name in inventory.hosts
+        if names is None or name in names
     }
     return desired, reporter.diagnostics()

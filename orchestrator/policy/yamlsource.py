@@ -1,7 +1,9 @@
 """YAML with locations: plain Python values plus the file:line:col of every key and value.
 
-Parses with PyYAML's safe composer (nodes carry marks) and converts the node tree itself, so
-only safe values come out: mappings with string keys, lists, str, int, float, bool and null.
+Parses with PyYAML's safe composer (nodes carry marks; libyaml's C composer when PyYAML has
+it, about ten times faster, with the pure-Python one re-run on a file that fails so every
+syntax error reads as it always has) and converts the node tree itself, so only safe values
+come out: mappings with string keys, lists, str, int, float, bool and null.
 Deliberate choices: anchors and aliases are allowed (an aliased value is located where its anchor
 is defined), merge keys (`<<`) and explicit tags other than the standard scalar ones are
 rejected, and dates stay strings (no model field wants a date). Every problem is a `Diagnostic`.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -99,11 +101,21 @@ def _location(file: str, node: Node) -> SourceLocation:
     return SourceLocation(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _Loader(Protocol):
+    """What both PyYAML loaders (pure Python and libyaml) offer the converter."""
+
+    def get_single_node(self) -> Node | None: ...
+    def dispose(self) -> None: ...
+    def construct_yaml_bool(self, node: ScalarNode) -> bool: ...
+    def construct_yaml_int(self, node: ScalarNode) -> int: ...
+    def construct_yaml_float(self, node: ScalarNode) -> float: ...
+
+
 class _Converter:
     """Walks a composed node tree into plain values, recording locations and problems."""
 
     def __init__(
-        self, file: str, loader: yaml.SafeLoader, references: ReferenceReader | None = None
+        self, file: str, loader: _Loader, references: ReferenceReader | None = None
     ) -> None:
         self.file = file
         self.loader = loader
@@ -280,8 +292,25 @@ def parse_yaml(
     """Parse one YAML document. Raises ValidationError with every problem found; `what` names
     the kind of file in the message for an empty one ("empty policy file"); `references` reads
     `!env` and `!file` values (without it they are errors)."""
+    make_loader: Callable[[str], _Loader] = yaml.SafeLoader
+    if _FAST_LOADER is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        make_loader = _FAST_LOADER  # (PyYAML's reader refuses those characters; libyaml may not)
+    return _parse(text, file, what, references, make_loader)
+
+
+# libyaml's loader, when PyYAML was built with it; its marks count characters as ours do.
+_FAST_LOADER: Callable[[str], _Loader] | None = getattr(yaml, "CSafeLoader", None)
+
+
+def _parse(
+    text: str,
+    file: str,
+    what: str,
+    references: ReferenceReader | None,
+    make_loader: Callable[[str], _Loader],
+) -> LocatedYaml:
     try:
-        loader = yaml.SafeLoader(text)
+        loader = make_loader(text)
     except yaml.reader.ReaderError as error:
         raise ValidationError([_reader_diagnostic(file, text, error)]) from None
     try:
@@ -290,14 +319,16 @@ def parse_yaml(
             raise ValidationError([Diagnostic(SourceLocation(file, 1, 1), f"empty {what} file")])
         converter = _Converter(file, loader, references)
         data = converter.convert(root, ())
-    except yaml.MarkedYAMLError as error:
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as error:
+        if make_loader is not yaml.SafeLoader:  # libyaml words errors its own way: ask PyYAML
+            return _parse(text, file, what, references, yaml.SafeLoader)
+        if isinstance(error, yaml.reader.ReaderError):
+            raise ValidationError([_reader_diagnostic(file, text, error)]) from None
         mark = error.problem_mark or error.context_mark
         where = (
             SourceLocation(file, mark.line + 1, mark.column + 1) if mark else SourceLocation(file)
         )
         raise ValidationError([Diagnostic(where, _syntax_message(error))]) from None
-    except yaml.reader.ReaderError as error:
-        raise ValidationError([_reader_diagnostic(file, text, error)]) from None
     except _TooLarge as error:
         message = f"document too large: more than {MAX_NODES} values once aliases are expanded"
         where = converter.keys.get(error.path[:1], SourceLocation(file, 1, 1))
