@@ -102,9 +102,9 @@ def _impact_and_saved_plan_flags(plan: argparse.ArgumentParser, apply: Any) -> N
 
 
 def cmd_validate(args: argparse.Namespace, output: Output) -> int:
-    project = load(args.repo, args.inventory, output)
-    hosts = len(project.desired)
-    resources = sum(len(d.resources) for d in project.desired.values())
+    project = load(args.repo, args.inventory, output, counts_only=True)
+    counts = project.resource_counts or {}
+    hosts, resources = len(counts), sum(counts.values())
     warnings = project.warnings
     if output.json_mode:
         output.document(

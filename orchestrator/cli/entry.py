@@ -11,9 +11,11 @@ import signal
 import sys
 from typing import NoReturn
 
-UNPATCHED = frozenset({"worker"})
+UNPATCHED = frozenset({"worker", "validate"})
 """Commands that must not patch: a Temporal worker's SDK runs native threads and an asyncio
-loop (its host steps run in real threads, one host at a time)."""
+loop (its host steps run in real threads, one host at a time); `validate` reaches no host and
+forks workers over a large fleet (`policy.forked`), which gevent's fork and waitpid would
+serve through its hub."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

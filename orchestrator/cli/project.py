@@ -72,10 +72,19 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def load(repo: Path, inventory: str, output: Output, hosts: HostChoice | None = None) -> Project:
-    """The project at `repo`; with `hosts`, only the hosts it chooses are resolved."""
+def load(
+    repo: Path,
+    inventory: str,
+    output: Output,
+    hosts: HostChoice | None = None,
+    counts_only: bool = False,
+) -> Project:
+    """The project at `repo`; with `hosts`, only the hosts it chooses are resolved; with
+    `counts_only`, all are, but only their resource counts are kept."""
     with _collector_paused():
-        project = load_project(WorktreeSource(repo), inventory, hosts=hosts)
+        project = load_project(
+            WorktreeSource(repo), inventory, hosts=hosts, counts_only=counts_only
+        )
     output.protect(project.secrets)
     if project.exceptions and project.inventory.exception_rules.approver_not_author:
         from orchestrator.gitops import exception_approvers

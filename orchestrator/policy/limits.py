@@ -1,13 +1,13 @@
 """A Jinja2 sandbox that also bounds what a template may cost: memory, steps and time.
 
-`BoundedEnvironment` is an `ImmutableSandboxedEnvironment` whose renderings cannot exhaust the controller:
-the sizes that `*`, `**`, `+`, `%`, `~`, `str.format`/`%` widths, padding and `replace`/`join`
-would produce are computed before the work is done and refused above the limits; every loop
-iteration and every call is a step (a budget per rendering, and a deadline); the output, streamed
-or buffered (macros, `{% set %}` blocks), has a maximum length. Breaking a limit raises
-`RenderLimitError`, which `render` reports like any template error. The budget lives on the
-environment instance of one renderer (rendering is single-threaded), never at module level.
-Imports jinja2 and the standard library only.
+`BoundedEnvironment` is an `ImmutableSandboxedEnvironment` whose renderings cannot exhaust the
+controller: the sizes that `*`, `**`, `+`, `%`, `~`, `str.format`/`%` widths, padding and
+`replace`/`join` would produce are computed before the work is done and refused above the
+limits; every loop iteration and every call is a step (a budget per rendering, and a deadline);
+the output, streamed or buffered (macros, `{% set %}` blocks), has a maximum length. Breaking a
+limit raises `RenderLimitError`, which `render` reports like any template error. The budget
+lives on the environment instance of one renderer (rendering is single-threaded), never at
+module level. Imports jinja2 and the standard library only.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ pyinfra or gitpython.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.errors import Diagnostic, UserInputError, ValidationError
 from orchestrator.model.desired import DesiredState
@@ -26,11 +27,12 @@ from orchestrator.policy.exceptions import (
     dated_warnings,
     unknown_targets,
 )
+from orchestrator.policy.forked import in_workers, workers_for
 from orchestrator.policy.loader import LoadedPolicy, collect_policies
 from orchestrator.policy.locked import LoadedLock, read_lock
 from orchestrator.policy.projectsource import ProjectSource
 from orchestrator.policy.render import TemplateRenderer
-from orchestrator.policy.resolve import resolve_hosts
+from orchestrator.policy.resolve import FleetResolution, resolve_hosts
 from orchestrator.policy.secretvars import project_secrets, unknown_secret_vars
 from orchestrator.secrets import Masker
 
@@ -59,6 +61,9 @@ class Project:
     """Every exception of `exceptions/`, expired ones included (reports list them)."""
     today: dt.date | None = None
     """The date exceptions were evaluated as of."""
+    resource_counts: Mapping[str, int] | None = None
+    """Loaded with `counts_only`: each host's number of resources, instead of `desired`
+    (which is then empty)."""
 
 
 HostChoice = Callable[[Inventory], Collection[str]]
@@ -70,12 +75,15 @@ def load_project(
     inventory: str = INVENTORY_DEFAULT,
     today: dt.date | None = None,
     hosts: HostChoice | None = None,
+    counts_only: bool = False,
 ) -> Project:
     """Load and resolve everything; raises one ValidationError listing every problem found.
     `inventory` is a file or folder, absolute or relative to the project root. Exceptions are
     applied as of `today` (default: $PATCHRING_TODAY, else today in UTC). With `hosts`, only
     the hosts it names are resolved (a command about a few hosts of a large fleet), so only
-    their problems of resolution are found; every file is still loaded and checked whole."""
+    their problems of resolution are found; every file is still loaded and checked whole.
+    With `counts_only` (`validate`), every host is resolved, on every core of a large fleet
+    (`policy.forked`), and only the problems and resource counts are kept."""
     # Imported here, not at the top: the inventory loader builds on this package's YAML modules,
     # so a module-level import would make `import orchestrator.inventory` circular.
     from orchestrator.inventory.loader import collect_inventory
@@ -84,6 +92,7 @@ def load_project(
     loaded_inventory, inventory_problems = collect_inventory(source, inventory)
     problems = problems + inventory_problems
     desired: dict[str, DesiredState] = {}
+    counts: dict[str, int] | None = None
     lock, lock_problems = read_lock(source)
     problems += lock_problems
     exceptions, exception_problems = collect_exceptions(source)
@@ -93,9 +102,14 @@ def load_project(
     if loaded_inventory is not None:
         problems += unknown_secret_vars(policies, loaded_inventory)
         chosen = hosts(loaded_inventory) if hosts is not None else None
-        desired, resolve_problems = resolve_hosts(
-            policies, loaded_inventory, TemplateRenderer(source), lock, chosen
-        )
+        renderer = TemplateRenderer(source)
+        if counts_only and chosen is None:
+            fleet = FleetResolution.start(policies, loaded_inventory, renderer, lock)
+            counts, resolve_problems = _resolved_counts(fleet, exceptions, today)
+        else:
+            desired, resolve_problems = resolve_hosts(
+                policies, loaded_inventory, renderer, lock, chosen
+            )
         problems += resolve_problems
         problems += unknown_targets(exceptions, loaded_inventory)
         problems += dated_warnings(exceptions, loaded_inventory.exception_rules, today)
@@ -112,7 +126,28 @@ def load_project(
         warnings=tuple(sorted(found)),
         exceptions=exceptions,
         today=today,
+        resource_counts=counts,
     )
+
+
+def _resolved_counts(
+    fleet: FleetResolution, exceptions: Sequence[LoadedException], today: dt.date
+) -> tuple[dict[str, int], list[Diagnostic]]:
+    """Every host resolved (exceptions applied), in slices over the cores: the problems, as
+    one process would report them (the first host's, in inventory order), and resource counts."""
+
+    def count(names: Sequence[str]) -> tuple[list[tuple[Any, Diagnostic]], dict[str, int]]:
+        desired = apply_exceptions(fleet.resolve(names), exceptions, fleet.inventory, today)
+        found = list(fleet.reporter.found.items())
+        return found, {name: len(state.resources) for name, state in desired.items()}
+
+    names = list(fleet.inventory.hosts)
+    counts: dict[str, int] = {}
+    for found, part in in_workers(count, names, workers_for(len(names))):
+        for key, diagnostic in found:
+            fleet.reporter.found.setdefault(key, diagnostic)
+        counts.update(part)
+    return counts, fleet.reporter.diagnostics()
 
 
 def run_date(source: ProjectSource) -> dt.date:

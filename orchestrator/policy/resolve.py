@@ -554,29 +554,60 @@ def resolve_hosts(
 ) -> tuple[dict[str, DesiredState], list[Diagnostic]]:
     """The desired state of every host (or of those in `names`) in inventory order, and every
     problem found (each once)."""
-    reporter = Reporter()
-    reporter.extend(check_selectors(policies, inventory))
-    layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
-    matching = _matching_policies(policies, inventory)
-    selects: dict[str, list[InventoryHost]] = {policy.name: [] for policy in policies}
-    for name, host in inventory.hosts.items():
-        for policy in matching[name]:
-            selects[policy.name].append(host)
-    reporter.extend(overridden_defaults(policies, layers, selects))
-    shared = SharedResolution()
-    desired = {
-        name: resolve_host(
-            policies,
-            inventory,
-            name,
-            renderer,
-            reporter,
-            lock,
-            shared,
-            matching[name],
-            layers[name],
+    fleet = FleetResolution.start(policies, inventory, renderer, lock)
+    desired = fleet.resolve([name for name in inventory.hosts if names is None or name in names])
+    return desired, fleet.reporter.diagnostics()
+
+
+@dataclass
+class FleetResolution:
+    """One resolution of a fleet: what every host shares (variable layers, matching policies,
+    memos), the fleet-wide checks done, and a reporter; hosts are resolved on demand."""
+
+    policies: Sequence[LoadedPolicy]
+    inventory: Inventory
+    renderer: TemplateRenderer
+    lock: LoadedLock | None
+    reporter: Reporter
+    layers: dict[str, dict[str, VarValue]]
+    matching: dict[str, list[LoadedPolicy]]
+    shared: SharedResolution
+
+    @classmethod
+    def start(
+        cls,
+        policies: Sequence[LoadedPolicy],
+        inventory: Inventory,
+        renderer: TemplateRenderer,
+        lock: LoadedLock | None = None,
+    ) -> FleetResolution:
+        reporter = Reporter()
+        reporter.extend(check_selectors(policies, inventory))
+        layers = {name: inventory_vars(inventory, host) for name, host in inventory.hosts.items()}
+        matching = _matching_policies(policies, inventory)
+        selects: dict[str, list[InventoryHost]] = {policy.name: [] for policy in policies}
+        for name, host in inventory.hosts.items():
+            for policy in matching[name]:
+                selects[policy.name].append(host)
+        reporter.extend(overridden_defaults(policies, layers, selects))
+        fleet = cls(
+            policies, inventory, renderer, lock, reporter, layers, matching, SharedResolution()
         )
-        for name in inventory.hosts
-        if names is None or name in names
-    }
-    return desired, reporter.diagnostics()
+        return fleet
+
+    def resolve(self, names: Iterable[str]) -> dict[str, DesiredState]:
+        """These hosts' desired states, in the order given; problems go to `reporter`."""
+        return {
+            name: resolve_host(
+                self.policies,
+                self.inventory,
+                name,
+                self.renderer,
+                self.reporter,
+                self.lock,
+                self.shared,
+                self.matching[name],
+                self.layers[name],
+            )
+            for name in names
+        }
