@@ -87,7 +87,7 @@ def test_internal_error_writes_a_crash_log(
 ) -> None:
     import orchestrator.cli.commands as commands
 
-    def boom(*args: object) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
