@@ -14,6 +14,7 @@ lab is torn down at the end. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from bench import compile_project
 from bench.noop_apply import CLI, make_repo
+from orchestrator.errors import LabNotRunningError
 from orchestrator.lab import LabConfig, lab_down, lab_up
 
 LAB, SUBNET = "bench100", "10.213.50.0/24"
@@ -62,7 +64,8 @@ def main() -> int:
     hosts = args.hosts
     work = Path(tempfile.mkdtemp(prefix="patchring-bench-fleet-"))
     inventory = work / "lab.yml"
-    lab_down(LAB)  # a smaller lab of the same name, left by `bench.noop_apply --keep`
+    with contextlib.suppress(LabNotRunningError):  # a smaller one, left by noop_apply --keep
+        lab_down(LAB)
     started = time.perf_counter()
     lab_up(LabConfig(name=LAB, hosts=hosts, subnet=SUBNET, inventory_path=inventory))
     print(f"lab up, {hosts} hosts: {time.perf_counter() - started:.1f} s")
