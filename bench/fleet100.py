@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from bench import compile_project
-from bench.noop_apply import CLI, make_repo
+from bench.converge import make_repo
+from bench.noop_apply import CLI
 from orchestrator.errors import LabNotRunningError
 from orchestrator.lab import LabConfig, lab_down, lab_up
 

@@ -37,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench import compile_project
+from bench.converge import make_repo
 from orchestrator.lab import LabConfig, lab_down, lab_up
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -63,23 +64,6 @@ def median_of(argv: list[str], cwd: Path, repeat: int) -> tuple[float, float]:
         if proc.returncode not in (0, 2):
             raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-
-
-def make_repo(dest: Path, inventory: Path, settings: dict[str, object] | None = None) -> Path:
-    for folder in ("policies", "templates", "files", "inventory"):
-        shutil.copytree(PROJECT / folder, dest / folder, ignore=shutil.ignore_patterns("lab.yml"))
-    text = inventory.read_text()
-    if settings:
-        text += "settings: " + json.dumps(settings) + "\n"
-    (dest / "inventory" / "lab.yml").write_text(text)
-    (dest / ".gitignore").write_text(".patchring/\n")
-    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "example policies"]):
-        subprocess.run(
-            ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", *argv],
-            cwd=dest,
-            check=True,
-        )
-    return dest
 
 
 PACKAGES = (

@@ -147,19 +147,13 @@ class Rollout:
         assert self._job is not None
         self._state, self._batch, self._message = "running", batch, ""
         await self._step("patchring.open_batch", self._job, self._rollout_id, index, batch)
-        await asyncio.gather(
-            *(
-                workflow.execute_activity(
-                    "patchring.apply_site_batch",
-                    args=[self._job, self._rollout_id, index, batch, site, hosts],
-                    result_type=BatchDone,
-                    task_queue=site_queue(site),
-                    start_to_close_timeout=BATCH_TIMEOUT,
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=RETRY,
-                )
-                for site, hosts in sites.items()
-            )
+        await self._on_sites(
+            "patchring.apply_site_batch",
+            BatchDone,
+            {
+                site: [self._job, self._rollout_id, index, batch, site, h]
+                for site, h in sites.items()
+            },
         )
         self._batches_done += 1
         verdict = await self._step(
@@ -177,19 +171,10 @@ class Rollout:
                 sites.setdefault(site, []).extend(hosts)
         while True:
             self._state, self._batch = "gate", None
-            observed = await asyncio.gather(
-                *(
-                    workflow.execute_activity(
-                        "patchring.observe_gate_site",
-                        args=[self._job, self._rollout_id, index, site, hosts],
-                        result_type=GateObserved,
-                        task_queue=site_queue(site),
-                        start_to_close_timeout=BATCH_TIMEOUT,
-                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                        retry_policy=RETRY,
-                    )
-                    for site, hosts in sites.items()
-                )
+            observed = await self._on_sites(
+                "patchring.observe_gate_site",
+                GateObserved,
+                {s: [self._job, self._rollout_id, index, s, h] for s, h in sites.items()},
             )
             health = [result for part in observed for result in part.health]
             verdict = await self._step(
@@ -251,6 +236,25 @@ class Rollout:
                 await self._control()
             await self._step("patchring.set_status", self._job, self._rollout_id, "running")
             self._state = "running"
+
+    async def _on_sites(
+        self, name: str, result_type: type, args_by_site: dict[str, list[object]]
+    ) -> list[Any]:
+        """One activity per site, all at once, each on its own site's task queue."""
+        return await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    name,
+                    args=args,
+                    result_type=result_type,
+                    task_queue=site_queue(site),
+                    start_to_close_timeout=BATCH_TIMEOUT,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RETRY,
+                )
+                for site, args in args_by_site.items()
+            )
+        )
 
     async def _step(self, name: str, *args: object, result_type: type | None = None) -> Any:
         return await workflow.execute_activity(
