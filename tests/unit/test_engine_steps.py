@@ -95,3 +95,38 @@ def test_an_apt_failure_keeps_the_sentence_that_explains_it() -> None:
     ]
     output = SimpleNamespace(combined_lines=[SimpleNamespace(line=line) for line in apt])
     assert _failure_text(SimpleNamespace(_combined_output=output)).splitlines() == apt[3:]
+
+
+def test_an_operation_refused_while_it_runs_stops_its_host_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Operations are generated when they run (not when added): what an operation raises
+    then (a missing file, a bad fact) fails its host, naming the operation; later ones never
+    run."""
+    from orchestrator.compiler.opspec import OpSpec
+    from orchestrator.engine import run
+    from orchestrator.source import SourceLocation
+
+    def refused(state: object, host: object, op_hash: str) -> bool:
+        if op_hash == "first":
+            raise OSError("No such file or directory: 'files/agent.conf'")
+        raise AssertionError("a later operation ran")
+
+    monkeypatch.setattr(run, "run_host_op", refused)
+    link, _ = _link(answers=True)
+    spec = OpSpec(
+        operation="files.put",
+        args={"dest": "/etc/agent.conf"},
+        resource_ids=("file:/etc/agent.conf",),
+        policy="app",
+        location=SourceLocation(file="policies/app.yml", line=3, col=5),
+        description="file /etc/agent.conf",
+    )
+    metas = [SimpleNamespace(_hash="first"), SimpleNamespace(_hash="second")]
+    stopped = run._execute_host(SimpleNamespace(), link, [(spec, metas)])  # type: ignore[arg-type]
+    assert stopped == run.Stopped(
+        "first",
+        'operation "files.put /etc/agent.conf" failed: '
+        "No such file or directory: 'files/agent.conf'",
+        host_silent=False,
+    )
